@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny generated image datasets and the real flowers5 folder when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def make_image(colour: tuple[int, int, int], seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
+    """A noisy image of one dominant colour: distinct per class, different per seed."""
+    rng = np.random.default_rng(seed)
+    base = np.array(colour, dtype=np.float32)
+    pixels = base + rng.normal(0, 25, size=(size[1], size[0], 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def write_class_folders(root: Path, per_class: int = 12, classes: dict | None = None) -> Path:
+    classes = classes or COLOURS
+    for c_index, (name, colour) in enumerate(classes.items()):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make_image(colour, seed=c_index * 1000 + i).save(folder / f"{name}_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """Three colour classes x 12 small JPEGs: learnable in a few steps by a tiny model."""
+    return write_class_folders(tmp_path / "colours")
+
+
+@pytest.fixture(scope="session")
+def flowers5() -> Path:
+    if not FLOWERS5.is_dir():
+        pytest.skip(f"real-data test: {FLOWERS5} is missing (the shared flowers5 photos are not on this machine)")
+    return FLOWERS5
