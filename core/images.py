@@ -80,6 +80,21 @@ def _read_head(source: ImageSource, n: int = 32) -> bytes:
     return head
 
 
+def _format_by_magic(head: bytes) -> str:
+    for magic, fmt in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+                       (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF")):
+        if head.startswith(magic):
+            return fmt
+    return "WEBP" if head[8:12] == b"WEBP" else "image"
+
+
+def _damage(exc: BaseException, fmt: str) -> str:
+    """'truncated JPEG' when the file simply ends too early, else 'corrupt PNG (...)'."""
+    if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
+        return f"truncated {fmt}"
+    return f"corrupt {fmt} ({exc})"
+
+
 def _not_an_image(head: bytes) -> str:
     lowered = head.lstrip().lower()
     for magic, what in _MAGIC:
@@ -119,8 +134,8 @@ def _open_checked(source: ImageSource, name: str) -> Image.Image:
         raise BadImageError(name, f"decompression bomb: {count} exceeds limit of {MAX_PIXELS:,}") from exc
     except UnidentifiedImageError as exc:
         raise BadImageError(name, _not_an_image(_read_head(source))) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(name, f"corrupt image header ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadImageError(name, _damage(exc, _format_by_magic(_read_head(source)))) from exc
     width, height = im.size
     if width * height > MAX_PIXELS:
         im.close()
@@ -132,12 +147,10 @@ def _open_checked(source: ImageSource, name: str) -> Image.Image:
 
 
 def _load_pixels(im: Image.Image, name: str) -> None:
-    fmt = im.format or "image"
     try:
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        kind = "truncated" if "truncated" in str(exc) or isinstance(exc, EOFError) else "corrupt"
-        raise BadImageError(name, f"{kind} {fmt} ({exc})" if kind == "corrupt" else f"truncated {fmt}") from exc
+        raise BadImageError(name, _damage(exc, im.format or "image")) from exc
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -191,7 +204,7 @@ def probe_image(source: ImageSource, name: str | None = None) -> ImageInfo:
             try:
                 im.verify()
             except Exception as exc:  # verify raises assorted types for assorted formats
-                raise BadImageError(label, f"corrupt {info.format} ({exc})") from exc
+                raise BadImageError(label, _damage(exc, info.format)) from exc
         return info
     finally:
         im.close()
