@@ -1,0 +1,103 @@
+"""Assemble backbone + head into one flat classifier, choose what trains, find where to cut.
+
+The cut is the graph position the activation cache stores: everything below it is frozen,
+so its output is a fixed function of the image and can be computed once per sweep.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from functools import lru_cache
+
+import keras
+import numpy as np
+
+from core.backbones import POOL_LAYER, build_feature_extractor
+from core.heads import build_head
+from core.specs import TrialParams
+
+
+
+
+@dataclass
+class Classifier:
+    """A flat Keras model from raw RGB pixels (0..255) to class probabilities."""
+
+    model: keras.Model
+    trainable: list[str]   # backbone layers that train in this trial
+    cut: str               # name of the layer whose output the activation cache holds
+
+    def top_model(self) -> keras.Model:
+        """The layers above the cut as their own model, sharing weights with `model`."""
+        return keras.Model(self.model.get_layer(self.cut).output, self.model.output, name="top")
+
+    def bottom_model(self) -> keras.Model:
+        """Input up to the cut: the frozen part whose output is cached."""
+        return keras.Model(self.model.input, self.model.get_layer(self.cut).output, name="bottom")
+
+    @property
+    def cacheable(self) -> bool:
+        return not isinstance(self.model.get_layer(self.cut), keras.layers.InputLayer)
+
+
+@dataclass
+class _Extractor:
+    model: keras.Model
+    initial_weights: list[np.ndarray]
+
+
+@lru_cache(maxsize=2)
+def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extractor:
+    """One backbone per process and configuration; trials reset its weights, not rebuild it."""
+    keras.utils.set_random_seed(seed)
+    model = build_feature_extractor(backbone, image_size, weights=None if weights == "none" else weights)
+    return _Extractor(model, model.get_weights())
+
+
+def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Classifier:
+    """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable."""
+    extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
+    extractor.model.set_weights(extractor.initial_weights)
+    keras.utils.set_random_seed(seed)
+    outputs = build_head(extractor.model.output, num_classes, params)
+    model = keras.Model(extractor.model.input, outputs, name=f"{params.backbone}_classifier")
+    backbone = backbone_layers(extractor.model)
+    count = min(params.trainable_layers, len(backbone))
+    trainable = {layer.name for layer in backbone[len(backbone) - count:]} if count else set()
+    for layer in extractor.model.layers:
+        layer.trainable = layer.name in trainable
+    order = [layer.name for layer in model.layers]
+    first = min((order.index(name) for name in trainable), default=order.index(POOL_LAYER) + 1)
+    cut = [name for name in cut_points(model) if order.index(name) < first][-1]
+    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
+
+
+def backbone_layers(extractor: keras.Model) -> list[keras.layers.Layer]:
+    """The pretrained layers, in order: not the input, the preprocessing or the pooling we add."""
+    return [layer for layer in extractor.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+            and not layer.name.startswith("preprocess") and layer.name != POOL_LAYER]
+
+
+def cut_points(model: keras.Model) -> list[str]:
+    """Layers whose single output is the only tensor crossing from below to above them.
+
+    In a residual network most positions have two live tensors (the skip and the branch);
+    only block outputs qualify. The input layer counts, so the list is never empty.
+    """
+    layers = model.layers
+    index = {layer.name: i for i, layer in enumerate(layers)}
+    last_use = dict(index)
+    for layer in layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                source = tensor._keras_history.operation.name
+                if source in index and layer.name in index:
+                    last_use[source] = max(last_use[source], index[layer.name])
+    ends = collections.Counter(last_use.values())
+    crossing, points = 0, []
+    for i, layer in enumerate(layers):
+        crossing += 1 - ends[i]
+        if crossing == 1 and last_use[layer.name] > i:
+            points.append(layer.name)
+    return points

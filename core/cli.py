@@ -1,0 +1,262 @@
+"""`python -m core ...`: headless sweeps, workers, results, prediction and export.
+
+`--help` and argument errors never import TensorFlow. User mistakes (a missing file, a bad
+spec field, an unknown sweep) print one clear line on stderr and exit 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_USER_ERROR = 2
+
+
+def _store(args: argparse.Namespace):
+    from core.store import RunStore
+    return RunStore(args.storage)
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="trial", file=sys.stderr, dynamic_ncols=True)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from core.scan import scan_dataset
+    from tqdm import tqdm
+    with tqdm(desc="scanning", unit="img", file=sys.stderr, disable=args.json) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+        report = scan_dataset(args.dir, progress=progress)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_text())
+    return 0
+
+
+def _run(store, name: str, workers: int) -> int:
+    from core.executors import run_sweep
+    bar = _bar(store.spec(name).grid_size(), name)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        record = run_sweep(store, name, workers=workers, say=bar.write, progress=progress)
+    finally:
+        bar.close()
+    if record:
+        print(f"best trial {record['trial']}: CV error {record['cv_error']:.4f}, "
+              f"test accuracy {record['test_accuracy']:.4f}; model {record['model_path']}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from core.specs import SweepSpec
+    path = Path(args.spec)
+    if not path.is_file():
+        raise UserError(f"spec file {path} does not exist")
+    spec = SweepSpec.from_yaml(path.read_text())
+    if args.name:
+        spec.name = args.name
+    args.storage = args.storage or spec.storage or None
+    store = _store(args)
+    created = store.create_sweep(spec)
+    print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
+          f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
+    return _run(store, spec.name, args.workers)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _run(_store(args), args.name, args.workers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.sweeps import run_worker
+    ran = run_worker(_store(args), args.sweep, say=lambda m: print(m, file=sys.stderr))
+    print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    _store(args).request_stop(args.name)
+    print(f"asked the workers of {args.name!r} to stop after their current epoch", file=sys.stderr)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    store = _store(args)
+    frame = store.trials_frame(args.name)
+    final = store.final(args.name)
+    if args.json:
+        print(json.dumps({"sweep": args.name, "status": store.status(args.name),
+                          "trials": json.loads(frame.to_json(orient="records")),
+                          "final": {k: v for k, v in (final or {}).items() if k not in ("test", "train")}
+                          | ({"test_summary": _summary(final["test"])} if final else {})}, indent=2))
+    elif args.csv:
+        print(frame.to_csv(index=False), end="")
+    else:
+        import pandas as pd
+        with pd.option_context("display.width", 160, "display.max_columns", 30):
+            print(frame.drop(columns=["fold_errors"], errors="ignore").to_string(index=False))
+        if final:
+            print(f"\nfinal model: trial {final['trial']}, test accuracy {final['test_accuracy']:.4f}, "
+                  f"{final['model_path']}")
+    return 0
+
+
+def _summary(evaluation_json: dict) -> dict:
+    from core.metrics import Evaluation
+    return Evaluation.from_json(evaluation_json).summary()
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.model_card import load_model
+    from core.predict import predict_images
+    loaded = load_model(args.model)
+    results = predict_images(loaded, [(p, p) for p in args.images], top_k=args.top_k)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            line = r.error and f"error: {r.error}" or ", ".join(f"{c} {p:.3f}" for c, p in r.top)
+            print(f"{r.name}: {line}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import shutil
+
+    from core.model_card import card_path, load_model
+    final = _store(args).final(args.name)
+    if not final:
+        raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
+    out = Path(args.out)
+    if args.format == "keras":
+        out = out if out.suffix == ".keras" else out / "model.keras"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(final["model_path"], out)
+        shutil.copy(card_path(Path(final["model_path"])), card_path(out))
+    else:
+        load_model(final["model_path"]).model.export(str(out), format="tf_saved_model", verbose=False)
+        shutil.copy(card_path(Path(final["model_path"])), out / "card.json")
+    print(f"exported {args.name!r} best model to {out}")
+    return 0
+
+
+def cmd_fetch_example(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.fetch import fetch_example
+    from core.settings import load_settings
+    with tqdm(unit="B", unit_scale=True, desc=f"downloading {args.name}", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total or None
+            bar.n = done
+            bar.refresh()
+        folder = fetch_example(args.name, Path(args.into) if args.into else load_settings().upload_root,
+                               progress=progress)
+    print(f"example dataset {args.name!r} is in {folder}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from core.features import ActivationCache
+    from core.image_cache import cache_info, clear_cache
+    from core.settings import load_settings
+    root = load_settings().cache_dir
+    activations = ActivationCache(root)
+    if args.clear:
+        freed = activations.clear() + clear_cache(root)
+        print(f"cleared {freed / 1e6:.1f} MB from {root}")
+    else:
+        print(json.dumps({"activations": activations.usage(), "images": cache_info(root)}, indent=2))
+    return 0
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab engine: datasets, "
+                                     "K-fold sweeps of pretrained CNNs, results, prediction.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help: str, storage: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        if storage:
+            p.add_argument("--storage", help="run store URL (SQLAlchemy; default: the project's SQLite file "
+                                             "or $TRANSFERLAB_STORAGE)")
+        return p
+
+    p = add("scan", cmd_scan, "report on a dataset: counts, sizes, broken files, duplicates, label conflicts")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true")
+    p = add("sweep", cmd_sweep, "run (or resume) the sweep a YAML spec describes", storage=True)
+    p.add_argument("spec")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--name", help="override the spec's sweep name")
+    p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
+    p.add_argument("name")
+    p.add_argument("--workers", type=int, default=1)
+    p = add("worker", cmd_worker, "join a running sweep from any machine that reaches the store", storage=True)
+    p.add_argument("--sweep", required=True)
+    p = add("stop", cmd_stop, "ask a running sweep's workers to stop", storage=True)
+    p.add_argument("name")
+    p = add("results", cmd_results, "trials, values, parameters and test metrics of a sweep", storage=True)
+    p.add_argument("name")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p = add("predict", cmd_predict, "classify images with a trained model (.keras)")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p = add("export", cmd_export, "export a sweep's best model", storage=True)
+    p.add_argument("name")
+    p.add_argument("--format", choices=("keras", "savedmodel"), default="keras")
+    p.add_argument("out")
+    p = add("fetch-example", cmd_fetch_example, "download an example dataset (needs internet)")
+    p.add_argument("name", choices=("flowers",))
+    p.add_argument("--into", help="data folder (default: the first data root)")
+    p = add("cache", cmd_cache, "size of the image and activation caches, or --clear them")
+    p.add_argument("--clear", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if not _is_user_error(error):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Mistakes in what the user gave us, as opposed to bugs (which keep their traceback)."""
+    from core.specs import SpecError
+    from core.store import StoreError
+    kinds: list[type] = [UserError, SpecError, StoreError, FileNotFoundError]
+    for module, name in (("core.datasets", "DatasetError"), ("core.model_card", "ModelFileError"),
+                         ("core.weights", "WeightsNotFoundError"), ("core.fetch", "FetchError"),
+                         ("core.images", "BadImageError"), ("core.splits", "SplitError")):
+        mod = sys.modules.get(module)
+        if mod is not None and hasattr(mod, name):
+            kinds.append(getattr(mod, name))
+    return isinstance(error, tuple(kinds))

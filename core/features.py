@@ -1,0 +1,120 @@
+"""Cache of backbone activations at a cut layer, keyed by everything that determines them.
+
+A grid over trainable layers, heads, optimizers and learning rates re-runs the same frozen
+layers on the same images again and again; here they run once and are memory-mapped from
+disk afterwards. Augmented training images get a fixed number of cached views each.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.augment import augment_batch, augmenter
+
+FORWARD_BATCH = 32
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Every input of the cached tensors; change any one and the entry is a different one."""
+
+    dataset: str        # dataset content fingerprint
+    backbone: str
+    weights: str        # identity of the weights file, or "random:<seed>"
+    image_size: int
+    cut: str            # layer whose output is stored
+    augmentation: str   # "none" or the preset of the cached views
+    views: int          # augmented views per image (0 without augmentation)
+    seed: int
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass
+class CachedActivations:
+    originals: np.ndarray               # (N, *shape) float32, one row per image
+    views: np.ndarray | None            # (V, N, *shape) augmented views, or None
+    hit: bool                           # True when read from disk, False when computed now
+
+
+class ActivationCache:
+    """Activation tensors on disk under `root/activations/<digest>/`, complete or absent."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "activations"
+
+    def get(self, key: CacheKey, bottom, images: np.ndarray, progress: Progress | None = None) -> CachedActivations:
+        """Read the entry for `key`, computing it with the `bottom` model first if it is missing."""
+        folder = self.root / key.digest()
+        if (folder / "meta.json").exists():
+            return self._read(folder, hit=True)
+        self._compute(folder, key, bottom, images, progress)
+        return self._read(folder, hit=False)
+
+    def usage(self) -> dict:
+        """Entries and bytes on disk, for the UI and `python -m core cache`."""
+        entries = [p for p in self.root.glob("*/meta.json")] if self.root.exists() else []
+        size = sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file()) if self.root.exists() else 0
+        return {"entries": len(entries), "bytes": size, "path": str(self.root)}
+
+    def clear(self) -> int:
+        """Delete every entry; returns the bytes freed."""
+        freed = self.usage()["bytes"]
+        shutil.rmtree(self.root, ignore_errors=True)
+        return freed
+
+    @staticmethod
+    def _read(folder: Path, hit: bool) -> CachedActivations:
+        meta = json.loads((folder / "meta.json").read_text())
+        originals = np.memmap(folder / "originals.f32", dtype=np.float32, mode="r",
+                              shape=tuple(meta["originals_shape"]))
+        views = None
+        if meta.get("views_shape"):
+            views = np.memmap(folder / "views.f32", dtype=np.float32, mode="r", shape=tuple(meta["views_shape"]))
+        return CachedActivations(originals=originals, views=views, hit=hit)
+
+    def _compute(self, folder: Path, key: CacheKey, bottom, images: np.ndarray, progress: Progress | None) -> None:
+        # Written to a private folder and renamed into place, so a crash or a second
+        # worker computing the same entry never leaves a half-written one behind.
+        tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir(parents=True)
+        try:
+            shape = tuple(int(d) for d in bottom.output.shape[1:])
+            n = len(images)
+            transform = augmenter(key.augmentation, seed=key.seed) if key.views else None
+            passes = 1 + key.views
+            originals = np.memmap(tmp / "originals.f32", dtype=np.float32, mode="w+", shape=(n, *shape))
+            views = (np.memmap(tmp / "views.f32", dtype=np.float32, mode="w+", shape=(key.views, n, *shape))
+                     if key.views else None)
+            done = 0
+            for view in range(passes):
+                target = originals if view == 0 else views[view - 1]
+                for start in range(0, n, FORWARD_BATCH):
+                    batch = augment_batch(transform if view else None, images[start:start + FORWARD_BATCH])
+                    target[start:start + len(batch)] = np.asarray(bottom.predict_on_batch(batch), dtype=np.float32)
+                    done += len(batch)
+                    if progress:
+                        progress(done, n * passes)
+            originals.flush()
+            if views is not None:
+                views.flush()
+            meta = {"key": asdict(key), "originals_shape": [n, *shape],
+                    "views_shape": [key.views, n, *shape] if key.views else None}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not (folder / "meta.json").exists():  # not another worker's finished copy: a real error
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

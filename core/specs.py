@@ -1,0 +1,237 @@
+"""The sweep spec: typed dataclasses whose fields carry type, range, default and help.
+
+One schema feeds validation, YAML round trips, the CLI and the Sweep page's form, so no
+field is written twice (Ludwig's schema in spirit). Errors name the field at fault.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+import yaml
+
+HEADS = ("linear", "dense_dropout", "dense_bn_l2")
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
+AUGMENTATIONS = ("none", "flip", "standard", "full")
+SPLITS = ("stratified", "ordered")
+SEARCH_METHODS = ("grid", "random", "tpe")
+
+
+class SpecError(ValueError):
+    """A spec value is wrong; the message starts with the dotted field name."""
+
+
+def spec_field(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
+               high: float | None = None, sweepable: bool = False) -> Any:
+    """A dataclass field with the metadata the validator, the CLI and the form read."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "sweepable": sweepable}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrialParams:
+    """Everything one trial needs to build and train a model; any field can be swept."""
+
+    backbone: str = spec_field("efficientnet_lite0", "pretrained CNN the features come from", sweepable=True)
+    weights: str = spec_field("imagenet", "'imagenet' (resolved offline) or 'none' (random init)",
+                              choices=("imagenet", "none"))
+    image_size: int = spec_field(224, "side of the square input in pixels", low=32, high=600, sweepable=True)
+    trainable_layers: int = spec_field(0, "how many of the backbone's last layers train (0 = frozen)",
+                                       low=0, high=1000, sweepable=True)
+    head: str = spec_field("linear", "classification head on the pooled features", choices=HEADS,
+                           sweepable=True)
+    dense_units: int = spec_field(512, "width of the dense head's hidden layer", low=8, high=4096,
+                                  sweepable=True)
+    dropout: float = spec_field(0.2, "dropout rate in the dense head", low=0.0, high=0.9, sweepable=True)
+    l2: float = spec_field(1e-4, "L2 weight penalty in the dense+BN head", low=0.0, high=1.0, sweepable=True)
+    optimizer: str = spec_field("adam", "optimizer", choices=OPTIMIZERS, sweepable=True)
+    learning_rate: float = spec_field(1e-3, "initial learning rate", low=1e-6, high=10.0, sweepable=True)
+    momentum: float = spec_field(0.9, "momentum (SGD and RMSprop)", low=0.0, high=0.999, sweepable=True)
+    batch_size: int = spec_field(32, "images per training step", low=1, high=1024, sweepable=True)
+    epochs: int = spec_field(10, "maximum training epochs per fold", low=1, high=500, sweepable=True)
+    augmentation: str = spec_field("none", "random flips / rotation, shifts, zoom / shear on training images",
+                                   choices=AUGMENTATIONS, sweepable=True)
+    augment_views: int = spec_field(2, "augmented copies per training image kept in the activation cache",
+                                    low=1, high=20)
+    early_stopping: int = spec_field(3, "stop after this many epochs without validation gain (0 = off)",
+                                     low=0, high=100)
+    reduce_lr: int = spec_field(2, "halve the learning rate after this many flat epochs (0 = off)",
+                                low=0, high=100)
+
+
+@dataclass
+class DataSpec:
+    """Which images, and how they split into train (for K-fold CV) and test."""
+
+    dataset: str = spec_field("", "dataset folder (or CSV of path,label), absolute or under a data root")
+    split: str = spec_field("stratified", "'stratified' (seeded) or 'ordered' (first N train, next M test)",
+                            choices=SPLITS)
+    test_fraction: float = spec_field(0.15, "share of images held out for the final test (stratified)",
+                                      low=0.05, high=0.5)
+    train_count: int = spec_field(0, "ordered split: the first N images train and validate", low=0)
+    test_count: int = spec_field(0, "ordered split: the next M images test", low=0)
+    max_per_class: int = spec_field(0, "use at most this many images per class (0 = all)", low=0)
+    seed: int = spec_field(0, "seed of the split, the folds and the weight init", low=0)
+
+
+@dataclass
+class SearchSpec:
+    """What to vary: value lists (grid or choices) or ranges {low, high, log} (random / TPE)."""
+
+    method: str = spec_field("grid", "grid: every combination; random / tpe: sample `budget` trials",
+                             choices=SEARCH_METHODS)
+    space: dict = spec_field({}, "parameter -> list of values, or {low, high, log} for random / tpe")
+    budget: int = spec_field(0, "maximum trials (0 = the whole grid; required for random / tpe)", low=0)
+    pruning: bool = spec_field(False, "stop hopeless trials early (successive halving on epoch errors)")
+
+
+@dataclass
+class SweepSpec:
+    """A whole sweep: round-trips to YAML, so UI and CLI can re-run each other's sweeps."""
+
+    name: str = spec_field("", "sweep name: letters, digits, '-', '_' and '.'")
+    data: DataSpec = field(default_factory=DataSpec)
+    params: TrialParams = field(default_factory=TrialParams)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    folds: int = spec_field(3, "K of the K-fold cross-validation on the train part", low=2, high=20)
+    use_cache: bool = spec_field(True, "train on cached backbone activations where the trial allows it")
+    storage: str = spec_field("", "run store URL (SQLAlchemy); empty = the project's default store")
+
+    def validate(self) -> "SweepSpec":
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", self.name or ""):
+            raise SpecError(f"name: {self.name!r} is not a valid sweep name "
+                            "(letters, digits, '-', '_', '.'; at most 100 characters)")
+        if not self.data.dataset:
+            raise SpecError("data.dataset: no dataset given")
+        _check_fields(self, "")
+        if self.data.split == "ordered" and (self.data.train_count <= 0 or self.data.test_count <= 0):
+            raise SpecError("data.train_count: an ordered split needs train_count and test_count > 0")
+        _check_space(self.search)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepSpec":
+        return _from_dict(cls, data, "").validate()
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "SweepSpec":
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise SpecError(f"spec: not valid YAML ({error})") from None
+        if not isinstance(data, dict):
+            raise SpecError("spec: expected a mapping of fields at the top level")
+        return cls.from_dict(data)
+
+    def trial_params(self, values: dict[str, Any]) -> TrialParams:
+        """The base params with one trial's sampled values applied."""
+        params = dataclasses.replace(self.params, **values)
+        _check_fields(params, "params.")
+        return params
+
+    def grid_size(self) -> int:
+        """Trials the sweep will run: the grid's combinations, or the budget."""
+        if self.search.method == "grid":
+            sizes = [len(v) for v in self.search.space.values()]
+            return min(math.prod(sizes), self.search.budget or math.inf) if sizes else 1
+        return self.search.budget
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of a grid search, in a stable order."""
+        names = list(self.search.space)
+        return [dict(zip(names, combo)) for combo in itertools.product(*self.search.space.values())]
+
+
+def sweepable_fields() -> list[str]:
+    return [f.name for f in fields(TrialParams) if f.metadata["sweepable"]]
+
+
+def _from_dict(cls: type, data: dict, prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise SpecError(f"{prefix}{sorted(unknown)[0]}: unknown field (known: {', '.join(known)})")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise SpecError(f"{prefix}{name}: expected a mapping of fields")
+            values[name] = _from_dict(kind, value, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, kind, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise SpecError(f"{where}: expected true or false, got {value!r}")
+    if kind in (int, float, str, dict) and not isinstance(value, kind):
+        raise SpecError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check_value(meta: dict, kind: type, value: Any, where: str) -> Any:
+    value = _coerce(value, kind, where)
+    if meta.get("choices") and value not in meta["choices"]:
+        raise SpecError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+    if meta.get("low") is not None and value < meta["low"]:
+        raise SpecError(f"{where}: {value!r} is below the minimum {meta['low']}")
+    if meta.get("high") is not None and value > meta["high"]:
+        raise SpecError(f"{where}: {value!r} is above the maximum {meta['high']}")
+    return value
+
+
+def _check_fields(obj: Any, prefix: str) -> None:
+    hints = get_type_hints(type(obj))
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{prefix}{f.name}.")
+        else:
+            _check_value(f.metadata, hints[f.name], value, f"{prefix}{f.name}")
+
+
+def _check_space(search: SearchSpec) -> None:
+    by_name = {f.name: f for f in fields(TrialParams)}
+    hints = get_type_hints(TrialParams)
+    for name, values in search.space.items():
+        where = f"search.space.{name}"
+        if name not in by_name or not by_name[name].metadata["sweepable"]:
+            raise SpecError(f"{where}: not a parameter that can be swept (choose from "
+                            f"{', '.join(sweepable_fields())})")
+        meta, kind = by_name[name].metadata, hints[name]
+        if isinstance(values, list):
+            if not values:
+                raise SpecError(f"{where}: the list of values is empty")
+            search.space[name] = [_check_value(meta, kind, v, f"{where}[{i}]") for i, v in enumerate(values)]
+        elif isinstance(values, dict):
+            if search.method == "grid":
+                raise SpecError(f"{where}: a grid needs a list of values, not a range")
+            if set(values) - {"low", "high", "log"} or not {"low", "high"} <= set(values):
+                raise SpecError(f"{where}: a range is {{low, high, log}}")
+            if kind not in (int, float):
+                raise SpecError(f"{where}: only numeric parameters take a range")
+            low = _check_value(meta, kind, values["low"], f"{where}.low")
+            high = _check_value(meta, kind, values["high"], f"{where}.high")
+            if low >= high:
+                raise SpecError(f"{where}: low must be below high")
+        else:
+            raise SpecError(f"{where}: expected a list of values or a {{low, high}} range")
+    if search.method != "grid" and search.budget <= 0:
+        raise SpecError(f"search.budget: {search.method} search needs a budget (number of trials) > 0")

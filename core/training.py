@@ -1,0 +1,225 @@
+"""One trial: build, compile and fit per CV fold, evaluate, return a TrialResult.
+
+Frozen layers below the cut are read from the activation cache when the trial allows it,
+so a fold trains only the layers that change. Knows nothing of Optuna or the store: the
+caller passes a `reporter` that sees every epoch (for live curves and pruning).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+
+from core.accelerator import configure_device
+from core.augment import augment_batch, augmenter
+from core.classifier import Classifier, build_classifier
+from core.features import ActivationCache, CacheKey
+from core.metrics import Evaluation
+from core.specs import TrialParams
+
+Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
+PREDICT_BATCH = 64
+
+
+@dataclass
+class TrialData:
+    """The images of one dataset at one size, with the train part and its CV folds."""
+
+    images: np.ndarray                 # uint8 (N, S, S, 3), usually a memmap of the decoded-image cache
+    labels: np.ndarray                 # int (N,)
+    classes: list[str]
+    train_rows: np.ndarray             # rows of the train part (CV runs inside it)
+    test_rows: np.ndarray              # rows held out for the final test
+    folds: list[tuple[np.ndarray, np.ndarray]]   # (train, val) rows, absolute
+    fingerprint: str                   # dataset content hash, part of the cache key
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    val_error: float
+    best_epoch: int
+    curves: dict[str, list[float]]
+    summary: dict
+
+
+@dataclass
+class TrialResult:
+    folds: list[FoldResult]
+    cache: str            # "hit", "miss" or "off": where the frozen activations came from
+    cut: str
+    duration_s: float
+
+    @property
+    def value(self) -> float:
+        return float(np.mean([f.val_error for f in self.folds]))
+
+    @property
+    def value_std(self) -> float:
+        return float(np.std([f.val_error for f in self.folds]))
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"value": self.value, "value_std": self.value_std}
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches of rows of an in-memory or memory-mapped array, optionally augmented.
+
+    `sources` holds alternative versions of every row (the original, then cached augmented
+    views); each epoch draws one version per row, so the epoch size never changes.
+    """
+
+    def __init__(self, sources: list[np.ndarray], labels: np.ndarray, rows: np.ndarray, batch_size: int,
+                 shuffle: bool, seed: int, transform: keras.Sequential | None = None):
+        super().__init__()
+        self.sources, self.labels, self.rows = sources, labels, np.asarray(rows)
+        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rows.copy()
+        self.choice = np.zeros(len(self.rows), dtype=np.int64)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        picked = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        rows, versions = self.order[picked], self.choice[picked]
+        if len(self.sources) == 1:
+            x = self.sources[0][rows]
+        else:
+            x = np.stack([self.sources[v][r] for r, v in zip(rows, versions)])
+        return augment_batch(self.transform, x), self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.order = self.rng.permutation(self.rows)
+        if len(self.sources) > 1:
+            self.choice = self.rng.integers(0, len(self.sources), size=len(self.rows))
+
+
+class _BestEpoch(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the lowest validation loss and restore them at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.best_loss, self.best_epoch, self.weights = np.inf, 0, None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("val_loss", np.inf)
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.weights = loss, epoch, self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+class _EpochReport(keras.callbacks.Callback):
+    def __init__(self, reporter: Reporter, fold: int):
+        super().__init__()
+        self.reporter, self.fold = reporter, fold
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.reporter(self.fold, epoch, {k: float(v) for k, v in (logs or {}).items()})
+
+
+def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
+    lr = params.learning_rate
+    return {
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=params.momentum),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=params.momentum),
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "nadam": lambda: keras.optimizers.Nadam(lr),
+        "adadelta": lambda: keras.optimizers.Adadelta(lr),
+    }[params.optimizer]()
+
+
+class TrialRunner:
+    """Runs trials of one sweep on one TrialData, sharing the activation cache between them."""
+
+    def __init__(self, data: TrialData, cache: ActivationCache | None, seed: int = 0,
+                 weights_id: Callable[[TrialParams], str] | None = None):
+        self.data, self.cache, self.seed = data, cache, seed
+        self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
+        self.device = configure_device()
+
+    def run(self, params: TrialParams, reporter: Reporter | None = None) -> TrialResult:
+        """K-fold CV of one configuration; the trial's value is the mean validation error."""
+        started = time.monotonic()
+        folds, states, cut = [], set(), ""
+        for fold, (train_rows, val_rows) in enumerate(self.data.folds):
+            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold)
+            model, sources, transform, state = self._inputs(clf, params)
+            states.add(state)
+            cut = clf.cut if state != "off" else ""
+            curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
+                                           fold, reporter)
+            scores = predict_scores(model, sources[0], val_rows)
+            evaluation = Evaluation(self.data.classes, self.data.labels[val_rows], scores)
+            folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
+                                    curves=curves, summary=evaluation.summary()))
+        cache_state = "miss" if "miss" in states else states.pop()
+        return TrialResult(folds=folds, cache=cache_state, cut=cut, duration_s=time.monotonic() - started)
+
+    def refit(self, params: TrialParams, epochs: int) -> tuple[Classifier, Evaluation, Evaluation]:
+        """Train on the whole train part for `epochs`, then evaluate on test and train."""
+        clf = build_classifier(params, len(self.data.classes), seed=self.seed)
+        model, sources, transform, _ = self._inputs(clf, params)
+        final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
+        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, None)
+        evaluations = []
+        for rows in (self.data.test_rows, self.data.train_rows):
+            scores = predict_scores(model, sources[0], rows)
+            paths = [self.data.paths[r] for r in rows] if self.data.paths else None
+            evaluations.append(Evaluation(self.data.classes, self.data.labels[rows], scores, paths=paths))
+        return clf, evaluations[0], evaluations[1]
+
+    def _inputs(self, clf: Classifier, params: TrialParams):
+        """The model to fit and what it reads: cached activations, or images (augmented on the fly)."""
+        views = params.augment_views if params.augmentation != "none" else 0
+        if self.cache is None or not clf.cacheable:
+            return clf.model, [self.data.images], augmenter(params.augmentation, self.seed), "off"
+        key = CacheKey(dataset=self.data.fingerprint, backbone=params.backbone, weights=self.weights_id(params),
+                       image_size=params.image_size, cut=clf.cut, augmentation=params.augmentation,
+                       views=views, seed=self.seed)
+        cached = self.cache.get(key, clf.bottom_model(), self.data.images)
+        sources = [cached.originals] + (list(cached.views) if cached.views is not None else [])
+        return clf.top_model(), sources, None, "hit" if cached.hit else "miss"
+
+    def _fit(self, model: keras.Model, params: TrialParams, sources: list[np.ndarray], transform,
+             train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
+             reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
+        model.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=self.device.xla)
+        train = Batches(sources, self.data.labels, train_rows, params.batch_size, shuffle=True,
+                        seed=self.seed + fold, transform=transform)
+        callbacks: list[keras.callbacks.Callback] = []
+        validation = None
+        if val_rows is not None:
+            validation = Batches(sources[:1], self.data.labels, val_rows, PREDICT_BATCH, shuffle=False, seed=0)
+            best = _BestEpoch()
+            callbacks.append(best)
+            if params.early_stopping:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.early_stopping))
+            if params.reduce_lr:
+                callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                                   patience=params.reduce_lr))
+        if reporter is not None:
+            callbacks.append(_EpochReport(reporter, fold))
+        history = model.fit(train, validation_data=validation, epochs=params.epochs, callbacks=callbacks,
+                            verbose=0)
+        curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+        return curves, (best.best_epoch if val_rows is not None else params.epochs - 1)
+
+
+def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Class probabilities for `rows` of `source`, batch by batch (faster than model.predict)."""
+    out = [np.asarray(model.predict_on_batch(np.asarray(source[rows[i:i + PREDICT_BATCH]], dtype=np.float32)))
+           for i in range(0, len(rows), PREDICT_BATCH)]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
