@@ -1,0 +1,86 @@
+"""Grad-CAM: a (H, W) map in 0..1 that follows the image, for a tiny model and for real Lite0,
+with explainers cached per model and the caller's softmax left alone."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.explain import METHODS, gradcam, jet, overlay, target_layer
+
+SIZE = 32
+# tf-keras-vis 0.8.7 imports zoom from a deprecated scipy namespace; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:Please import `zoom`:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    """Conv features proportional to brightness and a head that likes brightness for class 0: the
+    class-0 map must light up where the image is bright."""
+    import keras
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255, name="preprocess_scale")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", kernel_initializer="ones", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        [[1.0, -1.0]] * 4), name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _bright_square() -> np.ndarray:
+    image = np.full((SIZE, SIZE, 3), 20, np.uint8)
+    image[4:14, 18:28] = 230
+    return image
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_map_follows_the_bright_region(tiny_classifier, method: str) -> None:
+    heat = gradcam(tiny_classifier, _bright_square(), class_index=0, method=method)
+    assert heat.shape == (SIZE, SIZE) and heat.dtype == np.float32
+    assert heat.min() >= 0.0 and heat.max() <= 1.0 and heat.max() > heat.min()
+    assert heat[6:12, 20:26].mean() > heat[20:30, 2:12].mean()
+
+
+def test_explainers_are_cached_and_the_callers_softmax_is_kept(tiny_classifier) -> None:
+    from core.explain import _explainer
+    gradcam(tiny_classifier, _bright_square(), 0)
+    assert _explainer(tiny_classifier, "gradcam") is _explainer(tiny_classifier, "gradcam")
+    assert tiny_classifier.get_layer("predictions").activation.__name__ == "softmax"
+
+
+def test_target_is_the_last_feature_map(tiny_classifier) -> None:
+    assert target_layer(tiny_classifier).name == "conv"
+
+
+def test_wrong_image_size_is_a_clear_error(tiny_classifier) -> None:
+    with pytest.raises(ValueError, match="the model takes"):
+        gradcam(tiny_classifier, np.zeros((SIZE + 1, SIZE, 3), np.uint8), 0)
+    with pytest.raises(ValueError, match="unknown Grad-CAM method"):
+        gradcam(tiny_classifier, _bright_square(), 0, method="scorecam")
+
+
+def test_overlay_blends_a_resized_map() -> None:
+    image = np.zeros((40, 60, 3), np.uint8)
+    heat = np.zeros((8, 12), np.float32)
+    heat[:, 6:] = 1.0
+    blended = overlay(image, heat, alpha=0.5)
+    assert blended.shape == (40, 60, 3) and blended.dtype == np.uint8
+    assert blended[20, 55, 0] > blended[20, 55, 2]  # hot: red
+    assert blended[20, 5, 2] > blended[20, 5, 0]  # cold: blue
+    np.testing.assert_allclose(jet(np.array([0.0, 1.0])), [[0, 0, 0.5], [0.5, 0, 0]])
+
+
+def test_lite0_with_imagenet_weights_looks_at_the_cup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from core.lite0 import build_imagenet_classifier_lite0
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
+    model = build_imagenet_classifier_lite0()
+    image = np.asarray(Image.fromarray(skimage_data.coffee()).resize((224, 224), Image.Resampling.BILINEAR))
+    for method in METHODS:
+        heat = gradcam(model, image, class_index=967, method=method)
+        assert heat.shape == (224, 224)
+        assert 0.0 <= heat.min() < heat.max() <= 1.0
+        assert heat[60:170, 40:190].mean() > heat[:30].mean()  # the cup, not the top strip
