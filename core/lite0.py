@@ -116,10 +116,11 @@ def read_torch_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     keys = unpickler.load()
     if not isinstance(state, dict) or not all(isinstance(v, _TensorRef) for v in state.values()):
         raise ValueError(f"{path} does not hold a plain state dict of tensors")
+    dtypes = {ref.storage.key: ref.storage.dtype for ref in state.values()}
     storages = {}
     for key in keys:
         count = int.from_bytes(stream.read(8), "little")
-        dtype = next(t.storage.dtype for t in state.values() if t.storage.key == key)
+        dtype = dtypes[key]
         raw = stream.read(count * dtype.itemsize)
         if len(raw) != count * dtype.itemsize:
             raise ValueError(f"{path} is truncated (storage {key})")
