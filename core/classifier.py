@@ -72,11 +72,15 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Cl
     return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
 
 
-def backbone_layers(extractor: keras.Model) -> list[keras.layers.Layer]:
-    """The pretrained layers, in order: not the input, the preprocessing or the pooling we add."""
-    return [layer for layer in extractor.layers
-            if not isinstance(layer, keras.layers.InputLayer)
-            and not layer.name.startswith("preprocess") and layer.name != POOL_LAYER]
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The pretrained layers in order: below the pooling we add, without the input and preprocessing."""
+    layers = []
+    for layer in model.layers:
+        if layer.name == POOL_LAYER:
+            break
+        if not isinstance(layer, keras.layers.InputLayer) and not layer.name.startswith("preprocess"):
+            layers.append(layer)
+    return layers
 
 
 def cut_points(model: keras.Model) -> list[str]:

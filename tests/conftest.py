@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,11 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs, caches and converted weights of the test session live in one temporary home, never in
+# the checkout; one session shares it, so the Lite0 conversion happens once.
+os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-tests-")
+os.environ.pop("TRANSFERLAB_STORAGE", None)
+os.environ.pop("TRANSFERLAB_CACHE", None)
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}

@@ -1,0 +1,110 @@
+"""One trial: trainable layers, graph cuts, cached vs full training, augmentation views, refit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.classifier import backbone_layers, build_classifier, cut_points
+from core.datasets import load_dataset
+from core.features import ActivationCache
+from core.images import load_image
+from core.specs import TrialParams
+from core.training import TrialData, TrialRunner
+
+SIZE = 32
+
+
+def small_params(**overrides) -> TrialParams:
+    base = dict(backbone="mobilenetv2", weights="none", image_size=SIZE, epochs=3, batch_size=8,
+                early_stopping=0, reduce_lr=0)
+    return TrialParams(**{**base, **overrides})
+
+
+@pytest.fixture
+def trial_data(tiny_dataset) -> TrialData:
+    ds = load_dataset(tiny_dataset)
+    images = np.stack([load_image(p, SIZE) for p in ds.paths])
+    perm = np.random.default_rng(0).permutation(len(ds))
+    train, test = np.sort(perm[:30]), np.sort(perm[30:])
+    folds = [(train[np.arange(30) % 2 != k], train[np.arange(30) % 2 == k]) for k in (0, 1)]   # interleaved: stratified
+    return TrialData(images=images, labels=ds.labels, classes=ds.classes, train_rows=train, test_rows=test,
+                     folds=folds, fingerprint="tiny", paths=ds.paths)
+
+
+@pytest.mark.parametrize("backbone, trainable", [("mobilenetv2", 0), ("mobilenetv2", 3), ("mobilenetv2", 10),
+                                                 ("resnet50v2", 10)])
+def test_top_on_cut_computes_what_the_full_model_computes(backbone, trainable):
+    clf = build_classifier(small_params(backbone=backbone, trainable_layers=trainable), num_classes=3)
+    layers = backbone_layers(clf.model)
+    assert [layer.name for layer in layers if layer.trainable] == clf.trainable
+    assert len(clf.trainable) == trainable
+    order = [layer.name for layer in clf.model.layers]
+    if trainable:
+        assert order.index(clf.cut) < order.index(clf.trainable[0])
+    else:
+        assert clf.cut == "feature_pool"
+    x = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    full = np.asarray(clf.model(x, training=False))
+    split = np.asarray(clf.top_model()(clf.bottom_model()(x, training=False), training=False))
+    np.testing.assert_allclose(split, full, rtol=1e-5, atol=1e-6)
+
+
+def test_cut_points_are_block_outputs_in_a_residual_network():
+    clf = build_classifier(small_params(backbone="resnet50v2"), num_classes=2)
+    points = cut_points(clf.model)
+    assert {"conv5_block2_out", "conv4_block6_out", "feature_pool"} <= set(points)
+    assert not {"conv5_block3_1_conv", "conv5_block3_2_relu"} & set(points)   # inside a residual block
+
+
+def test_cached_and_full_training_agree(trial_data, tmp_path):
+    params = small_params(trainable_layers=3)
+    full = TrialRunner(trial_data, cache=None).run(params)
+    cached = TrialRunner(trial_data, cache=ActivationCache(tmp_path)).run(params)
+    assert full.cache == "off" and cached.cache == "miss" and cached.cut
+    for a, b in zip(full.folds, cached.folds):
+        assert abs(a.val_error - b.val_error) <= 1 / 15 + 1e-9   # at most one image of fifteen
+        np.testing.assert_allclose(a.curves["val_loss"], b.curves["val_loss"], rtol=0.05)
+
+
+def test_cache_hits_after_first_trial_and_misses_when_the_cut_moves(trial_data, tmp_path):
+    cache = ActivationCache(tmp_path)
+    runner = TrialRunner(trial_data, cache=cache)
+    first = runner.run(small_params(epochs=1))
+    again = runner.run(small_params(epochs=1, learning_rate=0.01, optimizer="sgd"))
+    moved = runner.run(small_params(epochs=1, trainable_layers=5))
+    assert (first.cache, again.cache, moved.cache) == ("miss", "hit", "miss")
+    assert cache.usage()["entries"] == 2
+    assert cache.clear() > 0 and cache.usage()["entries"] == 0
+
+
+def test_augmented_views_are_cached_and_used(trial_data, tmp_path):
+    cache = ActivationCache(tmp_path)
+    params = small_params(epochs=1, augmentation="standard", augment_views=2)
+    result = TrialRunner(trial_data, cache=cache).run(params)
+    assert result.cache == "miss"
+    assert cache.usage()["entries"] == 1
+    plain = TrialRunner(trial_data, cache=cache).run(small_params(epochs=1))
+    assert plain.cache == "miss"   # views are part of the key: no augmentation is another entry
+
+
+def test_trial_result_has_folds_curves_and_summary(trial_data, tmp_path):
+    seen = []
+    result = TrialRunner(trial_data, cache=ActivationCache(tmp_path)).run(
+        small_params(head="dense_dropout", dense_units=16), reporter=lambda f, e, logs: seen.append((f, e)))
+    assert len(result.folds) == 2 and seen == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    fold = result.folds[0]
+    assert set(fold.curves) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert 0 <= fold.best_epoch < 3 and 0.0 <= result.value <= 1.0
+    assert fold.summary["accuracy"] == pytest.approx(1 - fold.val_error)
+    assert result.to_dict()["value"] == pytest.approx(result.value)
+
+
+def test_frozen_lite0_features_learn_colours(trial_data, tmp_path):
+    """Real ImageNet features (the shipped Lite0 weights) separate three colours after a short fit."""
+    params = TrialParams(image_size=SIZE, epochs=15, batch_size=8, learning_rate=0.01, early_stopping=0)
+    runner = TrialRunner(trial_data, cache=ActivationCache(tmp_path))
+    result = runner.run(params)
+    assert result.value <= 0.2, result.to_dict()
+    clf, test, train = runner.refit(params, epochs=15)
+    assert len(test.y_true) == 6 and len(train.y_true) == 30
+    assert train.accuracy() >= 0.8
