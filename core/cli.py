@@ -67,6 +67,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.name:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
+    from core.settings import load_settings
+    from core.sweeps import resolve_dataset
+    if not resolve_dataset(spec.data.dataset, load_settings()).exists():
+        raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
     store = _store(args)
     created = store.create_sweep(spec)
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "

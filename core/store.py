@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from core.settings import load_settings
 from core.specs import SweepSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Heartbeats are "experimental" in Optuna 5.0 but are what turns a killed worker's trial into a retry.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 # A SIGKILLed worker's trial turns FAIL (and is queued again) this long after its last heartbeat.
 HEARTBEAT_S = int(os.environ.get("TRANSFERLAB_HEARTBEAT_S", "5"))

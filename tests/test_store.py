@@ -1,0 +1,82 @@
+"""The run store on a real SQLite database: sweeps, trials, final record, stop flag, errors."""
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from core.specs import SweepSpec
+from core.store import RunStore, StoreError
+
+
+def make_spec(name: str = "s1", **search) -> SweepSpec:
+    return SweepSpec.from_dict({"name": name, "data": {"dataset": "colours"},
+                                "search": search or {"method": "grid", "space": {"batch_size": [8, 16]}}})
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+
+
+def test_sweep_round_trip(store):
+    spec = make_spec()
+    assert store.create_sweep(spec) is True
+    assert store.create_sweep(spec) is False          # same spec again: a resume, not an error
+    assert store.spec("s1") == spec
+    assert store.sweep_names() == ["s1"]
+    assert store.status("s1") == "created"
+    store.set_status("s1", "running")
+    assert store.sweeps().iloc[0].to_dict() | {"created": ""} == {
+        "sweep": "s1", "status": "running", "created": "", "planned": 2, "complete": 0, "running": 0,
+        "waiting": 0, "pruned": 0, "fail": 0, "best_error": None}
+
+
+def test_a_different_spec_under_a_taken_name_is_refused(store):
+    store.create_sweep(make_spec())
+    with pytest.raises(StoreError, match="different sweep named 's1'"):
+        store.create_sweep(make_spec(method="grid", space={"batch_size": [4]}))
+
+
+def test_trials_frame_and_records(store):
+    store.create_sweep(make_spec())
+    study = store.study("s1")
+    trial = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([8, 16])})
+    trial.set_user_attr("result", {"folds": [{"val_error": 0.2, "best_epoch": 1}, {"val_error": 0.4, "best_epoch": 2}],
+                                   "value_std": 0.1, "cache": "miss"})
+    study.tell(trial, 0.3)
+    frame = store.trials_frame("s1")
+    row = frame.iloc[0]
+    assert (row["state"], row["value"], row["fold_errors"], row["batch_size"], row["cache"]) == \
+        ("COMPLETE", 0.3, [0.2, 0.4], trial.params["batch_size"], "miss")
+    record = store.trial_record("s1", 0)
+    assert record["result"]["folds"][1]["best_epoch"] == 2
+    with pytest.raises(StoreError, match="no trial 5"):
+        store.trial_record("s1", 5)
+    assert store.sweeps().iloc[0]["best_error"] == 0.3
+
+
+def test_final_record_stop_flag_and_version(store):
+    store.create_sweep(make_spec())
+    before = store.version("s1")
+    store.set_final("s1", {"trial": 0, "created": "now", "test_accuracy": 0.9})
+    assert store.final("s1")["test_accuracy"] == 0.9
+    assert store.version("s1") != before
+    assert not store.stop_requested("s1")
+    store.request_stop("s1")
+    assert store.stop_requested("s1")
+    store.request_stop("s1", False)
+    assert not store.stop_requested("s1")
+
+
+def test_unknown_sweep_names_the_known_ones(store):
+    store.create_sweep(make_spec("alpha"))
+    with pytest.raises(StoreError, match="no sweep named 'beta'.*alpha"):
+        store.spec("beta")
+
+
+def test_two_store_objects_share_one_database(store, tmp_path):
+    store.create_sweep(make_spec())
+    other = RunStore(store.url, artifacts_dir=tmp_path / "artifacts")
+    assert other.spec("s1") == store.spec("s1")
+    other.delete_sweep("s1")
+    assert store.sweep_names() == []
