@@ -1,0 +1,158 @@
+"""The Sweep page's form, derived from the spec dataclasses: one entry per field, never written twice.
+
+Pure (no Streamlit): the schema of each input (kind, default, range, choices, help), parsing of the
+value lists a user types for swept parameters, and the round trip form values <-> `SweepSpec`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+from core.specs import SpecError, SweepSpec, TrialParams
+
+SECTIONS = ("data", "params", "search", "")   # "" = the top-level fields of SweepSpec
+RANGE_SEPARATOR = ".."
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of the form: `path` is the dotted spec field ("params.learning_rate")."""
+
+    path: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    sweepable: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def section(self) -> str:
+        return self.path.rsplit(".", 1)[0] if "." in self.path else ""
+
+
+def form_fields(cls: type = SweepSpec, prefix: str = "") -> list[FormField]:
+    """Every leaf field of the spec, nested dataclasses flattened, in declaration order."""
+    hints = get_type_hints(cls)
+    out: list[FormField] = []
+    instance = cls()
+    for f in fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out += form_fields(kind, f"{prefix}{f.name}.")
+            continue
+        meta = f.metadata
+        out.append(FormField(path=f"{prefix}{f.name}", kind=kind, default=getattr(instance, f.name),
+                             help=meta.get("help", ""), choices=meta.get("choices"), low=meta.get("low"),
+                             high=meta.get("high"), sweepable=bool(meta.get("sweepable"))))
+    return out
+
+
+def fields_by_path() -> dict[str, FormField]:
+    return {f.path: f for f in form_fields()}
+
+
+def sweepable_params() -> list[FormField]:
+    return [f for f in form_fields(TrialParams, "params.") if f.sweepable]
+
+
+def _parse_one(text: str, kind: type, where: str) -> Any:
+    text = text.strip()
+    try:
+        if kind is int:
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise SpecError(f"{where}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise SpecError(f"{where}: {text!r} is not true or false")
+        return text.lower() == "true"
+    return text
+
+
+def parse_values(text: str, field: FormField) -> list[Any] | dict[str, Any]:
+    """A typed list from "1, 2, 5", or a range {low, high, log} from "1e-4 .. 1e-1 log" (random / TPE)."""
+    where = f"search.space.{field.name}"
+    text = text.strip()
+    if not text:
+        raise SpecError(f"{where}: give at least one value (separate values with commas)")
+    if RANGE_SEPARATOR in text:
+        if field.kind not in (int, float):
+            raise SpecError(f"{where}: only numeric parameters take a range")
+        log = text.lower().endswith("log")
+        low_text, high_text = text.removesuffix("log").removesuffix("LOG").split(RANGE_SEPARATOR, 1)
+        return {"low": _parse_one(low_text, field.kind, f"{where}.low"),
+                "high": _parse_one(high_text, field.kind, f"{where}.high"), "log": log}
+    return [_parse_one(part, field.kind, f"{where}[{i}]") for i, part in enumerate(text.split(",")) if part.strip()]
+
+
+def format_values(values: list[Any] | dict[str, Any]) -> str:
+    """The inverse of `parse_values`, to prefill the form from a loaded spec."""
+    if isinstance(values, dict):
+        return f"{values['low']} {RANGE_SEPARATOR} {values['high']}" + (" log" if values.get("log") else "")
+    return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+
+
+def spec_from_form(values: dict[str, Any], space: dict[str, list[Any] | dict[str, Any]]) -> SweepSpec:
+    """A validated spec from the form's field values (by dotted path) and the swept parameters' values."""
+    tree: dict[str, Any] = {}
+    for path, value in values.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    tree.setdefault("search", {})["space"] = dict(space)
+    return SweepSpec.from_dict(tree)
+
+
+def form_values(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, list[Any] | dict[str, Any]]]:
+    """(field values by dotted path, swept space) of a spec: what the form shows for an uploaded YAML."""
+    values = {}
+    for field in form_fields():
+        node: Any = spec
+        for part in field.path.split("."):
+            node = getattr(node, part)
+        values[field.path] = node
+    space = values.pop("search.space")
+    return values, space
+
+
+@dataclass(frozen=True)
+class SweepSize:
+    trials: int
+    folds: int
+
+    @property
+    def fits(self) -> int:
+        """Models trained during the sweep: every trial's folds, plus the final refit."""
+        return self.trials * self.folds + (1 if self.trials else 0)
+
+    def describe(self) -> str:
+        if self.trials == 0:
+            return "no trials: set a budget for random / TPE search"
+        return (f"{self.trials} trial{'s' * (self.trials != 1)} x {self.folds} folds = "
+                f"{self.trials * self.folds} trainings, then 1 final refit")
+
+
+def sweep_size(method: str, space: dict[str, Any], budget: int, folds: int) -> SweepSize:
+    """Trials x folds before launch, from the same rule as `SweepSpec.grid_size` (even for an invalid spec)."""
+    if method == "grid":
+        sizes = [len(v) if isinstance(v, list) else 1 for v in space.values()]
+        trials = math.prod(sizes) if sizes else 1
+        trials = min(trials, budget) if budget else trials
+    else:
+        trials = budget
+    return SweepSize(trials=int(trials), folds=int(folds))

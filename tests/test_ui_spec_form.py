@@ -1,0 +1,60 @@
+"""The Sweep form schema comes from the spec dataclasses; values parse to typed lists; spec round-trips."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from core.specs import SpecError, SweepSpec, TrialParams, sweepable_fields
+from core.ui_spec_form import (
+    fields_by_path, form_fields, form_values, format_values, parse_values, spec_from_form, sweep_size,
+    sweepable_params,
+)
+
+
+def test_every_leaf_field_once_with_its_metadata() -> None:
+    paths = [f.path for f in form_fields()]
+    assert len(paths) == len(set(paths))
+    assert {f"params.{f.name}" for f in dataclasses.fields(TrialParams)} <= set(paths)
+    lr = fields_by_path()["params.learning_rate"]
+    assert (lr.kind, lr.default, lr.low, lr.high, lr.sweepable) == (float, 1e-3, 1e-6, 10.0, True)
+    assert fields_by_path()["data.split"].choices == ("stratified", "ordered")
+    assert [f.name for f in sweepable_params()] == sweepable_fields()
+
+
+def test_parse_values_types_lists_and_ranges() -> None:
+    by = fields_by_path()
+    assert parse_values("1, 2,5", by["params.trainable_layers"]) == [1, 2, 5]
+    assert parse_values("1e-4, 0.01", by["params.learning_rate"]) == [1e-4, 0.01]
+    assert parse_values("adam, sgd", by["params.optimizer"]) == ["adam", "sgd"]
+    assert parse_values("1e-4 .. 1e-1 log", by["params.learning_rate"]) == {"low": 1e-4, "high": 0.1, "log": True}
+    with pytest.raises(SpecError, match=r"^search.space.batch_size\[1\]: 'x' is not an integer"):
+        parse_values("32, x", by["params.batch_size"])
+    with pytest.raises(SpecError, match="^search.space.head: only numeric"):
+        parse_values("a .. b", by["params.head"])
+    with pytest.raises(SpecError, match="at least one value"):
+        parse_values("  ", by["params.epochs"])
+
+
+def test_form_round_trip_and_sizes() -> None:
+    spec = SweepSpec.from_dict({"name": "grid", "data": {"dataset": "colours"}, "folds": 2,
+                                "params": {"backbone": "mobilenetv2", "image_size": 32},
+                                "search": {"space": {"batch_size": [8, 16], "optimizer": ["adam", "sgd"]}}})
+    values, space = form_values(spec)
+    assert "search.space" not in values and space == {"batch_size": [8, 16], "optimizer": ["adam", "sgd"]}
+    assert spec_from_form(values, space) == spec
+    assert format_values(space["batch_size"]) == "8, 16"
+    assert parse_values(format_values({"low": 1e-4, "high": 0.1, "log": True}),
+                        fields_by_path()["params.learning_rate"]) == {"low": 1e-4, "high": 0.1, "log": True}
+    size = sweep_size("grid", space, 0, 2)
+    assert (size.trials, size.fits) == (4, 9) and size.trials == spec.grid_size()
+    assert sweep_size("tpe", space, 7, 3).trials == 7
+    assert "no trials" in sweep_size("random", {}, 0, 3).describe()
+
+
+def test_spec_from_form_names_the_bad_field() -> None:
+    values, _ = form_values(SweepSpec(name="x"))
+    values["data.dataset"] = "colours"
+    values["folds"] = 1
+    with pytest.raises(SpecError, match="^folds: 1 is below the minimum 2"):
+        spec_from_form(values, {})
