@@ -1,0 +1,59 @@
+"""The sweep spec: YAML round trip, defaults, and errors that name the field."""
+import pytest
+
+from core.specs import SpecError, SweepSpec
+
+
+def spec_dict(**overrides):
+    base = {"name": "grid-1", "data": {"dataset": "flowers5"}, "folds": 3,
+            "search": {"method": "grid", "space": {"trainable_layers": [1, 2, 3], "batch_size": [32, 64]}}}
+    base.update(overrides)
+    return base
+
+
+def test_yaml_round_trip_keeps_every_field():
+    spec = SweepSpec.from_dict(spec_dict())
+    again = SweepSpec.from_yaml(spec.to_yaml())
+    assert again == spec
+    assert again.params.backbone == "efficientnet_lite0"
+    assert again.grid_size() == 6
+    assert again.grid()[0] == {"trainable_layers": 1, "batch_size": 32}
+
+
+def test_ints_are_accepted_for_floats():
+    spec = SweepSpec.from_dict(spec_dict(params={"learning_rate": 1}))
+    assert spec.params.learning_rate == 1.0 and isinstance(spec.params.learning_rate, float)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"params": {"optimizer": "adamw"}}, "params.optimizer"),
+    ({"params": {"dropout": 1.5}}, "params.dropout"),
+    ({"params": {"colour": 1}}, "params.colour"),
+    ({"folds": 1}, "folds"),
+    ({"name": "bad name!"}, "name"),
+    ({"data": {"dataset": ""}}, "data.dataset"),
+    ({"search": {"method": "grid", "space": {"weights": ["none"]}}}, "search.space.weights"),
+    ({"search": {"method": "grid", "space": {"batch_size": []}}}, "search.space.batch_size"),
+    ({"search": {"method": "grid", "space": {"optimizer": ["sgd", "lion"]}}}, "search.space.optimizer[1]"),
+    ({"search": {"method": "grid", "space": {"learning_rate": {"low": 0.1, "high": 1}}}},
+     "search.space.learning_rate"),
+    ({"search": {"method": "random", "space": {"learning_rate": {"low": 0.1, "high": 1}}}}, "search.budget"),
+    ({"data": {"dataset": "x", "split": "ordered"}}, "data.train_count"),
+])
+def test_errors_name_the_field(overrides, field):
+    with pytest.raises(SpecError) as info:
+        SweepSpec.from_dict(spec_dict(**overrides))
+    assert str(info.value).startswith(field + ":"), str(info.value)
+
+
+def test_random_search_with_ranges():
+    spec = SweepSpec.from_dict(spec_dict(search={"method": "tpe", "budget": 7, "space": {
+        "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True}, "optimizer": ["sgd", "adam"]}}))
+    assert spec.grid_size() == 7
+
+
+def test_invalid_yaml_is_a_spec_error():
+    with pytest.raises(SpecError, match="not valid YAML"):
+        SweepSpec.from_yaml("name: [unclosed")
+    with pytest.raises(SpecError, match="mapping"):
+        SweepSpec.from_yaml("- just\n- a list\n")
