@@ -54,8 +54,12 @@ def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extr
     return _Extractor(model, model.get_weights())
 
 
-def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Classifier:
-    """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable."""
+def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, cut: str | None = None) -> Classifier:
+    """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable.
+
+    The cut is the highest graph position below every trainable layer, or `cut` when that is a
+    valid position lower still: a sweep passes its lowest cut so all its trials share one cache.
+    """
     extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
     extractor.model.set_weights(extractor.initial_weights)
     keras.utils.set_random_seed(seed)
@@ -68,8 +72,9 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Cl
         layer.trainable = layer.name in trainable
     order = [layer.name for layer in model.layers]
     first = min((order.index(name) for name in trainable), default=order.index(POOL_LAYER) + 1)
-    cut = [name for name in cut_points(model) if order.index(name) < first][-1]
-    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
+    below = [name for name in cut_points(model) if order.index(name) < first]
+    chosen = cut if cut in below else below[-1]
+    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=chosen)
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:

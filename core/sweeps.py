@@ -125,6 +125,29 @@ def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict:
     return values
 
 
+def deepest_trainable(spec: SweepSpec) -> int:
+    """The most trainable layers any trial of the sweep can ask for."""
+    space = spec.search.space.get("trainable_layers")
+    if space is None:
+        return spec.params.trainable_layers
+    return max(space) if isinstance(space, list) else int(space["high"])
+
+
+_CUTS: dict[tuple, str] = {}
+
+
+def sweep_cut(spec: SweepSpec, params: TrialParams, classes: int) -> str:
+    """The cut of the sweep's deepest trial for this backbone: one activation cache serves every
+    trainable-layers value, instead of one cache per value."""
+    from core.classifier import build_classifier
+    depth = deepest_trainable(spec)
+    key = (params.backbone, params.weights, params.image_size, depth, classes, spec.data.seed)
+    if key not in _CUTS:
+        deepest = dataclasses.replace(params, trainable_layers=depth)
+        _CUTS[key] = build_classifier(deepest, classes, seed=spec.data.seed).cut
+    return _CUTS[key]
+
+
 class Objective:
     """Optuna objective: one configuration's K-fold CV error, with live curves written per epoch."""
 
@@ -142,7 +165,8 @@ class Objective:
         runner = TrialRunner(self.data.trial_data(params.image_size), self.cache, seed=seed,
                              weights_id=lambda p: weights_identity(p, seed))
         try:
-            result = runner.run(params, self._reporter(trial, params))
+            result = runner.run(params, self._reporter(trial, params),
+                                cut=sweep_cut(self.spec, params, len(self.data.dataset.classes)))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
@@ -246,7 +270,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None) -> dict | None:
     runner = TrialRunner(data.trial_data(params.image_size),
                          ActivationCache(data.settings.cache_dir) if spec.use_cache else None, seed=seed,
                          weights_id=lambda p: weights_identity(p, seed))
-    clf, test, train = runner.refit(params, epochs)
+    clf, test, train = runner.refit(params, epochs, cut=sweep_cut(spec, params, len(data.dataset.classes)))
     model_path = store.artifact_dir(name) / "best.keras"
     save_model(clf.model, model_path, classes=data.dataset.classes, image_size=params.image_size,
                extra={"sweep": name, "trial": best.number, "params": dataclasses.asdict(params)})

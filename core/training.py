@@ -149,12 +149,15 @@ class TrialRunner:
         self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
         self.device = configure_device()
 
-    def run(self, params: TrialParams, reporter: Reporter | None = None) -> TrialResult:
-        """K-fold CV of one configuration; the trial's value is the mean validation error."""
+    def run(self, params: TrialParams, reporter: Reporter | None = None, cut: str | None = None) -> TrialResult:
+        """K-fold CV of one configuration; the trial's value is the mean validation error.
+
+        `cut`: a lower cache position to use instead of the trial's own (see build_classifier).
+        """
         started = time.monotonic()
         folds, states, cut = [], set(), ""
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
-            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold)
+            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold, cut=cut)
             model, sources, transform, state = self._inputs(clf, params)
             states.add(state)
             cut = clf.cut if state != "off" else ""
@@ -167,9 +170,10 @@ class TrialRunner:
         cache_state = "miss" if "miss" in states else states.pop()
         return TrialResult(folds=folds, cache=cache_state, cut=cut, duration_s=time.monotonic() - started)
 
-    def refit(self, params: TrialParams, epochs: int) -> tuple[Classifier, Evaluation, Evaluation]:
+    def refit(self, params: TrialParams, epochs: int, cut: str | None = None
+              ) -> tuple[Classifier, Evaluation, Evaluation]:
         """Train on the whole train part for `epochs`, then evaluate on test and train."""
-        clf = build_classifier(params, len(self.data.classes), seed=self.seed)
+        clf = build_classifier(params, len(self.data.classes), seed=self.seed, cut=cut)
         model, sources, transform, _ = self._inputs(clf, params)
         final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
         self._fit(model, final, sources, transform, self.data.train_rows, None, 0, None)

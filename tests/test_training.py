@@ -108,3 +108,13 @@ def test_frozen_lite0_features_learn_colours(trial_data, tmp_path):
     clf, test, train = runner.refit(params, epochs=15)
     assert len(test.y_true) == 6 and len(train.y_true) == 30
     assert train.accuracy() >= 0.8
+
+
+def test_a_sweep_wide_lower_cut_is_honoured_and_a_higher_one_ignored():
+    low = build_classifier(small_params(backbone="resnet50v2", trainable_layers=2), 3, cut="conv5_block2_out")
+    assert low.cut == "conv5_block2_out"
+    x = np.random.default_rng(2).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(low.top_model()(low.bottom_model()(x))), np.asarray(low.model(x)),
+                               rtol=1e-5, atol=1e-6)
+    high = build_classifier(small_params(backbone="resnet50v2", trainable_layers=10), 3, cut="feature_pool")
+    assert high.cut != "feature_pool" and high.cut in cut_points(high.model)

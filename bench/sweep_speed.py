@@ -1,0 +1,108 @@
+"""How much the activation cache saves: one grid run the naive way and the cached way.
+
+Both runs use the same images, folds, seeds and configurations in one process. Prints wall
+times, their ratio, the one-forward-pass floor (images/s), sweep time over the floor, peak
+memory, and the CV errors of both side by side.
+
+    .venv/bin/python bench/sweep_speed.py --backbone efficientnet_lite0 --per-class 60
+    .venv/bin/python bench/sweep_speed.py --backbone resnet50v2 --weights none --per-class 40 \
+        --trainable 1 2 3 --batch 32 64
+    .venv/bin/python bench/sweep_speed.py --backbone resnet50v2 --weights none --per-class 0 \
+        --trainable 1 2 3 4 5 6 7 8 9 10 --batch 32 64 128 --skip-naive      # the full report grid
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from core.classifier import build_classifier  # noqa: E402
+from core.datasets import load_dataset  # noqa: E402
+from core.features import ActivationCache  # noqa: E402
+from core.image_cache import decoded_images  # noqa: E402
+from core.specs import TrialParams  # noqa: E402
+from core.splits import kfold_indices  # noqa: E402
+from core.sweeps import limit_per_class  # noqa: E402
+from core.training import TrialData, TrialRunner, predict_scores  # noqa: E402
+
+FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default=str(FLOWERS5))
+    p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--weights", default="imagenet", choices=("imagenet", "none"))
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--per-class", type=int, default=60, help="images per class (0 = all)")
+    p.add_argument("--trainable", type=int, nargs="+", default=[0, 2], help="trainable-layer values of the grid")
+    p.add_argument("--batch", type=int, nargs="+", default=[32], help="batch sizes of the grid")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--skip-naive", action="store_true", help="time only the cached sweep")
+    return p.parse_args()
+
+
+def floor_seconds(params: TrialParams, data: TrialData, classes: int) -> float:
+    """One forward pass of the whole backbone over every image: the least any sweep must pay."""
+    model = build_classifier(params, classes).model
+    predict_scores(model, data.images, np.arange(min(32, len(data.images))))   # warm-up (graph tracing)
+    start = time.perf_counter()
+    predict_scores(model, data.images, np.arange(len(data.images)))
+    return time.perf_counter() - start
+
+
+def run_grid(runner: TrialRunner, grid: list[TrialParams]) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    errors = [runner.run(params).value for params in grid]
+    return time.perf_counter() - start, errors
+
+
+def main() -> None:
+    args = parse_args()
+    dataset = limit_per_class(load_dataset(args.dataset), args.per_class, seed=0)
+    t0 = time.perf_counter()
+    images = decoded_images(dataset, args.size)
+    decode_s = time.perf_counter() - t0
+    rows = np.arange(len(dataset))
+    folds = [(rows[a], rows[b]) for a, b in kfold_indices(dataset.labels, args.folds, seed=0)]
+    data = TrialData(images=images, labels=dataset.labels, classes=dataset.classes, train_rows=rows,
+                     test_rows=rows[:0], folds=folds, fingerprint=dataset.fingerprint(), paths=dataset.paths)
+    base = TrialParams(backbone=args.backbone, weights=args.weights, image_size=args.size, epochs=args.epochs,
+                       early_stopping=0, reduce_lr=0)
+    grid = [dataclasses.replace(base, trainable_layers=n, batch_size=b)
+            for n, b in itertools.product(args.trainable, args.batch)]
+    print(f"{args.backbone} ({args.weights}) at {args.size}px, {len(dataset)} images, {len(dataset.classes)} classes; "
+          f"grid {len(grid)} configs x {args.folds} folds x {args.epochs} epochs; decode/resize {decode_s:.1f}s")
+
+    floor = floor_seconds(base, data, len(dataset.classes))
+    print(f"floor: one forward pass {floor:.1f}s = {len(dataset) / floor:.1f} images/s")
+
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cached_s, cached_err = run_grid(TrialRunner(data, ActivationCache(Path(cache_dir))), grid)
+    print(f"cached sweep: {cached_s:.1f}s = {cached_s / floor:.2f} x floor")
+    naive_s, naive_err = (None, [None] * len(grid))
+    if not args.skip_naive:
+        naive_s, naive_err = run_grid(TrialRunner(data, cache=None), grid)
+        print(f"naive sweep:  {naive_s:.1f}s; cached is {naive_s / cached_s:.1f}x faster")
+    print("\ntrainable  batch   CV error naive   CV error cached")
+    for params, a, b in zip(grid, naive_err, cached_err):
+        naive = f"{a:.4f}" if a is not None else "-"
+        print(f"{params.trainable_layers:>9}  {params.batch_size:>5}   {naive:>14}   {b:>15.4f}")
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    print(f"\npeak memory (max RSS): {peak_gib:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
