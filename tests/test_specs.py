@@ -1,4 +1,6 @@
 """The sweep spec: YAML round trip, defaults, and errors that name the field."""
+from pathlib import Path
+
 import pytest
 
 from core.specs import SpecError, SweepSpec
@@ -57,3 +59,10 @@ def test_invalid_yaml_is_a_spec_error():
         SweepSpec.from_yaml("name: [unclosed")
     with pytest.raises(SpecError, match="mapping"):
         SweepSpec.from_yaml("- just\n- a list\n")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_specs_are_valid(path):
+    spec = SweepSpec.from_yaml(path.read_text())
+    assert spec.name == path.stem and spec.grid_size() >= 1
