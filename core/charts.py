@@ -245,7 +245,8 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], fine_tune_epoch: 
 def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = False, title: str = "") -> go.Figure:
     """Heatmap of counts (rows true, columns predicted); `normalize` colours by row share and prints both.
 
-    Each cell's customdata is (true index, predicted index), so a click selects those images.
+    Each cell's customdata is (true index, predicted index), on the heatmap and on an invisible marker at
+    the cell's centre that a click selects (`confusion_cell` reads it back), to show those images.
     """
     counts = np.asarray(cm)
     n = len(classes)
@@ -263,9 +264,23 @@ def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = False
     fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", customdata=customdata,
                                colorscale=CONFUSION_COLORSCALE, showscale=False,
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
+    # Streamlit's on_select ignores clicks on heatmaps; invisible markers at the cell centres take them.
+    true_idx, pred_idx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    fig.add_trace(go.Scatter(x=[names[j] for j in pred_idx.ravel()], y=[names[i] for i in true_idx.ravel()],
+                             mode="markers", name="cells", showlegend=False, hoverinfo="skip",
+                             customdata=np.stack([true_idx.ravel(), pred_idx.ravel()], axis=1),
+                             marker=dict(size=max(12, 240 // n), symbol="square", opacity=0, color="#000000")))
     fig.update_xaxes(type="category", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     return styled(fig, title or "Confusion matrix", label("predicted"), label("true"))
+
+
+def confusion_cell(point: dict) -> tuple[int, int] | None:
+    """(true, predicted) class indices of a point clicked on a `confusion_matrix` figure, if it is a cell."""
+    data = point.get("customdata")
+    if isinstance(data, (list, tuple)) and len(data) == 2:
+        return int(data[0]), int(data[1])
+    return None
 
 
 def pr_curves(evaluation: Evaluation, threshold: float | None = None, class_index: int | None = None) -> go.Figure:

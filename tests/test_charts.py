@@ -169,8 +169,11 @@ def test_learning_curves_styles_and_fine_tune_line() -> None:
 def test_confusion_matrix_counts_and_click_data() -> None:
     cm = np.array([[5, 1, 0], [2, 3, 1], [0, 0, 4]])
     fig = charts.confusion_matrix(cm, ["daisy", "rose", "tulip"], title="test split")
-    (heat,) = fig.data
-    assert heat.type == "heatmap"
+    heat, cells = fig.data
+    assert heat.type == "heatmap" and cells.type == "scatter" and cells.marker.opacity == 0
+    assert charts.confusion_cell({"customdata": list(cells.customdata[3])}) == (1, 0)
+    assert (cells.x[3], cells.y[3]) == ("daisy", "rose")
+    assert charts.confusion_cell({"x": "rose"}) is None
     np.testing.assert_array_equal(heat.z, cm)
     assert heat.text[1][0] == "2"
     assert tuple(heat.customdata[1][0]) == (1, 0)  # row = true rose, column = predicted daisy
