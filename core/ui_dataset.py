@@ -1,0 +1,68 @@
+"""Pure helpers behind the Dataset page: duplicate groups from a scan, the split preview table,
+and the problem list, so the page only draws."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.datasets import Dataset
+from core.scan import ScanReport
+from core.splits import ordered_split, stratified_split
+
+
+def group_ids(paths: list[str], report: ScanReport) -> np.ndarray:
+    """int64 id per image, shared by exact and near copies (as `duplicate_groups_for`, but from the scan)."""
+    index = {p: i for i, p in enumerate(paths)}
+    ids = np.arange(len(paths), dtype=np.int64)
+    for group in [*report.duplicate_groups, *report.near_duplicate_groups]:
+        members = [index[p] for p in group if p in index]
+        if members:
+            ids[members] = ids[members].min()
+    return ids
+
+
+def split_table(dataset: Dataset, report: ScanReport, method: str, *, test_fraction: float = 0.15, seed: int = 0,
+                train_count: int = 0, test_count: int = 0) -> pd.DataFrame:
+    """Images per class (rows) in train and test (columns), split as a sweep would split them.
+
+    Copies stay on one side (the scan's duplicate groups), as in the sweep's own split.
+    """
+    if method == "ordered":
+        split = ordered_split(len(dataset), train_count, test_count)
+    else:
+        split = stratified_split(dataset.labels, test_fraction, seed, groups=group_ids(dataset.paths, report))
+    counts = {name: np.bincount(dataset.labels[np.asarray(rows, dtype=np.int64)], minlength=len(dataset.classes))
+              for name, rows in (("train", split.train), ("test", split.test))}
+    return pd.DataFrame(counts, index=pd.Index(dataset.classes, name="class"))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the scan, for a row of thumbnails: which files and why they matter."""
+
+    kind: str
+    reason: str
+    paths: list[str]
+    captions: list[str]
+
+
+def _name(path: str, label: str = "") -> str:
+    short = path.rsplit("/", 1)[-1]
+    return f"{label}/{short}" if label else short
+
+
+def problems(dataset: Dataset, report: ScanReport) -> list[Problem]:
+    """Bad files, label conflicts, exact and near duplicates, in that order (most harmful first)."""
+    label_of = {p: dataset.classes[c] for p, c in zip(dataset.paths, dataset.labels)}
+    found = [Problem("bad file", reason, [path], [_name(path)]) for path, reason in report.bad_files]
+    found += [Problem("label conflict", f"the same picture ({c['kind']} copy) under labels "
+                      f"{', '.join(sorted(set(c['labels'])))}", c["paths"],
+                      [_name(p, lab) for p, lab in zip(c["paths"], c["labels"])])
+              for c in report.label_conflicts]
+    for kind, groups, why in (("duplicate", report.duplicate_groups, "identical files or pixels"),
+                              ("near duplicate", report.near_duplicate_groups, "resized or re-encoded copies")):
+        found += [Problem(kind, f"{len(g)} {why}: keep one, or they leak between train and test", g,
+                          [_name(p, label_of.get(p, "")) for p in g]) for g in groups]
+    return found

@@ -1,0 +1,123 @@
+"""Dataset: add one (zip upload), then look at it before training: counts, samples, sizes, problems, split."""
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+import numpy as np
+import streamlit as st
+
+from core import charts
+from core.datasets import DatasetError, list_datasets
+from core.specs import DataSpec
+from core.ui_dataset import problems, split_table
+from ui import state
+from ui.widgets import chart, image_grid, table, user_error
+
+SAMPLES_PER_CLASS = 8
+DATA_FIELDS = {f.name: f for f in fields(DataSpec)}
+
+st.title("Dataset")
+
+
+def upload_zip() -> None:
+    from core.archives import extract_zip  # only when someone uploads
+    with st.expander("Add a dataset: upload a zip of class folders", icon=":material/upload:"):
+        upload = st.file_uploader("Zip file (one folder per class inside)", type=["zip"], key="zip_upload")
+        default = re.sub(r"[^A-Za-z0-9_.-]+", "_", upload.name.rsplit(".", 1)[0]) if upload else ""
+        name = st.text_input("Name of the new dataset", value=default, max_chars=60,
+                             help="letters, digits, '-', '_' and '.'; it becomes a folder in the data folder")
+        if not st.button("Extract", disabled=upload is None or not name):
+            return
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            st.error(f"'{name}' is not a usable folder name: use letters, digits, '-', '_' and '.'")
+            return
+        target = state.settings().upload_root / name
+        if target.exists():
+            st.error(f"A dataset named '{name}' already exists in {target.parent}: choose another name.")
+            return
+        try:
+            with st.spinner(f"Extracting {upload.name}…"):
+                extract_zip(upload, target)
+        except (ValueError, OSError) as error:
+            user_error(error, "Fix the archive (class folders of images, no links or paths leaving it) "
+                              "and upload it again.")
+            return
+        found = list_datasets([target])    # the zip may wrap its class folders in a top folder
+        if not found:
+            st.error(f"{upload.name} holds no class folders of images; put each class's images in its own folder.")
+            return
+        state.select_dataset(found[0])
+        st.rerun()
+
+
+upload_zip()
+path = state.chosen_dataset()
+if path is None:
+    st.info("Choose a dataset in the sidebar, or upload a zip above.")
+    st.stop()
+try:
+    dataset, report = state.scan(path)
+except DatasetError as error:
+    user_error(error, "Fix the folder, or choose another dataset in the sidebar.")
+    st.stop()
+
+st.caption(f"`{dataset.root}`")
+cols = st.columns(5)
+cols[0].metric("Images", len(dataset))
+cols[1].metric("Classes", len(dataset.classes))
+cols[2].metric("Bad files", len(report.bad_files))
+cols[3].metric("Duplicate groups", len(report.duplicate_groups) + len(report.near_duplicate_groups))
+cols[4].metric("Label conflicts", len(report.label_conflicts))
+if report.single_image_classes:
+    st.warning(f"Classes with a single image cannot be split: {', '.join(report.single_image_classes)}. "
+               "Add images to them or remove them.")
+
+overview, samples, issues, split = st.tabs(["Overview", "Samples", "Problems", "Split preview"])
+with overview:
+    left, right = st.columns(2)
+    with left:
+        chart(charts.class_counts(report.counts), "class counts")
+    with right:
+        label_of = dict(zip(dataset.paths, (dataset.classes[c] for c in dataset.labels)))
+        chart(charts.image_sizes(report.sizes, [label_of.get(p, "?") for p, _, _ in report.sizes]), "image sizes")
+
+with samples:
+    seed = st.number_input("Sample seed", min_value=0, value=0, step=1, help="change it for another random sample")
+    rng = np.random.default_rng(int(seed))
+    for index, name in enumerate(dataset.classes):
+        rows = np.flatnonzero(dataset.labels == index)
+        chosen = rng.choice(rows, size=min(SAMPLES_PER_CLASS, len(rows)), replace=False)
+        st.markdown(f"**{name}** · {len(rows)} images")
+        image_grid([dataset.paths[i] for i in chosen])
+
+with issues:
+    found = problems(dataset, report)
+    if not found:
+        st.success("No bad files, duplicates or label conflicts found.")
+    for problem in found:
+        st.markdown(f"**{problem.kind}**: {problem.reason}")
+        image_grid(problem.paths, problem.captions, side=96)
+
+with split:
+    left, right = st.columns([1, 3])
+    with left:
+        method = st.radio("Split", DATA_FIELDS["split"].metadata["choices"], help=DATA_FIELDS["split"].metadata["help"])
+        meta = DATA_FIELDS["test_fraction"].metadata
+        fraction = st.slider("Test fraction", meta["low"], meta["high"], DataSpec.test_fraction, 0.01,
+                             help=meta["help"], disabled=method != "stratified")
+        split_seed = st.number_input("Seed", min_value=0, value=DataSpec.seed, step=1,
+                                     help=DATA_FIELDS["seed"].metadata["help"])
+        n_train = st.number_input("Train count", min_value=0, max_value=len(dataset), value=len(dataset) * 2 // 3,
+                                  help=DATA_FIELDS["train_count"].metadata["help"], disabled=method != "ordered")
+        n_test = st.number_input("Test count", min_value=0, max_value=len(dataset), value=len(dataset) - n_train,
+                                 help=DATA_FIELDS["test_count"].metadata["help"], disabled=method != "ordered")
+    with right:
+        try:
+            counts = split_table(dataset, report, method, test_fraction=fraction, seed=int(split_seed),
+                                 train_count=int(n_train), test_count=int(n_test))
+        except ValueError as error:
+            user_error(error, "Change the split settings.")
+        else:
+            chart(charts.split_counts(counts), "split counts")
+            table(counts, "split counts", index=True)

@@ -1,0 +1,69 @@
+"""Sweep: define a sweep from the spec's own schema, launch it in a worker process, watch it live.
+
+The sweep being watched lives in the URL (?sweep=NAME): a reload, another tab or a colleague's
+browser reattaches to it.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.datasets import DatasetError, resolve_dataset_path
+from core.specs import SweepSpec
+from core.store import StoreError
+from core.ui_spec_form import sweep_size
+from ui import state
+from ui.spec_form import sweep_form
+from ui.sweep_live import sweep_panel
+from ui.widgets import user_error
+
+st.title("Sweep")
+store = state.store()
+
+
+def launch(spec: SweepSpec) -> None:
+    """Record the sweep in the store, start its driver outside this script, and attach to it."""
+    from core.executors import driver_alive, launch_detached
+    try:
+        resolve_dataset_path(spec.data.dataset, state.settings().data_roots)
+        store.create_sweep(spec)
+    except (DatasetError, StoreError) as error:
+        user_error(error)
+        return
+    if not driver_alive(store, spec.name) and store.status(spec.name) != "done":
+        store.request_stop(spec.name, False)
+        launch_detached(store, spec.name)
+    st.query_params["sweep"] = spec.name
+    st.rerun()
+
+
+def attach_picker() -> str | None:
+    names = store.sweep_names()
+    current = st.query_params.get("sweep")
+    if current and current not in names:
+        st.warning(f"No sweep named '{current}' in the store; pick one below or define a new one.")
+        current = None
+    if not names:
+        return None
+    choice = st.selectbox("Watch a sweep", names, index=names.index(current) if current else len(names) - 1,
+                          help="every sweep in the shared store, whoever launched it")
+    st.query_params["sweep"] = choice
+    return choice
+
+
+watched = attach_picker()
+if watched:
+    sweep_panel(watched)
+
+with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
+    spec, problem = sweep_form()
+    if problem:
+        st.error(f"{problem}\n\nCorrect this field to launch.")
+    else:
+        size = sweep_size(spec.search.method, spec.search.space, spec.search.budget, spec.folds)
+        st.info(f"This sweep trains **{size.describe()}**.", icon=":material/calculate:")
+    left, right = st.columns([1, 4])
+    if left.button("Launch", type="primary", disabled=spec is None, icon=":material/rocket_launch:"):
+        launch(spec)
+    if spec is not None:
+        right.download_button("Spec (YAML)", spec.to_yaml(), file_name=f"{spec.name}.yaml",
+                              mime="application/x-yaml", icon=":material/download:", key="form-yaml")

@@ -1,0 +1,89 @@
+"""Predict: classify new images with a trained model, and see where it looked (Grad-CAM / Grad-CAM++)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.explain import METHODS, overlay
+from core.model_card import ModelFileError
+from core.predict import predict_images
+from ui import state
+from ui.models import heatmap, loaded_model, save_upload
+from ui.widgets import png_bytes, table, user_error
+
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+MAX_PICKED = 24
+
+st.title("Predict")
+
+
+def choose_model() -> Path | None:
+    store = state.store()
+    finished = [n for n in store.sweep_names() if state.final(n)]
+    source = st.radio("Model", ["Final model of a sweep", "Upload a .keras file"], horizontal=True,
+                      index=0 if finished else 1)
+    if source == "Upload a .keras file":
+        upload = st.file_uploader("Keras model (.keras)", type=["keras"], key="model_upload")
+        return save_upload(upload.getvalue()) if upload else None
+    if not finished:
+        st.info("No sweep has a final model yet: finish a sweep, or upload a .keras file.")
+        return None
+    wanted = st.query_params.get("sweep")
+    name = st.selectbox("Sweep", finished, index=finished.index(wanted) if wanted in finished else len(finished) - 1)
+    return Path(state.final(name)["model_path"])
+
+
+def choose_images() -> list[tuple[str, object]]:
+    uploads = st.file_uploader("Images", accept_multiple_files=True, key="images",
+                               help="JPEG, PNG, WebP, BMP, GIF or TIFF; anything else is reported, not classified")
+    items: list[tuple[str, object]] = [(u.name, u.getvalue()) for u in uploads or []]
+    dataset = state.chosen_dataset()
+    if dataset is not None:
+        paths = state.scan(dataset)[0].paths
+        picked = st.multiselect(f"…or pick from {dataset.name}", paths, max_selections=MAX_PICKED,
+                                format_func=lambda p: str(Path(p).relative_to(dataset)) if Path(p).is_relative_to(dataset)
+                                else Path(p).name)
+        items += [(Path(p).name, p) for p in picked]
+    return items
+
+
+model_path = choose_model()
+if model_path is None:
+    st.stop()
+try:
+    loaded = loaded_model(model_path)
+except (ModelFileError, OSError) as error:
+    user_error(error, "Choose another model, or upload a .keras file saved by Transfer Lab or Keras 3.")
+    st.stop()
+st.caption(f"{len(loaded.classes)} classes ({', '.join(loaded.classes)}) · input {loaded.image_size} px")
+
+items = choose_images()
+a, b, c = st.columns(3)
+top_k = a.slider("Top-k classes", 1, max(2, min(10, len(loaded.classes))), min(3, len(loaded.classes)))
+method = b.radio("Heat map", METHODS, format_func=METHOD_NAMES.get, horizontal=True)
+opacity = c.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05)
+if not items:
+    st.info("Upload images, or pick some from the dataset.")
+    st.stop()
+
+with st.spinner(f"Classifying {len(items)} image(s)…"):
+    predictions = predict_images(loaded, items, top_k=top_k)
+for index, prediction in enumerate(predictions):
+    st.divider()
+    if prediction.error:
+        st.error(f"**{prediction.name}**: {prediction.error}. Upload an image file (JPEG, PNG, WebP, BMP, GIF, TIFF).")
+        continue
+    best = prediction.top[0][0]
+    cam = heatmap(model_path, loaded, prediction.image, loaded.classes.index(best), method)
+    shown = overlay(prediction.image, cam, opacity)
+    left, middle, right = st.columns([1, 1, 2])
+    left.image(prediction.image, caption=prediction.name, width="stretch")
+    middle.image(shown, caption=f"{METHOD_NAMES[method]} for {best}", width="stretch")
+    middle.download_button("Overlay PNG", png_bytes(shown), file_name=f"{Path(prediction.name).stem}-{method}.png",
+                           mime="image/png", key=f"overlay-{index}", icon=":material/download:", type="tertiary")
+    with right:
+        table(pd.DataFrame(prediction.top, columns=["class", "probability"]), f"{prediction.name} top-{top_k}",
+              key=f"top-{index}", column_config={"probability": st.column_config.ProgressColumn(
+                  "probability", min_value=0.0, max_value=1.0, format="percent")})

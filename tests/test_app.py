@@ -1,0 +1,175 @@
+"""Every page through its main path in Streamlit's AppTest: a dataset explored, a tiny sweep launched
+in a real worker process and watched to its end, its results shown, an image classified with Grad-CAM."""
+from __future__ import annotations
+
+import io
+import os
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import make_image, write_class_folders
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+SWEEP = "colours-tiny"
+TF_TIMEOUT = 120
+SWEEP_TIMEOUT = 420
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data root holding the tiny colours dataset, and a run store of this module's own."""
+    root = tmp_path_factory.mktemp("data")
+    write_class_folders(root / "colours")
+    saved = {k: os.environ.get(k) for k in ("TRANSFERLAB_DATA_ROOTS", "TRANSFERLAB_STORAGE")}
+    os.environ["TRANSFERLAB_DATA_ROOTS"] = str(root)
+    os.environ["TRANSFERLAB_STORAGE"] = f"sqlite:///{tmp_path_factory.mktemp('runs') / 'app.db'}"
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def page(path: str | None = None, timeout: float = 60) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout).run()
+    assert not at.exception, at.exception
+    if path:
+        at.switch_page(path).run()
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_dataset_page_explores_the_chosen_dataset(data_root: Path) -> None:
+    at = page()
+    no_errors(at)
+    assert at.title[0].value == "Dataset"
+    assert at.sidebar.selectbox(key="dataset_choice").value == str(data_root / "colours")
+    assert metric(at, "Images") == "36" and metric(at, "Classes") == "3"
+    assert len(at.get("plotly_chart")) >= 3     # counts, sizes, split
+    at.radio[0].set_value("ordered").run()
+    no_errors(at)
+
+
+def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for cls, colour in (("cats", (200, 100, 40)), ("dogs", (40, 100, 200))):
+            for i in range(4):
+                image = io.BytesIO()
+                make_image(colour, seed=i).save(image, format="PNG")
+                archive.writestr(f"pets/{cls}/{i}.png", image.getvalue())
+    at = page()
+    at.file_uploader(key="zip_upload").upload("pets.zip", buffer.getvalue(), "application/zip").run()
+    at.button[0].click().run()
+    no_errors(at)
+    assert (data_root / "pets").is_dir()
+    # (AppTest drops the sidebar of st.navigation apps after the first run, so read the state)
+    assert at.session_state["dataset"].startswith(str(data_root / "pets"))
+    assert metric(at, "Images") == "8"
+
+
+def test_dataset_zip_that_is_not_a_zip_says_so(data_root: Path) -> None:
+    at = page()
+    at.file_uploader(key="zip_upload").upload("broken.zip", b"not a zip at all", "application/zip").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error and "broken.zip" in at.error[0].value or "zip" in at.error[0].value.lower()
+
+
+def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
+    at = page("pages/2_Sweep.py")
+    no_errors(at)
+    at.multiselect(key="spec.swept").set_value(["batch_size"]).run()
+    at.text_input(key="space.batch_size").input("8, big").run()
+    assert not at.exception
+    assert "search.space.batch_size[1]" in at.error[0].value
+    assert at.button(key=next(b.key for b in at.button if b.label == "Launch")).disabled
+
+
+def launch_tiny_sweep() -> AppTest:
+    at = page("pages/2_Sweep.py", timeout=TF_TIMEOUT)
+    at.text_input(key="spec.name").input(SWEEP)
+    at.selectbox(key="spec.params.backbone").set_value("mobilenetv2")
+    at.selectbox(key="spec.params.weights").set_value("none")
+    at.number_input(key="spec.params.image_size").set_value(32)
+    at.number_input(key="spec.params.epochs").set_value(1)
+    at.number_input(key="spec.params.batch_size").set_value(8)
+    at.number_input(key="spec.folds").set_value(2)
+    at.run()
+    at.multiselect(key="spec.swept").set_value(["learning_rate"]).run()
+    at.text_input(key="space.learning_rate").input("0.01, 0.001").run()
+    no_errors(at)
+    assert any("2 trials x 2 folds" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Launch").click().run()
+    no_errors(at)
+    assert at.query_params["sweep"] == [SWEEP] or at.query_params["sweep"] == SWEEP
+    return at
+
+
+def wait_until_done(name: str) -> None:
+    from core.store import RunStore
+    store = RunStore()
+    deadline = time.monotonic() + SWEEP_TIMEOUT
+    while store.status(name) != "done":
+        if time.monotonic() > deadline:
+            log = store.artifact_dir(name) / "driver.log"
+            pytest.fail(f"sweep {name} still {store.status(name)!r} after {SWEEP_TIMEOUT}s; "
+                        f"driver log:\n{log.read_text()[-3000:] if log.exists() else '(none)'}")
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(data_root: Path) -> str:
+    at = launch_tiny_sweep()
+    assert any(p.label.startswith("Done") for p in at.metric)
+    wait_until_done(SWEEP)
+    at.run()
+    no_errors(at)
+    assert any("test accuracy" in s.value for s in at.success)
+    return SWEEP
+
+
+def test_sweep_is_launched_watched_and_finishes(finished_sweep: str) -> None:
+    from core.store import RunStore
+    final = RunStore().final(finished_sweep)
+    assert final and Path(final["model_path"]).is_file()
+
+
+def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: str) -> None:
+    at = page("pages/3_Results.py")
+    no_errors(at)
+    assert len(at.dataframe) >= 1 and {"number", "value"} <= set(at.dataframe[0].value.columns)
+    assert any("test" in m.label.lower() or m.label == "Accuracy" for m in at.metric)
+    threshold = next(s for s in at.slider if s.label == "Decision threshold")
+    threshold.set_value(0.8).run()
+    no_errors(at)
+
+
+def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str) -> None:
+    at = page("pages/4_Predict.py", timeout=TF_TIMEOUT)
+    no_errors(at)
+    image = io.BytesIO()
+    make_image((200, 40, 40), seed=99).save(image, format="PNG")
+    at.file_uploader(key="images").set_value([("red.png", image.getvalue(), "image/png"),
+                                              ("notes.txt", b"hello, not an image", "text/plain")]).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "notes.txt" in at.error[0].value
+    assert len(at.get("imgs")) >= 1
+    next(r for r in at.radio if r.label == "Heat map").set_value("gradcam++").run()
+    next(s for s in at.slider if s.label == "Heat map opacity").set_value(0.8).run()
+    assert not at.exception, at.exception

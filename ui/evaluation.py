@@ -1,0 +1,94 @@
+"""Views of one evaluation record (the final refit's train or test split): confusion matrix with
+clickable cells, classification report, precision-recall with a threshold, top-k, worst errors."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import charts
+from core.metrics import Evaluation
+from ui.widgets import chart, image_grid, table
+
+MAX_CELL_IMAGES = 48
+
+
+def _threshold(ev: Evaluation, key: str) -> tuple[int, float]:
+    """(class, threshold) of the slider: binary decides for the positive class; else one class vs rest."""
+    if ev.is_binary:
+        c = ev.positive_class
+        st.caption(f"Positive class: **{ev.classes[c]}**")
+    else:
+        c = st.selectbox("Class (one vs rest)", range(ev.n_classes), format_func=lambda i: ev.classes[i],
+                         key=f"{key}-class")
+    t = st.slider("Decision threshold", 0.0, 1.0, 0.5, 0.01, key=f"{key}-threshold",
+                  help="an image counts as the class when its score is at least this")
+    return c, t
+
+
+def _cell_images(ev: Evaluation, selection: object, threshold: float | None) -> None:
+    points = getattr(getattr(selection, "selection", None), "points", None) or []
+    cells = [cell for cell in map(charts.confusion_cell, points) if cell]
+    if not cells:
+        st.caption("Click a cell of the confusion matrix to see its images.")
+        return
+    true, pred = cells[-1]
+    rows = ev.cell(true, pred, threshold)
+    st.markdown(f"**True {ev.classes[true]}, predicted {ev.classes[pred]}**: {len(rows)} images")
+    if ev.paths is None:
+        st.info("This record keeps no file paths, so its images cannot be shown.")
+        return
+    shown = rows[:MAX_CELL_IMAGES]
+    image_grid([ev.paths[i] for i in shown], [f"{ev.scores[i, pred]:.2f}" for i in shown], side=96)
+
+
+def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
+    k = st.slider("Worst errors per kind", 1, 10, 5, key=f"{key}-worst")
+    worst = ev.worst_errors(k, threshold)
+    if worst.empty:
+        st.success("No errors on this split.")
+        return
+    for kind, group in worst.groupby("kind", sort=False):
+        st.markdown(f"**{kind}**")
+        if ev.paths is None:
+            st.dataframe(group[["true", "predicted", "score"]], hide_index=True)
+            continue
+        image_grid(group["path"].tolist(), [f"{row.true} → {row.predicted} · {row.score:.2f}"
+                                            for row in group.itertuples()], side=112)
+
+
+def evaluation_views(record: dict, name: str) -> None:
+    """Everything about the refit model of one sweep; `record` is `RunStore.final(name)`."""
+    split = st.segmented_control("Split", ["test", "train"], default="test", key=f"{name}-split") or "test"
+    ev = Evaluation.from_json(record[split])
+    key = f"{name}-{split}"
+    cols = st.columns(4)
+    cols[0].metric("Accuracy", f"{ev.accuracy():.1%}")
+    cols[1].metric("Top-2 accuracy", f"{ev.top_k_accuracy(min(2, ev.n_classes)):.1%}")
+    cols[2].metric("Macro F1", f"{ev.report().at['macro avg', 'f1']:.3f}")
+    cols[3].metric("Images", len(ev.y_true))
+
+    left, right = st.columns(2)
+    with right:
+        c, t = _threshold(ev, key)
+        point = ev.at_threshold(c, t)
+        sub = st.columns(3)
+        sub[0].metric("Precision", f"{point['precision']:.3f}")
+        sub[1].metric("Recall", f"{point['recall']:.3f}")
+        sub[2].metric("F1", f"{point['f1']:.3f}")
+        chart(charts.pr_curves(ev, threshold=t, class_index=None if ev.is_binary else c), f"{key} precision-recall")
+        if not ev.is_binary:
+            one_vs_rest = np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
+            chart(charts.confusion_matrix(one_vs_rest, ["rest", ev.classes[c]],
+                                          title=f"{ev.classes[c]} vs rest at {t:.2f}"), f"{key} one vs rest")
+    threshold = t if ev.is_binary else None
+    with left:
+        title = f"Confusion matrix ({split}" + (f", threshold {t:.2f})" if ev.is_binary else ")")
+        selection = chart(charts.confusion_matrix(ev.confusion(threshold), ev.classes, title=title),
+                          f"{key} confusion", selectable=True)
+        _cell_images(ev, selection, threshold)
+    table(ev.report(threshold).round(4), f"{key} classification report", index=True)
+    left, right = st.columns(2)
+    with left:
+        chart(charts.top_k_curve(ev), f"{key} top-k")
+    with right:
+        _worst_errors(ev, threshold, key)

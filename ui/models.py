@@ -1,0 +1,47 @@
+"""Trained models for the Predict page: loaded once per server, uploads kept by content, Grad-CAM cached.
+
+Importing this module imports TensorFlow (through `core.model_card`): only the Predict page does.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.explain import gradcam
+from core.model_card import LoadedModel, load_model
+from ui import state
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def _load(path: str, mtime_ns: int) -> LoadedModel:
+    return load_model(path)
+
+
+def loaded_model(path: Path) -> LoadedModel:
+    """The model at `path`, loaded once per server process (again only if the file changes)."""
+    return _load(str(path), path.stat().st_mtime_ns)
+
+
+def save_upload(data: bytes) -> Path:
+    """An uploaded .keras file, kept under the project's home by content hash (never a user-given path)."""
+    folder = state.settings().home / "uploads" / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha1(data).hexdigest()}.keras"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _heatmap(model_key: str, image_digest: str, class_index: int, method: str, _loaded: LoadedModel,
+             _image: np.ndarray) -> np.ndarray:
+    return gradcam(_loaded.model, _image, class_index, method=method)
+
+
+def heatmap(model_path: Path, loaded: LoadedModel, image: np.ndarray, class_index: int, method: str) -> np.ndarray:
+    """Grad-CAM (or ++) of one image for one class; an opacity change reuses it."""
+    key = f"{model_path}:{model_path.stat().st_mtime_ns}"
+    return _heatmap(key, hashlib.sha1(image.tobytes()).hexdigest(), class_index, method, loaded, image)

@@ -1,0 +1,153 @@
+"""The Sweep form, drawn from the spec schema (`core.ui_spec_form`): one widget per field, its range,
+choices and help from the dataclass metadata; value lists for the swept parameters; YAML in and out."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.backbones import list_backbones
+from core.datasets import DatasetError, resolve_dataset_path
+from core.specs import SpecError, SweepSpec
+from core.ui_spec_form import (
+    FormField, form_fields, form_values, format_values, parse_values, spec_from_form, sweepable_params,
+)
+from ui import state
+
+HIDDEN = {"storage", "search.space"}     # the store is the server's; the space has its own widgets
+SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation"}
+SWEPT_KEY = "spec.swept"
+UPLOAD_ERROR_KEY = "spec.upload_error"
+
+
+def _key(field: FormField) -> str:
+    return f"spec.{field.path}"
+
+
+def _space_key(name: str) -> str:
+    return f"space.{name}"
+
+
+def _choices(field: FormField) -> list[Any] | None:
+    """Registry-backed choices the metadata cannot hold (backbones, datasets), else the metadata's."""
+    if field.path == "params.backbone":
+        return list_backbones()
+    if field.path == "data.dataset":
+        return [str(p) for p in state.datasets()]
+    return list(field.choices) if field.choices else None
+
+
+def _step(value: float) -> float:
+    return 10.0 ** math.floor(math.log10(abs(value))) if value else 0.01
+
+
+def _widget(field: FormField, disabled: bool = False) -> Any:
+    key, label = _key(field), field.name.replace("_", " ")
+    common: dict[str, Any] = dict(key=key, help=field.help, disabled=disabled)
+    fresh = key not in st.session_state       # pass a default only then, else Streamlit warns both were set
+    choices = _choices(field)
+    if choices is not None:
+        fmt = (lambda p: state.dataset_label(Path(p))) if field.path == "data.dataset" else str
+        index = choices.index(field.default) if fresh and field.default in choices else 0
+        return st.selectbox(label, choices, format_func=fmt, index=index, **common)
+    if fresh:
+        common["value"] = field.default
+    if field.kind is bool:
+        return st.checkbox(label, **common)
+    if field.kind is int:
+        return st.number_input(label, min_value=int(field.low) if field.low is not None else None,
+                               max_value=int(field.high) if field.high is not None else None,
+                               step=1, **common)
+    if field.kind is float:
+        return st.number_input(label, min_value=field.low, max_value=field.high,
+                               step=_step(field.default), format="%g", **common)
+    return st.text_input(label, **common)
+
+
+def load_uploaded_spec() -> None:
+    """on_change of the YAML uploader: fill every widget from the spec (before they are drawn)."""
+    upload = st.session_state.get("spec_upload")
+    st.session_state.pop(UPLOAD_ERROR_KEY, None)
+    if upload is None:
+        return
+    try:
+        spec = SweepSpec.from_yaml(upload.getvalue().decode("utf-8"))
+        dataset = resolve_dataset_path(spec.data.dataset, state.settings().data_roots)
+    except (SpecError, DatasetError, UnicodeDecodeError) as error:
+        st.session_state[UPLOAD_ERROR_KEY] = f"{upload.name}: {error}"
+        return
+    values, space = form_values(spec)
+    values["data.dataset"] = str(dataset)
+    by_path = {f.path: f for f in form_fields()}
+    for path, value in values.items():
+        if path not in HIDDEN:
+            st.session_state[_key(by_path[path])] = value
+    st.session_state[SWEPT_KEY] = list(space)
+    choice_fields = {f.name for f in sweepable_params() if _choices(f) is not None}
+    for name, values_ in space.items():
+        st.session_state[_space_key(name)] = values_ if name in choice_fields else format_values(values_)
+
+
+def _defaults() -> None:
+    """First visit: a fresh sweep name and the sidebar's dataset."""
+    dataset = state.chosen_dataset()
+    if "spec.name" not in st.session_state:
+        stem = dataset.stem if dataset else "sweep"
+        st.session_state["spec.name"] = f"{stem}-{dt.datetime.now():%m%d-%H%M}"
+    if dataset and "spec.data.dataset" not in st.session_state:
+        st.session_state["spec.data.dataset"] = str(dataset)
+
+
+def _swept_space(method: str) -> dict[str, Any]:
+    """The value lists (or ranges) of the chosen swept parameters; SpecError names a bad one."""
+    params = {f.name: f for f in sweepable_params()}
+    swept = st.multiselect("Parameters to sweep", list(params), key=SWEPT_KEY,
+                           help="each gets a list of values; a grid tries every combination")
+    space: dict[str, Any] = {}
+    for name in swept:
+        field = params[name]
+        choices = _choices(field)
+        if choices is not None:
+            space[name] = st.multiselect(f"{name} values", choices, key=_space_key(name), help=field.help)
+        else:
+            hint = "comma-separated values" + (", or low .. high [log] for random / TPE" if method != "grid" else "")
+            text = st.text_input(f"{name} values", key=_space_key(name), placeholder=f"{field.default}, …",
+                                 help=f"{field.help}; {hint}")
+            space[name] = parse_values(text, field) if text.strip() else []
+    return space
+
+
+def sweep_form() -> tuple[SweepSpec | None, str | None]:
+    """Draw the form; returns (spec, None) when it is valid, else (None, what is wrong)."""
+    _defaults()
+    st.file_uploader("Load a spec (YAML)", type=["yaml", "yml"], key="spec_upload", on_change=load_uploaded_spec,
+                     help="a spec downloaded from this page or written for `python -m core sweep`")
+    if UPLOAD_ERROR_KEY in st.session_state:
+        st.error(st.session_state[UPLOAD_ERROR_KEY] + "\n\nFix the file and upload it again.")
+    fields = [f for f in form_fields() if f.path not in HIDDEN]
+    values: dict[str, Any] = {}
+    error: str | None = None
+    values["name"] = _widget(next(f for f in fields if f.path == "name"))
+    columns = st.columns(len(SECTIONS))
+    swept: list[str] = st.session_state.get(SWEPT_KEY, [])
+    for column, (section, title) in zip(columns, SECTIONS.items()):
+        with column:
+            st.subheader(title)
+            for field in fields:
+                if field.section == section and field.path != "name":
+                    values[field.path] = _widget(field, disabled=field.section == "params" and field.name in swept)
+            if section == "search":
+                try:
+                    space = _swept_space(values["search.method"])
+                except SpecError as bad:
+                    space, error = {}, str(bad)
+    if error:
+        return None, error
+    values["storage"] = ""
+    try:
+        return spec_from_form(values, space), None
+    except SpecError as bad:
+        return None, str(bad)
