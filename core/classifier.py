@@ -6,6 +6,7 @@ so its output is a fixed function of the image and can be computed once per swee
 from __future__ import annotations
 
 import collections
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,13 +32,26 @@ class Classifier:
         """The layers above the cut as their own model, sharing weights with `model`."""
         return keras.Model(self.model.get_layer(self.cut).output, self.model.output, name="top")
 
-    def bottom_model(self) -> keras.Model:
-        """Input up to the cut: the frozen part whose output is cached."""
-        return keras.Model(self.model.input, self.model.get_layer(self.cut).output, name="bottom")
+    def bottom_model(self, cut: str | None = None) -> keras.Model:
+        """Input up to the cut (or another position): the frozen part whose output is cached."""
+        return keras.Model(self.model.input, self.model.get_layer(cut or self.cut).output, name="bottom")
+
+    def segment_model(self, lower: str) -> keras.Model:
+        """From a lower cut up to this one: turns a lower cache entry into this trial's."""
+        return keras.Model(self.model.get_layer(lower).output, self.model.get_layer(self.cut).output,
+                           name="segment")
+
+    def lies_below(self, name: str) -> bool:
+        """Is `name` a layer strictly below this classifier's cut?"""
+        order = [layer.name for layer in self.model.layers]
+        return name in order and order.index(name) < order.index(self.cut)
 
     @property
     def cacheable(self) -> bool:
         return not isinstance(self.model.get_layer(self.cut), keras.layers.InputLayer)
+
+
+_PRETRAINED_RATES: "weakref.WeakKeyDictionary[keras.layers.Layer, float]" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -54,11 +68,12 @@ def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extr
     return _Extractor(model, model.get_weights())
 
 
-def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, cut: str | None = None) -> Classifier:
+def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Classifier:
     """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable.
 
-    The cut is the highest graph position below every trainable layer, or `cut` when that is a
-    valid position lower still: a sweep passes its lowest cut so all its trials share one cache.
+    The cut is the highest single-tensor position below the first trainable layer that has
+    weights (a trainable ReLU or Add changes nothing). Below the cut the backbone runs as in
+    inference, stochastic-depth dropout included, so its output is a fixed function of the image.
     """
     extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
     extractor.model.set_weights(extractor.initial_weights)
@@ -71,10 +86,19 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, cut: 
     for layer in extractor.model.layers:
         layer.trainable = layer.name in trainable
     order = [layer.name for layer in model.layers]
-    first = min((order.index(name) for name in trainable), default=order.index(POOL_LAYER) + 1)
-    below = [name for name in cut_points(model) if order.index(name) < first]
-    chosen = cut if cut in below else below[-1]
-    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=chosen)
+    learning = [order.index(layer.name) for layer in backbone if layer.name in trainable and layer.weights]
+    first = min(learning, default=order.index(POOL_LAYER) + 1)
+    cut = [name for name in cut_points(model) if order.index(name) < first][-1]
+    _freeze_dropout_below(backbone, order, order.index(cut))
+    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
+
+
+def _freeze_dropout_below(backbone: list[keras.layers.Layer], order: list[str], cut_index: int) -> None:
+    """Dropout layers up to the cut are off (rate 0), those above keep their own rate."""
+    for layer in backbone:
+        if isinstance(layer, keras.layers.Dropout):
+            own = _PRETRAINED_RATES.setdefault(layer, layer.rate)
+            layer.rate = 0.0 if order.index(layer.name) <= cut_index else own
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:

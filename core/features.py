@@ -53,12 +53,19 @@ class ActivationCache:
     def __init__(self, root: Path):
         self.root = Path(root) / "activations"
 
-    def get(self, key: CacheKey, bottom, images: np.ndarray, progress: Progress | None = None) -> CachedActivations:
-        """Read the entry for `key`, computing it with the `bottom` model first if it is missing."""
+    def get(self, key: CacheKey, model, inputs: np.ndarray | CachedActivations,
+            progress: Progress | None = None) -> CachedActivations:
+        """Read the entry for `key`, computing it first if it is missing.
+
+        `inputs` are the images (then `model` runs from the input to the cut, augmenting the
+        views) or another entry at a lower cut (then `model` is the short segment between the
+        two cuts, run over that entry's originals and views): one pass of the backbone serves
+        every cut of a sweep.
+        """
         folder = self.root / key.digest()
         if (folder / "meta.json").exists():
             return self._read(folder, hit=True)
-        self._compute(folder, key, bottom, images, progress)
+        self._compute(folder, key, model, inputs, progress)
         return self._read(folder, hit=False)
 
     def usage(self) -> dict:
@@ -83,15 +90,24 @@ class ActivationCache:
             views = np.memmap(folder / "views.f32", dtype=np.float32, mode="r", shape=tuple(meta["views_shape"]))
         return CachedActivations(originals=originals, views=views, hit=hit)
 
-    def _compute(self, folder: Path, key: CacheKey, bottom, images: np.ndarray, progress: Progress | None) -> None:
+    def _compute(self, folder: Path, key: CacheKey, model, inputs: np.ndarray | CachedActivations,
+                 progress: Progress | None) -> None:
         # Written to a private folder and renamed into place, so a crash or a second
         # worker computing the same entry never leaves a half-written one behind.
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
         try:
-            shape = tuple(int(d) for d in bottom.output.shape[1:])
-            n = len(images)
-            transform = augmenter(key.augmentation, seed=key.seed) if key.views else None
+            shape = tuple(int(d) for d in model.output.shape[1:])
+            derived = isinstance(inputs, CachedActivations)
+            n = len(inputs.originals) if derived else len(inputs)
+            transform = augmenter(key.augmentation, seed=key.seed) if key.views and not derived else None
+
+            def batch(view: int, rows: slice) -> np.ndarray:
+                if derived:
+                    source = inputs.originals if view == 0 else inputs.views[view - 1]
+                    return np.asarray(source[rows], dtype=np.float32)
+                return augment_batch(transform if view else None, inputs[rows])
+
             passes = 1 + key.views
             originals = np.memmap(tmp / "originals.f32", dtype=np.float32, mode="w+", shape=(n, *shape))
             views = (np.memmap(tmp / "views.f32", dtype=np.float32, mode="w+", shape=(key.views, n, *shape))
@@ -100,9 +116,9 @@ class ActivationCache:
             for view in range(passes):
                 target = originals if view == 0 else views[view - 1]
                 for start in range(0, n, FORWARD_BATCH):
-                    batch = augment_batch(transform if view else None, images[start:start + FORWARD_BATCH])
-                    target[start:start + len(batch)] = np.asarray(bottom.predict_on_batch(batch), dtype=np.float32)
-                    done += len(batch)
+                    x = batch(view, slice(start, start + FORWARD_BATCH))
+                    target[start:start + len(x)] = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+                    done += len(x)
                     if progress:
                         progress(done, n * passes)
             originals.flush()

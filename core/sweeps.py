@@ -137,8 +137,8 @@ _CUTS: dict[tuple, str] = {}
 
 
 def sweep_cut(spec: SweepSpec, params: TrialParams, classes: int) -> str:
-    """The cut of the sweep's deepest trial for this backbone: one activation cache serves every
-    trainable-layers value, instead of one cache per value."""
+    """The cut of the sweep's deepest trial for this backbone: the backbone runs once, up to it,
+    and every other trainable-layers value derives its cache from that one."""
     from core.classifier import build_classifier
     depth = deepest_trainable(spec)
     key = (params.backbone, params.weights, params.image_size, depth, classes, spec.data.seed)
@@ -166,7 +166,7 @@ class Objective:
                              weights_id=lambda p: weights_identity(p, seed))
         try:
             result = runner.run(params, self._reporter(trial, params),
-                                cut=sweep_cut(self.spec, params, len(self.data.dataset.classes)))
+                                base_cut=sweep_cut(self.spec, params, len(self.data.dataset.classes)))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
@@ -270,7 +270,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None) -> dict | None:
     runner = TrialRunner(data.trial_data(params.image_size),
                          ActivationCache(data.settings.cache_dir) if spec.use_cache else None, seed=seed,
                          weights_id=lambda p: weights_identity(p, seed))
-    clf, test, train = runner.refit(params, epochs, cut=sweep_cut(spec, params, len(data.dataset.classes)))
+    clf, test, train = runner.refit(params, epochs, base_cut=sweep_cut(spec, params, len(data.dataset.classes)))
     model_path = store.artifact_dir(name) / "best.keras"
     save_model(clf.model, model_path, classes=data.dataset.classes, image_size=params.image_size,
                extra={"sweep": name, "trial": best.number, "params": dataclasses.asdict(params)})

@@ -149,16 +149,18 @@ class TrialRunner:
         self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
         self.device = configure_device()
 
-    def run(self, params: TrialParams, reporter: Reporter | None = None, cut: str | None = None) -> TrialResult:
+    def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None
+            ) -> TrialResult:
         """K-fold CV of one configuration; the trial's value is the mean validation error.
 
-        `cut`: a lower cache position to use instead of the trial's own (see build_classifier).
+        `base_cut`: the sweep's lowest cut. The backbone then runs once, up to it, for every
+        trial; a trial that cuts higher derives its own cache from that one.
         """
         started = time.monotonic()
         folds, states, cut = [], set(), ""
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
-            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold, cut=cut)
-            model, sources, transform, state = self._inputs(clf, params)
+            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold)
+            model, sources, transform, state = self._inputs(clf, params, base_cut)
             states.add(state)
             cut = clf.cut if state != "off" else ""
             curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
@@ -170,11 +172,11 @@ class TrialRunner:
         cache_state = "miss" if "miss" in states else states.pop()
         return TrialResult(folds=folds, cache=cache_state, cut=cut, duration_s=time.monotonic() - started)
 
-    def refit(self, params: TrialParams, epochs: int, cut: str | None = None
+    def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None
               ) -> tuple[Classifier, Evaluation, Evaluation]:
         """Train on the whole train part for `epochs`, then evaluate on test and train."""
-        clf = build_classifier(params, len(self.data.classes), seed=self.seed, cut=cut)
-        model, sources, transform, _ = self._inputs(clf, params)
+        clf = build_classifier(params, len(self.data.classes), seed=self.seed)
+        model, sources, transform, _ = self._inputs(clf, params, base_cut)
         final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
         self._fit(model, final, sources, transform, self.data.train_rows, None, 0, None)
         evaluations = []
@@ -184,7 +186,7 @@ class TrialRunner:
             evaluations.append(Evaluation(self.data.classes, self.data.labels[rows], scores, paths=paths))
         return clf, evaluations[0], evaluations[1]
 
-    def _inputs(self, clf: Classifier, params: TrialParams):
+    def _inputs(self, clf: Classifier, params: TrialParams, base_cut: str | None):
         """The model to fit and what it reads: cached activations, or images (augmented on the fly)."""
         views = params.augment_views if params.augmentation != "none" else 0
         if self.cache is None or not clf.cacheable:
@@ -192,7 +194,12 @@ class TrialRunner:
         key = CacheKey(dataset=self.data.fingerprint, backbone=params.backbone, weights=self.weights_id(params),
                        image_size=params.image_size, cut=clf.cut, augmentation=params.augmentation,
                        views=views, seed=self.seed)
-        cached = self.cache.get(key, clf.bottom_model(), self.data.images)
+        if base_cut and clf.lies_below(base_cut):
+            base = self.cache.get(dataclasses.replace(key, cut=base_cut), clf.bottom_model(base_cut),
+                                  self.data.images)
+            cached = self.cache.get(key, clf.segment_model(base_cut), base)
+        else:
+            cached = self.cache.get(key, clf.bottom_model(), self.data.images)
         sources = [cached.originals] + (list(cached.views) if cached.views is not None else [])
         return clf.top_model(), sources, None, "hit" if cached.hit else "miss"
 

@@ -110,11 +110,31 @@ def test_frozen_lite0_features_learn_colours(trial_data, tmp_path):
     assert train.accuracy() >= 0.8
 
 
-def test_a_sweep_wide_lower_cut_is_honoured_and_a_higher_one_ignored():
-    low = build_classifier(small_params(backbone="resnet50v2", trainable_layers=2), 3, cut="conv5_block2_out")
-    assert low.cut == "conv5_block2_out"
-    x = np.random.default_rng(2).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(low.top_model()(low.bottom_model()(x))), np.asarray(low.model(x)),
-                               rtol=1e-5, atol=1e-6)
-    high = build_classifier(small_params(backbone="resnet50v2", trainable_layers=10), 3, cut="feature_pool")
-    assert high.cut != "feature_pool" and high.cut in cut_points(high.model)
+def test_layers_without_weights_do_not_move_the_cut():
+    cuts = {n: build_classifier(small_params(backbone="resnet50v2", trainable_layers=n), 3).cut for n in (1, 3, 4)}
+    assert cuts == {1: "feature_pool", 3: "conv5_block3_out", 4: "conv5_block2_out"}   # post_relu, Add: no weights
+
+
+@pytest.mark.parametrize("trainable", [0, 3, 30])
+def test_dropout_below_the_cut_is_off_so_lite0_top_matches_full_model_in_training(trainable):
+    """EfficientNet's stochastic-depth dropout must not differ between cached and full training."""
+    clf = build_classifier(small_params(backbone="efficientnet_lite0", weights="imagenet",
+                                        trainable_layers=trainable), 3)
+    x = np.random.default_rng(3).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    features = clf.bottom_model()(x, training=False)
+    np.testing.assert_allclose(np.asarray(clf.top_model()(features, training=False)),
+                               np.asarray(clf.model(x, training=False)), rtol=1e-4, atol=1e-5)
+    if trainable == 0:   # everything frozen: the training-mode forward pass is the inference one
+        np.testing.assert_allclose(np.asarray(clf.model(x, training=True)),
+                                   np.asarray(clf.model(x, training=False)), rtol=1e-4, atol=1e-5)
+
+
+def test_derived_cache_from_the_sweeps_lowest_cut_equals_a_direct_one(trial_data, tmp_path):
+    params = small_params(backbone="resnet50v2", trainable_layers=3, epochs=1)
+    direct_cache, shared_cache = ActivationCache(tmp_path / "direct"), ActivationCache(tmp_path / "shared")
+    direct = TrialRunner(trial_data, direct_cache).run(params)
+    shared = TrialRunner(trial_data, shared_cache).run(params, base_cut="conv5_block2_out")
+    assert direct.cut == shared.cut == "conv5_block3_out"
+    assert shared_cache.usage()["entries"] == 2          # the base entry and the one derived from it
+    for a, b in zip(direct.folds, shared.folds):
+        np.testing.assert_allclose(a.curves["val_loss"], b.curves["val_loss"], rtol=1e-4)
