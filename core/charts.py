@@ -156,8 +156,12 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str]) -> go.Figure:
         return empty_figure(NO_TRIALS)
     dimensions = [dict(label=label(p), values=(e := encode(done[p])).coords, **e.ticks()) for p in params]
     dimensions.append(dict(label=ERROR_TITLE, values=done["value"]))
-    fig = go.Figure(go.Parcoords(dimensions=dimensions, line=dict(
-        color=done["value"], colorscale=ERROR_COLORSCALE, showscale=True, colorbar=dict(title=dict(text="error")))))
+    low, high = float(done["value"].min()), float(done["value"].max())
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, labelside="bottom", line=dict(
+        color=done["value"], colorscale=ERROR_COLORSCALE, cmin=low, cmax=high if high > low else low + 1e-6,
+        showscale=True, colorbar=dict(title=dict(text="error")))))
+    # Axis titles below the axes (not under the figure title); room on the left for the first axis's ticks.
+    fig.update_layout(margin=dict(l=110, r=40, t=70, b=70))
     return styled(fig, "Completed trials")
 
 
@@ -212,7 +216,13 @@ def trial_progress(trials: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text=ERROR_TITLE, row=1, col=1)
     fig.update_yaxes(type="category", row=2, col=1)
     fig.update_xaxes(title_text=label("number"), row=2, col=1)
+    fig.update_xaxes(tick0=0, dtick=_integer_step(trials["number"].max()))  # trial numbers are whole
     return styled(fig, "Sweep progress")
+
+
+def _integer_step(largest: float, ticks: int = 10) -> int:
+    """A whole tick step giving at most about `ticks` ticks from 0 to `largest`."""
+    return max(1, int(np.ceil((largest if np.isfinite(largest) else 0) / ticks)))
 
 
 # --- one trial -------------------------------------------------------------------------------------
@@ -238,7 +248,8 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], fine_tune_epoch: 
     if fine_tune_epoch is not None:
         fig.add_vline(x=fine_tune_epoch + 0.5, line_dash="dot", line_color="#555555",
                       annotation_text="fine-tuning begins", annotation_position="top left")
-    fig.update_xaxes(rangemode="tozero")
+    longest = max((len(h.get(metric, [])) for h in curves.values()), default=0)
+    fig.update_xaxes(rangemode="tozero", tick0=0, dtick=_integer_step(longest))   # epochs are whole
     return styled(fig, f"Learning curves: {label(metric)}", label("epoch"), label(metric))
 
 

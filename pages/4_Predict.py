@@ -15,6 +15,7 @@ from ui.widgets import png_bytes, table, user_error
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 MAX_PICKED = 24
+FLAT = 1e-3   # a heat map spanning less than this carries no location
 
 st.title("Predict")
 
@@ -81,6 +82,9 @@ for index, prediction in enumerate(predictions):
     left, middle, right = st.columns([1, 1, 2])
     left.image(prediction.image, caption=prediction.name, width="stretch")
     middle.image(shown, caption=f"{METHOD_NAMES[method]} for {best}", width="stretch")
+    if float(cam.max() - cam.min()) < FLAT:
+        middle.caption("The heat map is flat: the model's last feature map is too coarse at this input size, "
+                       "or nothing in the image drives this class more than anything else.")
     middle.download_button("Overlay PNG", png_bytes(shown), file_name=f"{Path(prediction.name).stem}-{method}.png",
                            mime="image/png", key=f"overlay-{index}", icon=":material/download:", type="tertiary")
     with right:

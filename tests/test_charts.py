@@ -123,6 +123,7 @@ def test_parallel_coordinates_encodes_categoricals_and_colours_by_error() -> Non
     assert [d.label for d in dims] == ["trainable layers", "optimizer", "learning rate", ERROR_TITLE]
     assert list(dims[1].ticktext) == ["SGD", "Adam", "Nadam"]
     np.testing.assert_allclose(fig.data[0].line.color, trials["value"])
+    assert (fig.data[0].line.cmin, fig.data[0].line.cmax) == (trials["value"].min(), trials["value"].max())
     assert serialises(fig)
 
 
@@ -149,6 +150,12 @@ def test_trial_progress_best_so_far_and_states() -> None:
     assert serialises(fig)
 
 
+def test_trial_progress_ticks_are_whole_trial_numbers() -> None:
+    two = example_trials().head(2)
+    assert charts.trial_progress(two).layout.xaxis2.dtick == 1
+    assert charts.trial_progress(example_trials()).layout.xaxis.dtick == 3   # 0..29: about ten ticks
+
+
 def test_learning_curves_styles_and_fine_tune_line() -> None:
     curves = {f"fold {i}": {"loss": [1.0, 0.7, 0.5, 0.4], "val_loss": [1.1, 0.8, 0.7, 0.7],
                             "accuracy": [0.5, 0.7, 0.8, 0.9], "val_accuracy": [0.4, 0.6, 0.7, 0.7]} for i in (1, 2)}
@@ -160,6 +167,7 @@ def test_learning_curves_styles_and_fine_tune_line() -> None:
     assert line.x0 == line.x1 == 2.5
     assert fig.layout.annotations[0].text == "fine-tuning begins"
     assert fig.layout.yaxis.title.text == "loss"
+    assert fig.layout.xaxis.dtick == 1    # four epochs: a tick per epoch, never 0.5
     assert not charts.learning_curves(curves).layout.shapes
     with pytest.raises(ValueError, match="f1"):
         charts.learning_curves(curves, metric="f1")

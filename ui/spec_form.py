@@ -120,6 +120,15 @@ def _swept_space(method: str) -> dict[str, Any]:
     return space
 
 
+def _layout(fields: list[FormField]) -> list[tuple[int, str, list[FormField]]]:
+    """(column, heading, fields): data | model and training over two columns | search and CV."""
+    section = {name: [f for f in fields if f.section == name and f.path != "name"] for name in SECTIONS}
+    half = (len(section["params"]) + 1) // 2
+    return [(0, SECTIONS["data"], section["data"]), (1, SECTIONS["params"], section["params"][:half]),
+            (2, "", section["params"][half:]), (3, SECTIONS["search"], section["search"]),
+            (3, SECTIONS[""], section[""])]
+
+
 def sweep_form() -> tuple[SweepSpec | None, str | None]:
     """Draw the form; returns (spec, None) when it is valid, else (None, what is wrong)."""
     _defaults()
@@ -128,25 +137,23 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
     if UPLOAD_ERROR_KEY in st.session_state:
         st.error(st.session_state[UPLOAD_ERROR_KEY] + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"name": _widget(next(f for f in fields if f.path == "name")), "storage": ""}
+    space: dict[str, Any] = {}
     error: str | None = None
-    values["name"] = _widget(next(f for f in fields if f.path == "name"))
-    columns = st.columns(len(SECTIONS))
     swept: list[str] = st.session_state.get(SWEPT_KEY, [])
-    for column, (section, title) in zip(columns, SECTIONS.items()):
-        with column:
-            st.subheader(title)
-            for field in fields:
-                if field.section == section and field.path != "name":
-                    values[field.path] = _widget(field, disabled=field.section == "params" and field.name in swept)
-            if section == "search":
+    columns = st.columns(4, gap="medium")
+    for column, heading, group in _layout(fields):
+        with columns[column]:
+            st.markdown(f"##### {heading or '&nbsp;'}")
+            for field in group:
+                values[field.path] = _widget(field, disabled=field.section == "params" and field.name in swept)
+            if group and group[0].section == "search":
                 try:
                     space = _swept_space(values["search.method"])
                 except SpecError as bad:
-                    space, error = {}, str(bad)
+                    error = str(bad)
     if error:
         return None, error
-    values["storage"] = ""
     try:
         return spec_from_form(values, space), None
     except SpecError as bad:

@@ -16,13 +16,13 @@ FINISHED = ("COMPLETE", "PRUNED")
 
 
 def _counts(trials: pd.DataFrame) -> dict[str, int]:
-    states = trials["state"].value_counts() if not trials.empty else pd.Series(dtype=int)
+    states = trials["state"].value_counts()
     return {s: int(states.get(s, 0)) for s in ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")}
 
 
 def _controls(store: RunStore, name: str, status: str, alive: bool) -> None:
     from core.executors import launch_detached
-    stop_col, resume_col, yaml_col = st.columns(3)
+    stop_col, resume_col, yaml_col, _ = st.columns([1, 1, 1, 3])
     if stop_col.button("Stop", icon=":material/stop:", disabled=status != "running" or store.stop_requested(name),
                        help="workers stop after their current epoch; the trial is queued again for Resume"):
         store.request_stop(name)
@@ -64,6 +64,8 @@ def sweep_panel(name: str) -> None:
             st.rerun()
         alive = driver_alive(store, name)
         trials = store.trials_frame(name)
+        if trials.empty:
+            trials = pd.DataFrame(columns=["number", "state", "value", "value_std", "error"])
         planned = store.spec(name).grid_size()
         counts = _counts(trials)
         done = counts["COMPLETE"] + counts["PRUNED"]
@@ -77,7 +79,7 @@ def sweep_panel(name: str) -> None:
         cols[1].metric("Running", counts["RUNNING"])
         cols[2].metric("Waiting", counts["WAITING"])
         cols[3].metric("Failed", counts["FAIL"])
-        scored = trials["value"].dropna() if not trials.empty else pd.Series(dtype=float)
+        scored = trials["value"].dropna()
         cols[4].metric("Best error", f"{scored.min():.4f}" if len(scored) else "–")
         _controls(store, name, status, alive)
         final = store.final(name)
@@ -88,8 +90,7 @@ def sweep_panel(name: str) -> None:
                          query_params={"sweep": name})
         _live_curves(store, name, trials)
         chart(charts.trial_progress(trials), f"{name} progress")
-        failed = trials[trials["state"] == "FAIL"] if not trials.empty else trials
-        for _, row in failed.iterrows():
+        for _, row in trials[trials["state"] == "FAIL"].iterrows():
             st.error(f"Trial {row['number']} failed: {row.get('error') or 'see the driver log'}")
 
     panel()

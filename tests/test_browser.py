@@ -1,0 +1,170 @@
+"""The real thing: `streamlit run app.py` on a free port, every page opened in headless Chromium.
+
+A tiny sweep is run first with the CLI (the same store the server reads), so Results and Predict
+have something to show. Screenshots go to test-output/ for a human to look at.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import make_image, write_class_folders
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO / "test-output"
+SWEEP = "browser-tiny"
+VIEWPORT = {"width": 1400, "height": 1000}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SPEC = f"""
+name: {SWEEP}
+data: {{dataset: colours, test_fraction: 0.25}}
+params: {{backbone: mobilenetv2, weights: none, image_size: 32, epochs: 2, batch_size: 8}}
+search: {{method: grid, space: {{learning_rate: [0.01, 0.001]}}}}
+folds: 2
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser test: {CHROMIUM} is missing (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="browser test: the playwright package is not installed")
+    home = tmp_path_factory.mktemp("home")
+    data = home / "data"
+    colours = write_class_folders(data / "colours")
+    shutil.copy(colours / "red" / "red_000.jpg", colours / "red" / "red_copy.jpg")         # a duplicate
+    shutil.copy(colours / "green" / "green_001.jpg", colours / "blue" / "odd_one.jpg")    # a label conflict
+    (colours / "blue" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")                   # a bad file
+    env = {**os.environ, "TRANSFERLAB_HOME": str(home), "TRANSFERLAB_DATA_ROOTS": str(data),
+           "TRANSFERLAB_STORAGE": f"sqlite:///{home / 'runs.db'}", "BROWSER_PATH": str(CHROMIUM)}
+    env.pop("TRANSFERLAB_CACHE", None)
+    spec = home / "spec.yaml"
+    spec.write_text(SPEC)
+    sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    port = _free_port()
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        yield page
+        browser.close()
+
+
+def settle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run is over (the "Running…" status widget is gone) and the page is quiet."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_timeout(1500)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_ms)
+    page.wait_for_timeout(1000)
+
+
+def visit(page, url: str, shot: str, expect_heading: str) -> None:
+    page.goto(url)
+    settle(page)
+    page.get_by_role("heading", name=expect_heading).first.wait_for(timeout=60_000)
+    shoot(page, shot)
+
+
+def shoot(page, shot: str) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main block, so grow the window to fit it."""
+    SHOTS.mkdir(exist_ok=True)
+    height = page.evaluate('document.querySelector(\'[data-testid="stMain"]\')?.scrollHeight || 1000')
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(max(height, VIEWPORT["height"]), 8000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+    assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {shot}"
+
+
+def test_dataset_page(server: str, browser_page) -> None:
+    visit(browser_page, server, "1-dataset", "Dataset")
+    assert browser_page.get_by_text("Images per class").count() >= 1
+    browser_page.get_by_role("tab", name="Samples").click()
+    browser_page.wait_for_timeout(1500)
+    shoot(browser_page, "1-dataset-samples")
+    browser_page.get_by_role("tab", name="Problems").click()
+    browser_page.wait_for_timeout(1500)
+    shoot(browser_page, "1-dataset-problems")
+    assert browser_page.get_by_text("label conflict").count() >= 1
+    browser_page.get_by_role("tab", name="Split preview").click()
+    browser_page.wait_for_timeout(1500)
+    shoot(browser_page, "1-dataset-split")
+
+
+def test_sweep_page_reattaches_from_the_url(server: str, browser_page) -> None:
+    visit(browser_page, f"{server}/Sweep?sweep={SWEEP}", "2-sweep", "Sweep")
+    assert browser_page.get_by_text("test accuracy").count() >= 1
+    browser_page.get_by_text("New sweep").click()
+    browser_page.wait_for_timeout(1500)
+    shoot(browser_page, "2-sweep-form")
+
+
+def test_results_page(server: str, browser_page) -> None:
+    visit(browser_page, f"{server}/Results?sweep={SWEEP}", "3-results", "Results")
+    browser_page.get_by_role("tab", name="Compare").click()
+    browser_page.wait_for_timeout(2000)
+    shoot(browser_page, "3-results-compare")
+    browser_page.get_by_role("tab", name="One trial").click()
+    browser_page.wait_for_timeout(2500)
+    shoot(browser_page, "3-results-trial")
+    assert browser_page.get_by_text("Decision threshold").count() >= 1
+
+
+def test_predict_page(server: str, browser_page) -> None:
+    visit(browser_page, f"{server}/Predict?sweep={SWEEP}", "4-predict", "Predict")
+    image = io.BytesIO()
+    make_image((40, 60, 200), seed=5, size=(120, 90)).save(image, format="PNG")
+    browser_page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+        [{"name": "blue.png", "mimeType": "image/png", "buffer": image.getvalue()},
+         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}])
+    browser_page.get_by_text("Grad-CAM for").first.wait_for(timeout=120_000)
+    settle(browser_page)
+    shoot(browser_page, "4-predict-gradcam")
+    assert browser_page.get_by_text("notes.txt").count() >= 1
