@@ -1,0 +1,32 @@
+"""Decoded-image cache: decoded once, read back identical, invalidated by content."""
+import numpy as np
+
+from core.datasets import load_dataset
+from core.image_cache import cache_info, clear_cache, decoded_images
+from core.images import load_image
+
+
+def test_decode_once_then_hit(tiny_dataset, tmp_path):
+    ds = load_dataset(tiny_dataset)
+    calls = []
+    first = decoded_images(ds, 24, tmp_path, progress=lambda d, t: calls.append(d))
+    assert first.shape == (36, 24, 24, 3) and first.dtype == np.uint8 and calls
+    np.testing.assert_array_equal(first[5], load_image(ds.paths[5], 24))
+    calls.clear()
+    again = decoded_images(ds, 24, tmp_path, progress=lambda d, t: calls.append(d))
+    assert calls == [] and np.array_equal(first, again)
+    assert cache_info(tmp_path)["entries"] == 1
+    decoded_images(ds, 16, tmp_path)
+    assert cache_info(tmp_path)["entries"] == 2
+    assert clear_cache(tmp_path) > 0 and cache_info(tmp_path)["entries"] == 0
+
+
+def test_changed_file_is_a_new_entry(tiny_dataset, tmp_path):
+    ds = load_dataset(tiny_dataset)
+    decoded_images(ds, 16, tmp_path)
+    victim = tiny_dataset / "red" / "red_000.jpg"
+    from PIL import Image
+    Image.new("RGB", (40, 32), (0, 0, 0)).save(victim)
+    changed = decoded_images(load_dataset(tiny_dataset), 16, tmp_path)
+    assert cache_info(tmp_path)["entries"] == 2
+    assert changed[load_dataset(tiny_dataset).paths.index(str(victim))].max() < 10
