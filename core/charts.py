@@ -214,6 +214,8 @@ def trial_progress(trials: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=trials["number"], y=best, mode="lines", line_shape="hv", name="best so far",
                              line=dict(color="#262730", width=2)), row=1, col=1)
     fig.update_yaxes(title_text=ERROR_TITLE, row=1, col=1)
+    if trials["value"].isna().all():
+        fig.update_yaxes(range=[0, 1], row=1, col=1)   # nothing scored yet: an error axis, not plotly's -1..4
     fig.update_yaxes(type="category", row=2, col=1)
     fig.update_xaxes(title_text=label("number"), row=2, col=1)
     fig.update_xaxes(tick0=0, dtick=_integer_step(trials["number"].max()))  # trial numbers are whole

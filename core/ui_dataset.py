@@ -54,15 +54,17 @@ def _name(path: str, label: str = "") -> str:
 
 
 def problems(dataset: Dataset, report: ScanReport) -> list[Problem]:
-    """Bad files, label conflicts, exact and near duplicates, in that order (most harmful first)."""
+    """Bad files, label conflicts, then exact and near duplicates not already shown as a conflict (most harmful first)."""
     label_of = {p: dataset.classes[c] for p, c in zip(dataset.paths, dataset.labels)}
     found = [Problem("bad file", reason, [path], [_name(path)]) for path, reason in report.bad_files]
     found += [Problem("label conflict", f"the same picture ({c['kind']} copy) under labels "
                       f"{', '.join(sorted(set(c['labels'])))}", c["paths"],
                       [_name(p, lab) for p, lab in zip(c["paths"], c["labels"])])
               for c in report.label_conflicts]
+    conflicting = {frozenset(c["paths"]) for c in report.label_conflicts}   # already shown, with their labels
     for kind, groups, why in (("duplicate", report.duplicate_groups, "identical files or pixels"),
                               ("near duplicate", report.near_duplicate_groups, "resized or re-encoded copies")):
         found += [Problem(kind, f"{len(g)} {why}: keep one, or they leak between train and test", g,
-                          [_name(p, label_of.get(p, "")) for p in g]) for g in groups]
+                          [_name(p, label_of.get(p, "")) for p in g])
+                  for g in groups if frozenset(g) not in conflicting]
     return found

@@ -64,7 +64,7 @@ except DatasetError as error:
 
 st.caption(f"`{dataset.root}`")
 cols = st.columns(5)
-cols[0].metric("Images", len(dataset))
+cols[0].metric("Images", len(report.sizes), help="readable images; bad files are counted apart")
 cols[1].metric("Classes", len(dataset.classes))
 cols[2].metric("Bad files", len(report.bad_files))
 cols[3].metric("Duplicate groups", len(report.duplicate_groups) + len(report.near_duplicate_groups))
@@ -97,7 +97,7 @@ with issues:
         st.success("No bad files, duplicates or label conflicts found.")
     for problem in found:
         st.markdown(f"**{problem.kind}**: {problem.reason}")
-        image_grid(problem.paths, problem.captions, side=96)
+        image_grid(problem.paths, problem.captions, side=144)
 
 with split:
     left, right = st.columns([1, 3])

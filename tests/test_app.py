@@ -101,6 +101,38 @@ def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
     assert at.button(key=next(b.key for b in at.button if b.label == "Launch")).disabled
 
 
+LIVE_CURVES = {"fold 1": {"loss": [1.2, 0.9, 0.7], "val_loss": [1.3, 1.0, 0.9],
+                          "accuracy": [0.4, 0.6, 0.7], "val_accuracy": [0.3, 0.5, 0.6]}}
+
+
+def fake_running_trial(name: str, dataset: str) -> None:
+    """A stopped sweep whose trial 0 is still RUNNING with live curves (as a worker writes them mid-fold)."""
+    from core.specs import SweepSpec
+    from core.store import RunStore
+    store = RunStore()
+    store.create_sweep(SweepSpec.from_dict({"name": name, "data": {"dataset": dataset}, "folds": 2,
+                                            "search": {"space": {"batch_size": [8, 16]}}}))
+    trial = store.study(name).ask({"batch_size": optuna_choice([8, 16])})
+    trial.set_user_attr("live", {"fold": 0, "epoch": 2, "curves": LIVE_CURVES})
+    store.set_status(name, "stopped")
+
+
+def optuna_choice(values: list) -> object:
+    from optuna.distributions import CategoricalDistribution
+    return CategoricalDistribution(values)
+
+
+def test_sweep_page_shows_live_curves_of_a_running_trial(data_root: Path) -> None:
+    fake_running_trial("live-view", str(data_root / "colours"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["sweep"] = "live-view"
+    at.run()
+    at.switch_page("pages/2_Sweep.py").run()
+    no_errors(at)
+    assert any("Trial 0" in m.value and "epoch 3" in m.value for m in at.markdown)
+    assert metric(at, "Running") == "1"
+
+
 def launch_tiny_sweep() -> AppTest:
     at = page("pages/2_Sweep.py", timeout=TF_TIMEOUT)
     at.text_input(key="spec.name").input(SWEEP)

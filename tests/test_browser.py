@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from conftest import make_image, write_class_folders
+from test_app import fake_running_trial
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "test-output"
 SWEEP = "browser-tiny"
+LIVE = "browser-live"
 VIEWPORT = {"width": 1400, "height": 1000}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -63,6 +65,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=600)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        fake_running_trial(LIVE, "colours")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     port = _free_port()
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -144,6 +153,11 @@ def test_sweep_page_reattaches_from_the_url(server: str, browser_page) -> None:
     browser_page.get_by_text("New sweep").click()
     browser_page.wait_for_timeout(1500)
     shoot(browser_page, "2-sweep-form")
+
+
+def test_sweep_page_draws_live_curves(server: str, browser_page) -> None:
+    visit(browser_page, f"{server}/Sweep?sweep={LIVE}", "2-sweep-live", "Sweep")
+    assert browser_page.get_by_text("Learning curves: loss").count() >= 1
 
 
 def test_results_page(server: str, browser_page) -> None:

@@ -154,6 +154,8 @@ def test_trial_progress_ticks_are_whole_trial_numbers() -> None:
     two = example_trials().head(2)
     assert charts.trial_progress(two).layout.xaxis2.dtick == 1
     assert charts.trial_progress(example_trials()).layout.xaxis.dtick == 3   # 0..29: about ten ticks
+    unscored = example_trials(grid=False).tail(2)
+    assert tuple(charts.trial_progress(unscored).layout.yaxis.range) == (0, 1)
 
 
 def test_learning_curves_styles_and_fine_tune_line() -> None:

@@ -49,3 +49,4 @@ def test_problems_name_the_files_and_the_reason(tmp_path: Path) -> None:
     assert "blue" in conflict.reason and "green" in conflict.reason
     assert sorted(conflict.captions) == ["blue/looks_green.jpg", "green/green_000.jpg"]
     assert found[0].paths[0].endswith("empty.jpg")
+    assert [p.paths for p in found].count(conflict.paths) == 1     # the conflict is not listed again as a duplicate
