@@ -1,0 +1,112 @@
+"""Whole sweeps through the real CLI: run, results, predict, export, and resume after SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.store import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env: dict | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO, capture_output=True, text=True,
+                            env=env or os.environ.copy(), timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def write_spec(path: Path, name: str, dataset: Path, space: dict, **params) -> Path:
+    spec = {"name": name, "folds": 2,
+            "data": {"dataset": str(dataset), "test_fraction": 0.25, "seed": 1},
+            "params": {"image_size": 32, "epochs": 4, "batch_size": 8, "learning_rate": 0.01,
+                       "early_stopping": 0, "reduce_lr": 0, **params},
+            "search": {"method": "grid", "space": space}}
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_sweep_results_predict_export(tiny_dataset, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = write_spec(tmp_path / "spec.yaml", "colours", tiny_dataset,
+                      {"head": ["linear", "dense_dropout"]}, dense_units=16)
+    run = cli("sweep", str(spec), "--storage", storage)
+    assert "test accuracy" in run.stdout
+
+    report = json.loads(cli("results", "colours", "--storage", storage, "--json").stdout)
+    assert report["status"] == "done"
+    assert sorted(t["head"] for t in report["trials"]) == ["dense_dropout", "linear"]
+    assert all(t["state"] == "COMPLETE" and 0 <= t["value"] <= 1 for t in report["trials"])
+    final = report["final"]
+    assert final["trial"] in (0, 1) and final["test_summary"]["accuracy"] == pytest.approx(final["test_accuracy"])
+    assert final["test_accuracy"] >= 0.8     # three colours: easy for ImageNet features
+
+    record = RunStore(storage).final("colours")
+    assert len(record["test"]["y_true"]) == 9 and len(record["train"]["y_true"]) == 27
+    assert "val_loss" in RunStore(storage).trial_record("colours", 0)["result"]["folds"][0]["curves"]
+
+    csv = cli("results", "colours", "--storage", storage, "--csv").stdout
+    assert csv.splitlines()[0].startswith("sweep,number,state,value")
+
+    image = next((tiny_dataset / "red").iterdir())
+    broken = tmp_path / "notes.jpg"
+    broken.write_text("not an image")
+    predicted = cli("predict", final["model_path"], str(image), str(broken), "--json", check=False)
+    assert predicted.returncode == 1
+    rows = json.loads(predicted.stdout)
+    assert rows[0]["top"][0]["class"] == "red" and len(rows[0]["top"]) == 3
+    assert "error" in rows[1] and "not an image" in rows[1]["error"]
+
+    exported = tmp_path / "export" / "best.keras"
+    cli("export", "colours", "--storage", storage, str(exported))
+    again = json.loads(cli("predict", str(exported), str(image), "--json", "--top-k", "1").stdout)
+    assert again[0]["top"][0]["class"] == "red"
+
+    # Re-running a finished sweep reruns nothing.
+    cli("sweep", str(spec), "--storage", storage)
+    assert len(RunStore(storage).trials("colours")) == 2
+
+
+def test_sigkill_mid_sweep_then_resume_reruns_nothing_finished(tiny_dataset, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = write_spec(tmp_path / "spec.yaml", "killed", tiny_dataset,
+                      {"learning_rate": [0.003, 0.01, 0.03]}, epochs=25)
+    env = os.environ | {"TRANSFERLAB_HEARTBEAT_S": "1", "TRANSFERLAB_GRACE_S": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "sweep", str(spec), "--storage", storage], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = RunStore(storage)
+    deadline = time.monotonic() + 300
+    states: list[str] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            states = [t.state.name for t in store.trials("killed")]
+        except Exception:          # the study may not exist yet
+            states = []
+        if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, f"the sweep ended before it could be killed: {states}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {t.number: (t.params["learning_rate"], t.value) for t in store.trials("killed")
+              if t.state.name == "COMPLETE"}
+    assert before
+
+    cli("sweep", str(spec), "--storage", storage, env=env)
+    trials = store.trials("killed")
+    after = {t.number: (t.params["learning_rate"], t.value) for t in trials if t.state.name == "COMPLETE"}
+    assert {n: after[n] for n in before} == before                    # finished trials kept as they were
+    done_rates = sorted(rate for rate, _ in after.values())
+    assert sorted(set(done_rates)) == [0.003, 0.01, 0.03]             # every grid point finished
+    for rate, _ in before.values():
+        assert done_rates.count(rate) == 1, "a trial finished before the kill was run again"
+    assert store.final("killed") is not None
