@@ -17,7 +17,8 @@ PAGES = [
 page = st.navigation(PAGES)
 
 resumed = state.start_server()
-if resumed:
+if resumed and not st.session_state.get("resumed_seen"):
+    st.session_state["resumed_seen"] = True
     st.toast(f"Resumed after a restart: {', '.join(resumed)}", icon=":material/restart_alt:")
 
 with st.sidebar:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -65,11 +67,30 @@ def test_dataset_page_explores_the_chosen_dataset(data_root: Path) -> None:
     no_errors(at)
 
 
+def test_dataset_sweep_and_results_pages_do_not_import_tensorflow(data_root: Path) -> None:
+    """TensorFlow takes seconds to import: only Predict (and the worker processes) may pay for it."""
+    script = (f"import sys\nfrom streamlit.testing.v1 import AppTest\nat = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
+              "for page in ('pages/2_Sweep.py', 'pages/3_Results.py'):\n    at.switch_page(page).run()\n"
+              "assert not at.exception, at.exception\nprint('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ)
+    assert out.stdout.strip().endswith("False"), out.stderr[-2000:]
+
+
+def test_secrets_toml_gives_the_data_roots(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = write_class_folders(tmp_path / "from-secrets" / "shapes", per_class=8)
+    monkeypatch.delenv("TRANSFERLAB_DATA_ROOTS")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["data_roots"] = [str(other.parent)]
+    at.run()
+    no_errors(at)
+    assert at.session_state["dataset"] == str(other)
+
+
 def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for cls, colour in (("cats", (200, 100, 40)), ("dogs", (40, 100, 200))):
-            for i in range(4):
+            for i in range(8):
                 image = io.BytesIO()
                 make_image(colour, seed=i).save(image, format="PNG")
                 archive.writestr(f"pets/{cls}/{i}.png", image.getvalue())
@@ -80,7 +101,7 @@ def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
     assert (data_root / "pets").is_dir()
     # (AppTest drops the sidebar of st.navigation apps after the first run, so read the state)
     assert at.session_state["dataset"].startswith(str(data_root / "pets"))
-    assert metric(at, "Images") == "8"
+    assert metric(at, "Images") == "16"
 
 
 def test_dataset_zip_that_is_not_a_zip_says_so(data_root: Path) -> None:
@@ -99,6 +120,26 @@ def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
     assert not at.exception
     assert "search.space.batch_size[1]" in at.error[0].value
     assert at.button(key=next(b.key for b in at.button if b.label == "Launch")).disabled
+
+
+def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
+    from core.specs import SweepSpec
+    spec = SweepSpec.from_dict({"name": "from-yaml", "data": {"dataset": "colours"}, "folds": 4,
+                                "params": {"backbone": "resnet50", "optimizer": "sgd"},
+                                "search": {"method": "random", "budget": 5,
+                                           "space": {"learning_rate": {"low": 1e-4, "high": 0.1, "log": True},
+                                                     "head": ["linear", "dense_dropout"]}}})
+    at = page("pages/2_Sweep.py")
+    at.file_uploader(key="spec_upload").upload("spec.yaml", spec.to_yaml().encode(), "application/x-yaml").run()
+    no_errors(at)
+    assert at.text_input(key="spec.name").value == "from-yaml"
+    assert at.selectbox(key="spec.params.backbone").value == "resnet50"
+    assert at.text_input(key="space.learning_rate").value == "0.0001 .. 0.1 log"
+    assert at.multiselect(key="space.head").value == ["linear", "dense_dropout"]
+    assert any("5 trials x 4 folds" in i.value for i in at.info)
+    bad = page("pages/2_Sweep.py")
+    bad.file_uploader(key="spec_upload").upload("bad.yaml", b"folds: 1\nname: x\ndata: {dataset: colours}\n").run()
+    assert not bad.exception and "bad.yaml: folds: 1 is below the minimum 2" in bad.error[0].value
 
 
 LIVE_CURVES = {"fold 1": {"loss": [1.2, 0.9, 0.7], "val_loss": [1.3, 1.0, 0.9],
