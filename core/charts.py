@@ -159,7 +159,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str]) -> go.Figure:
     low, high = float(done["value"].min()), float(done["value"].max())
     fig = go.Figure(go.Parcoords(dimensions=dimensions, labelside="bottom", line=dict(
         color=done["value"], colorscale=ERROR_COLORSCALE, cmin=low, cmax=high if high > low else low + 1e-6,
-        showscale=True, colorbar=dict(title=dict(text="error")))))
+        showscale=high > low, colorbar=dict(title=dict(text="error")))))   # one error value: no colour bar
     # Axis titles below the axes (not under the figure title); room on the left for the first axis's ticks.
     fig.update_layout(margin=dict(l=110, r=40, t=70, b=70))
     return styled(fig, "Completed trials")

@@ -124,6 +124,8 @@ def test_parallel_coordinates_encodes_categoricals_and_colours_by_error() -> Non
     assert list(dims[1].ticktext) == ["SGD", "Adam", "Nadam"]
     np.testing.assert_allclose(fig.data[0].line.color, trials["value"])
     assert (fig.data[0].line.cmin, fig.data[0].line.cmax) == (trials["value"].min(), trials["value"].max())
+    tied = charts.parallel_coordinates(trials.assign(value=0.25), ["optimizer"])
+    assert tied.data[0].line.showscale is False
     assert serialises(fig)
 
 
