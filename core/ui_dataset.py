@@ -23,12 +23,19 @@ def group_ids(paths: list[str], report: ScanReport) -> np.ndarray:
     return ids
 
 
+def usable(dataset: Dataset, report: ScanReport) -> Dataset:
+    """The images a sweep will train on: the dataset without the scan's bad files."""
+    bad = {path for path, _ in report.bad_files}
+    return dataset.subset([i for i, p in enumerate(dataset.paths) if p not in bad])
+
+
 def split_table(dataset: Dataset, report: ScanReport, method: str, *, test_fraction: float = 0.15, seed: int = 0,
                 train_count: int = 0, test_count: int = 0) -> pd.DataFrame:
     """Images per class (rows) in train and test (columns), split as a sweep would split them.
 
-    Copies stay on one side (the scan's duplicate groups), as in the sweep's own split.
+    Bad files are left out and copies stay on one side (the scan's duplicate groups), as in the sweep.
     """
+    dataset = usable(dataset, report)
     if method == "ordered":
         split = ordered_split(len(dataset), train_count, test_count)
     else:

@@ -10,7 +10,7 @@ import streamlit as st
 from core import charts
 from core.datasets import DatasetError, list_datasets
 from core.specs import DataSpec
-from core.ui_dataset import problems, split_table
+from core.ui_dataset import problems, split_table, usable
 from ui import state
 from ui.widgets import chart, image_grid, table, user_error
 
@@ -85,11 +85,12 @@ with overview:
 with samples:
     seed = st.number_input("Sample seed", min_value=0, value=0, step=1, help="change it for another random sample")
     rng = np.random.default_rng(int(seed))
-    for index, name in enumerate(dataset.classes):
-        rows = np.flatnonzero(dataset.labels == index)
+    readable = usable(dataset, report)
+    for index, name in enumerate(readable.classes):
+        rows = np.flatnonzero(readable.labels == index)
         chosen = rng.choice(rows, size=min(SAMPLES_PER_CLASS, len(rows)), replace=False)
         st.markdown(f"**{name}** · {len(rows)} images")
-        image_grid([dataset.paths[i] for i in chosen])
+        image_grid([readable.paths[i] for i in chosen])
 
 with issues:
     found = problems(dataset, report)

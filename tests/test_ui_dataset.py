@@ -40,6 +40,12 @@ def test_split_table_counts_every_image_once(tmp_path: Path) -> None:
     assert ordered["train"].sum() == 20 and ordered["test"].sum() == 10
 
 
+def test_split_table_leaves_bad_files_out(tmp_path: Path) -> None:
+    dataset = load_dataset(dataset_with_problems(tmp_path / "d"), validate=False)
+    table = split_table(dataset, scan_dataset(dataset), "stratified", test_fraction=0.2, seed=1)
+    assert table.loc["blue"].sum() == 11 and table.to_numpy().sum() == len(dataset) - 1
+
+
 def test_problems_name_the_files_and_the_reason(tmp_path: Path) -> None:
     dataset = load_dataset(dataset_with_problems(tmp_path / "d"), validate=False)
     found = problems(dataset, scan_dataset(dataset))
