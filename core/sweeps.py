@@ -196,12 +196,13 @@ class Objective:
 
 
 def remaining_trials(store: RunStore, name: str, spec: SweepSpec) -> int:
-    """Trials nobody has started yet: planned minus finished or running, plus any queued again."""
+    """Trials nobody has started yet: planned minus finished or running (a retry queued for an
+    interrupted trial is one of those not yet taken)."""
     trials = store.trials(name)
     taken = sum(t.state == TrialState.RUNNING or (t.state.is_finished() and not _was_retried(t, trials))
                 for t in trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
-    return max(spec.grid_size() - taken, 0) + waiting
+    return max(spec.grid_size() - taken, waiting)
 
 
 def _was_retried(trial, trials) -> bool:

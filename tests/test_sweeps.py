@@ -1,0 +1,63 @@
+"""Sweeps in-process on a real SQLite store: pruning reports, Stop requeues, resume completes the grid."""
+from __future__ import annotations
+
+import pytest
+
+from core.specs import SweepSpec
+from core.store import RunStore
+from core.sweeps import make_pruner, remaining_trials, run_worker
+
+
+def tiny_spec(dataset, name: str, search: dict) -> SweepSpec:
+    return SweepSpec.from_dict({
+        "name": name, "folds": 2, "data": {"dataset": str(dataset), "test_fraction": 0.25},
+        "params": {"backbone": "mobilenetv2", "weights": "none", "image_size": 32, "epochs": 2,
+                   "batch_size": 8, "early_stopping": 0, "reduce_lr": 0},
+        "search": search})
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+
+
+def test_pruning_search_reports_every_epoch(tiny_dataset, store):
+    spec = tiny_spec(tiny_dataset, "pruned", {"method": "random", "budget": 3, "pruning": True,
+                                              "space": {"learning_rate": {"low": 1e-4, "high": 1e-1, "log": True}}})
+    assert type(make_pruner(spec)).__name__ == "SuccessiveHalvingPruner"
+    store.create_sweep(spec)
+    assert run_worker(store, "pruned") == 3
+    trials = store.trials("pruned")
+    assert len(trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    for t in trials:
+        steps = sorted(t.intermediate_values)
+        assert steps[:2] == [0, 1]            # fold 1, epochs 1 and 2: the pruner saw each epoch
+        assert 1e-4 <= t.params["learning_rate"] <= 1e-1
+    assert remaining_trials(store, "pruned", spec) == 0
+
+
+def test_stop_requeues_the_running_trial_and_resume_finishes_the_grid(tiny_dataset, store):
+    spec = tiny_spec(tiny_dataset, "stopped", {"method": "grid", "space": {"optimizer": ["sgd", "adam"]}})
+    store.create_sweep(spec)
+    store.request_stop("stopped")
+    assert run_worker(store, "stopped") == 0
+    states = sorted(t.state.name for t in store.trials("stopped"))
+    assert states == ["FAIL", "WAITING"]               # interrupted, and queued again with its grid point
+    store.request_stop("stopped", False)
+    assert remaining_trials(store, "stopped", spec) == 2
+    run_worker(store, "stopped")
+    done = [t for t in store.trials("stopped") if t.state.name == "COMPLETE"]
+    assert sorted(t.params["optimizer"] for t in done) == ["adam", "sgd"]
+    assert remaining_trials(store, "stopped", spec) == 0
+    live = store.trial_record("stopped", done[0].number)["live"]
+    assert live["curves"]["fold 2"]["val_loss"] and live["fold"] == 1
+
+
+def test_a_failing_configuration_fails_its_trial_not_the_sweep(tiny_dataset, store):
+    spec = tiny_spec(tiny_dataset, "partly-broken", {"method": "grid", "space": {"batch_size": [8, 1000]}})
+    spec.params.backbone = "no-such-backbone"
+    store.create_sweep(spec)
+    run_worker(store, "partly-broken")
+    frame = store.trials_frame("partly-broken")
+    assert list(frame["state"]) == ["FAIL", "FAIL"]
+    assert all("no-such-backbone" in e for e in frame["error"])
