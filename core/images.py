@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 import os
 import re
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -237,15 +240,21 @@ def map_in_processes(
 ) -> list[R]:
     """`[fn(x) for x in items]` over all cores, in order; small jobs stay in this process.
 
-    Uses "spawn" workers: forking a parent that has already loaded TensorFlow can deadlock.
     `fn` must be a module-level function and must not raise (return errors as values).
     """
     workers = workers or os.cpu_count() or 1
     total = len(items)
     if workers == 1 or total < 4 * chunk:
         return list(_report(map(fn, items), total, progress))
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_safe_context()) as pool:
         return list(_report(pool.map(fn, items, chunksize=chunk), total, progress))
+
+
+def _safe_context() -> BaseContext:
+    """fork when it is safe (quick start, works from any script); spawn once threads or TensorFlow
+    exist in this process (Streamlit's server, a training run), since forking them can deadlock."""
+    busy = threading.active_count() > 1 or "tensorflow" in sys.modules
+    return get_context("spawn" if busy else "fork")
 
 
 def _report(results: Iterable[R], total: int, progress: Callable[[int, int], None] | None) -> Iterable[R]:
