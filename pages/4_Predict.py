@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.datasets import DatasetError, load_dataset
 from core.explain import METHODS, overlay
 from core.model_card import ModelFileError
 from core.predict import predict_images
@@ -41,8 +42,11 @@ def choose_images() -> list[tuple[str, object]]:
                                help="JPEG, PNG, WebP, BMP, GIF or TIFF; anything else is reported, not classified")
     items: list[tuple[str, object]] = [(u.name, u.getvalue()) for u in uploads or []]
     dataset = state.chosen_dataset()
-    if dataset is not None:
-        paths = state.scan(dataset)[0].paths
+    try:
+        paths = load_dataset(dataset, validate=False).paths if dataset else []   # a listing, not a scan
+    except DatasetError:
+        paths = []
+    if paths:
         picked = st.multiselect(f"…or pick from {dataset.name}", paths, max_selections=MAX_PICKED,
                                 format_func=lambda p: str(Path(p).relative_to(dataset)) if Path(p).is_relative_to(dataset)
                                 else Path(p).name)

@@ -233,7 +233,7 @@ def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: st
     no_errors(at)
 
 
-def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str) -> None:
+def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str, data_root: Path) -> None:
     at = page("pages/4_Predict.py", timeout=TF_TIMEOUT)
     no_errors(at)
     image = io.BytesIO()
@@ -244,6 +244,10 @@ def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str) -> 
     assert len(at.error) == 1 and "notes.txt" in at.error[0].value
     assert len(at.image) == 2     # the input and its Grad-CAM overlay
     assert any("probability" in d.value.columns for d in at.dataframe)
+    picker = next(m for m in at.multiselect if m.label.startswith("…or pick"))
+    picker.set_value([str(data_root / "colours" / "red" / "red_000.jpg")]).run()
+    assert not at.exception, at.exception
+    assert len(at.image) == 4     # the upload and the picked dataset image, each with its overlay
     next(r for r in at.radio if r.label == "Heat map").set_value("gradcam++").run()
     next(s for s in at.slider if s.label == "Heat map opacity").set_value(0.8).run()
     assert not at.exception, at.exception
