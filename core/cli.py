@@ -49,7 +49,8 @@ def _run(store, name: str, workers: int) -> int:
         bar.refresh()
 
     try:
-        record = run_sweep(store, name, workers=workers, say=bar.write, progress=progress)
+        record = run_sweep(store, name, workers=workers, say=bar.write, progress=progress,
+                           stage=lambda line: bar.set_postfix_str(line[-90:]))
     finally:
         bar.close()
     if record:
@@ -83,8 +84,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.sweeps import run_worker
-    ran = run_worker(_store(args), args.sweep, say=lambda m: print(m, file=sys.stderr))
+    from core.sweeps import Watch, run_worker
+    ran = run_worker(_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
     print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
     return 0
 

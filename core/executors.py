@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from core.settings import REPO_ROOT
 from core.store import HEARTBEAT_S, RunStore
-from core.sweeps import finalize, remaining_trials, run_worker
+from core.sweeps import Watch, finalize, remaining_trials, run_worker
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)
@@ -42,13 +42,25 @@ def _running(store: RunStore, name: str) -> int:
     return sum(t.state == TrialState.RUNNING for t in store.trials(name))
 
 
+def running_status(store: RunStore, name: str) -> str:
+    """Where the running trials are, from their live records (works for workers anywhere)."""
+    parts = []
+    for t in store.trials(name):
+        live = t.user_attrs.get("live") if t.state == TrialState.RUNNING else None
+        if live:
+            parts.append(f"trial {t.number}: fold {live['fold'] + 1}, epoch {live['epoch'] + 1}")
+    return "; ".join(parts)
+
+
 def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = None,
-              progress: Progress | None = None) -> dict | None:
+              progress: Progress | None = None, stage: Say | None = None) -> dict | None:
     """Run the sweep to its end here (1 worker) or in `workers` processes, then refit the best.
 
+    `progress` gets (finished, planned) trials; `stage` a line on what runs right now.
     Returns the final model record, or None when the sweep was stopped or nothing completed.
     """
     say = say or print
+    stage = stage or (lambda _: None)
     spec = store.spec(name)
     planned = spec.grid_size()
     store.request_stop(name, False)
@@ -67,9 +79,9 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             return None
         if remaining_trials(store, name, spec) > 0:
             if workers <= 1:
-                run_worker(store, name, say=say, on_trial=tick)
+                run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick))
             else:
-                _run_worker_processes(store, name, workers, tick)
+                _run_worker_processes(store, name, workers, lambda: (tick(), stage(running_status(store, name))))
             continue
         if _running(store, name):
             # Trials held by workers elsewhere, or by killed ones: the heartbeat turns the
@@ -79,6 +91,7 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             tick()
             continue
         break
+    stage("refitting the best configuration")
     record = finalize(store, name, say=say)
     store.set_status(name, "done")
     return record

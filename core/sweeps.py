@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from dataclasses import dataclass
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -148,11 +149,21 @@ def sweep_cut(spec: SweepSpec, params: TrialParams, classes: int) -> str:
     return _CUTS[key]
 
 
+@dataclass
+class Watch:
+    """What a worker tells whoever watches it in the same process (the CLI's progress bars)."""
+
+    say: Say = log.info                                   # one-off messages
+    stage: Say = lambda _: None                           # the current step, replaced as work goes on
+    trial_done: Callable[[], None] = lambda: None
+
+
 class Objective:
     """Optuna objective: one configuration's K-fold CV error, with live curves written per epoch."""
 
-    def __init__(self, store: RunStore, name: str, data: SweepData):
+    def __init__(self, store: RunStore, name: str, data: SweepData, watch: Watch | None = None):
         self.store, self.name, self.data, self.spec = store, name, data, data.spec
+        self.watch = watch or Watch()
         self.cache = None
         if self.spec.use_cache:
             from core.features import ActivationCache
@@ -163,7 +174,9 @@ class Objective:
         params = self.spec.trial_params(suggest(trial, self.spec))
         seed = self.spec.data.seed
         runner = TrialRunner(self.data.trial_data(params.image_size), self.cache, seed=seed,
-                             weights_id=lambda p: weights_identity(p, seed))
+                             weights_id=lambda p: weights_identity(p, seed),
+                             cache_progress=lambda done, total: self.watch.stage(
+                                 f"trial {trial.number}: backbone activations {done}/{total}"))
         try:
             result = runner.run(params, self._reporter(trial, params),
                                 base_cut=sweep_cut(self.spec, params, len(self.data.dataset.classes)))
@@ -184,6 +197,9 @@ class Objective:
             for key, value in logs.items():
                 fold_curves.setdefault(key, []).append(value)
             trial.set_user_attr("live", {"fold": fold, "epoch": epoch, "curves": curves})
+            accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
+            self.watch.stage(f"trial {trial.number}: fold {fold + 1}/{len(self.data.folds)}, epoch {epoch + 1}/"
+                             f"{params.epochs}, validation accuracy {accuracy:.3f}")
             if self.spec.search.pruning and "val_accuracy" in logs:
                 trial.report(1.0 - logs["val_accuracy"], step=fold * params.epochs + epoch)
                 if trial.should_prune():
@@ -210,29 +226,28 @@ def _was_retried(trial, trials) -> bool:
         t.system_attrs.get("failed_trial") == trial.number for t in trials if t is not trial)
 
 
-def run_worker(store: RunStore, name: str, say: Say | None = None,
-               on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None) -> int:
+def run_worker(store: RunStore, name: str, watch: Watch | None = None) -> int:
     """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran."""
+    watch = watch or Watch()
     spec = store.spec(name)
     if remaining_trials(store, name, spec) == 0:
         return 0
-    data = SweepData(spec, say=say)
+    data = SweepData(spec, say=watch.say)
     study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
-    objective = Objective(store, name, data)
+    objective = Objective(store, name, data, watch)
     ran = 0
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
         ran += 1
-        if on_trial:
-            on_trial(study, trial)
+        watch.trial_done()
         if remaining_trials(store, name, spec) == 0:
             study.stop()
 
     try:
         study.optimize(objective, callbacks=[after_trial], catch=())
     except StopRequested as stop:
-        (say or log.info)(str(stop))
+        watch.say(str(stop))
     return ran
 
 

@@ -144,8 +144,9 @@ class TrialRunner:
     """Runs trials of one sweep on one TrialData, sharing the activation cache between them."""
 
     def __init__(self, data: TrialData, cache: ActivationCache | None, seed: int = 0,
-                 weights_id: Callable[[TrialParams], str] | None = None):
-        self.data, self.cache, self.seed = data, cache, seed
+                 weights_id: Callable[[TrialParams], str] | None = None,
+                 cache_progress: Callable[[int, int], None] | None = None):
+        self.data, self.cache, self.seed, self.cache_progress = data, cache, seed, cache_progress
         self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
         self.device = configure_device()
 
@@ -196,10 +197,10 @@ class TrialRunner:
                        views=views, seed=self.seed)
         if base_cut and clf.lies_below(base_cut):
             base = self.cache.get(dataclasses.replace(key, cut=base_cut), clf.bottom_model(base_cut),
-                                  self.data.images)
-            cached = self.cache.get(key, clf.segment_model(base_cut), base)
+                                  self.data.images, self.cache_progress)
+            cached = self.cache.get(key, clf.segment_model(base_cut), base, self.cache_progress)
         else:
-            cached = self.cache.get(key, clf.bottom_model(), self.data.images)
+            cached = self.cache.get(key, clf.bottom_model(), self.data.images, self.cache_progress)
         sources = [cached.originals] + (list(cached.views) if cached.views is not None else [])
         return clf.top_model(), sources, None, "hit" if cached.hit else "miss"
 
