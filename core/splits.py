@@ -1,18 +1,18 @@
-"""Train/test splits and K-fold CV folds, as index arrays, with duplicates kept on one side.
+"""Train/test splits and K-fold folds as index arrays, reproducible from a seed.
 
-Near-duplicate photos on both sides of a split leak: the model is tested on what it trained
-on. `groups` (from `scan.duplicate_groups_for`) keeps each group whole.
+Groups (from `core.scan.duplicate_groups_for`) keep copies of one photo on one side: a photo in
+both train and test makes the test score a memory test.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 
 class SplitError(ValueError):
-    """The data cannot be split as asked; the message says what to change."""
+    """The split asked for cannot be made from these labels; the message says what to change."""
 
 
 @dataclass
@@ -20,56 +20,88 @@ class Split:
     train: np.ndarray
     test: np.ndarray
 
-
-def _groups(labels: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-    return np.arange(len(labels)) if groups is None else np.asarray(groups)
-
-
-def _check_classes(labels: np.ndarray, k: int, what: str) -> None:
-    counts = np.bincount(labels)
-    present = counts[counts > 0]
-    if len(present) < 2:
-        raise SplitError(f"{what}: needs at least 2 classes with images")
-    if present.min() < k:
-        smallest = int(np.flatnonzero(counts == present.min())[0])
-        raise SplitError(f"{what}: class #{smallest} has only {present.min()} image(s); it needs at least {k} "
-                         "(add images, merge the class, or lower the number of folds)")
+    def __post_init__(self) -> None:
+        self.train = np.asarray(self.train, dtype=np.int64)
+        self.test = np.asarray(self.test, dtype=np.int64)
+        if np.intersect1d(self.train, self.test).size:
+            raise SplitError("train and test share indices")
 
 
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
-                     groups: np.ndarray | None = None) -> Split:
-    """A seeded, stratified hold-out of about `test_fraction`, duplicate groups kept whole.
+def _check_labels(labels: Sequence[int] | np.ndarray, groups: Sequence[int] | np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=np.int64)
+    if y.ndim != 1 or y.size == 0:
+        raise SplitError(f"labels must be a non-empty 1-D array, got shape {y.shape}")
+    g = np.arange(y.size) if groups is None else np.asarray(groups)
+    if g.shape != y.shape:
+        raise SplitError(f"{g.size} groups for {y.size} labels: give one group id per image")
+    return y, g
 
-    Done as one fold of a stratified group K-fold with K = round(1 / test_fraction), so the
-    fraction is approximate (0.15 -> 1/7 = 14.3 %).
+
+def stratified_split(labels: Sequence[int] | np.ndarray, test_fraction: float, seed: int,
+                     groups: Sequence[int] | np.ndarray | None = None) -> Split:
+    """Each class split in the same proportion (to within one image), groups never cut in two.
+
+    Groups are dealt in a seeded random order, largest first; a group goes to test while that keeps
+    every class it touches within its test quota, so ungrouped classes hit the quota exactly.
     """
-    labels = np.asarray(labels)
     if not 0 < test_fraction < 1:
         raise SplitError(f"data.test_fraction: {test_fraction} must be between 0 and 1")
-    k = max(2, round(1 / test_fraction))
-    _check_classes(labels, k, "stratified split")
-    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    train, test = next(folds.split(np.zeros(len(labels)), labels, _groups(labels, groups)))
-    return Split(train=np.sort(train), test=np.sort(test))
+    y, g = _check_labels(labels, groups)
+    n_classes = int(y.max()) + 1
+    quota = np.round(np.bincount(y, minlength=n_classes) * test_fraction)
+    rng = np.random.default_rng(seed)
+    group_ids, group_of = np.unique(g, return_inverse=True)
+    members = [np.flatnonzero(group_of == k) for k in range(len(group_ids))] if groups is not None \
+        else [np.array([i]) for i in range(y.size)]
+    order = rng.permutation(len(members))
+    order = order[np.argsort([-len(members[k]) for k in order], kind="stable")]
+    in_test = np.zeros(n_classes)
+    test_parts = []
+    for k in order:
+        need = np.bincount(y[members[k]], minlength=n_classes)
+        if np.all(in_test + need <= quota):
+            in_test += need
+            test_parts.append(members[k])
+    test = np.sort(np.concatenate(test_parts)) if test_parts else np.empty(0, dtype=np.int64)
+    train = np.setdiff1d(np.arange(y.size), test)
+    if test.size == 0 or train.size == 0:
+        raise SplitError(f"a test fraction of {test_fraction} leaves {'test' if test.size == 0 else 'train'} "
+                         f"empty for {y.size} images; change the fraction or add images")
+    return Split(train, test)
 
 
 def ordered_split(n: int, train_count: int, test_count: int) -> Split:
-    """The first `train_count` images train (and validate), the next `test_count` test."""
-    if train_count <= 0 or test_count <= 0:
+    """First `train_count` for training, the next `test_count` for test: files kept in order."""
+    if train_count < 1 or test_count < 1:
         raise SplitError("ordered split: train_count and test_count must both be > 0")
     if train_count + test_count > n:
         raise SplitError(f"ordered split: train_count + test_count = {train_count + test_count} but the "
                          f"dataset has {n} images")
-    return Split(train=np.arange(train_count), test=np.arange(train_count, train_count + test_count))
+    return Split(np.arange(train_count), np.arange(train_count, train_count + test_count))
 
 
-def kfold_indices(labels: np.ndarray, k: int, seed: int,
-                  groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, validation) positions within `labels` for each of K stratified, seeded folds."""
-    labels = np.asarray(labels)
+def kfold_indices(labels: Sequence[int] | np.ndarray, k: int, seed: int,
+                  groups: Sequence[int] | np.ndarray | None = None,
+                  class_names: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, val_idx) positions within `labels` for each of k stratified folds.
+
+    With groups, StratifiedGroupKFold: copies of a photo never straddle train and validation.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y, g = _check_labels(labels, groups)
     if k < 2:
         raise SplitError(f"folds: {k}-fold CV needs k >= 2")
-    _check_classes(labels, k, f"{k}-fold CV")
-    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(np.sort(a), np.sort(b)) for a, b in folds.split(np.zeros(len(labels)), labels,
-                                                              _groups(labels, groups))]
+    for c in np.unique(y):
+        distinct = np.unique(g[y == c]).size
+        if distinct < k:
+            name = f"class '{class_names[c]}'" if class_names else f"class #{c}"
+            what = "distinct image(s) once duplicates are merged" if groups is not None else "image(s)"
+            raise SplitError(f"{k}-fold CV: {name} has only {distinct} {what}; it needs at least {k} "
+                             "(add images, merge the class, or lower the number of folds)")
+    if groups is None:
+        folds = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(y.size), y)
+    else:
+        folds = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(y.size), y, g)
+    return [(np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64)) for tr, va in folds]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.splits import SplitError, kfold_indices, ordered_split, stratified_split
+from core.splits import Split, SplitError, kfold_indices, ordered_split, stratified_split
 
 LABELS = np.repeat([0, 1, 2], [40, 30, 20])
 
@@ -49,3 +49,37 @@ def test_too_few_images_for_the_folds_says_what_to_do():
     labels = np.array([0, 0, 0, 1, 1])
     with pytest.raises(SplitError, match="class #1 has only 2 image.*lower the number of folds"):
         kfold_indices(labels, 3, seed=0)
+
+
+@pytest.mark.parametrize("fraction", [0.15, 0.3, 0.5])
+def test_stratified_split_hits_each_class_quota_within_one(fraction):
+    labels = np.repeat([0, 1, 2, 3], [37, 11, 5, 101])
+    split = stratified_split(labels, fraction, seed=7)
+    assert np.array_equal(np.sort(np.concatenate([split.train, split.test])), np.arange(len(labels)))
+    for c, n in enumerate(np.bincount(labels)):
+        assert abs(np.sum(labels[split.test] == c) - n * fraction) <= 1
+
+
+def test_big_duplicate_groups_stay_whole_and_mixed_label_groups_too():
+    labels = np.repeat([0, 1], [50, 50])
+    groups = np.arange(100)
+    groups[:10] = 0            # ten copies of one photo
+    groups[[45, 55]] = 45      # the same photo under both labels
+    for seed in range(5):
+        split = stratified_split(labels, 0.3, seed=seed, groups=groups)
+        assert not set(groups[split.train]) & set(groups[split.test])
+        assert abs(len(split.test) - 30) <= 4
+
+
+def test_bad_arguments_say_which():
+    with pytest.raises(SplitError, match="test_fraction: 1.5"):
+        stratified_split(LABELS, 1.5, seed=0)
+    with pytest.raises(SplitError, match="both be > 0"):
+        ordered_split(10, 0, 5)
+    with pytest.raises(SplitError, match="k >= 2"):
+        kfold_indices(LABELS, 1, seed=0)
+    with pytest.raises(SplitError, match="class 'tulip' has only 2 distinct image.*duplicates are merged"):
+        kfold_indices(np.array([0, 0, 0, 1, 1, 1]), 3, seed=0, groups=[0, 1, 2, 3, 3, 4],
+                      class_names=["rose", "tulip"])
+    with pytest.raises(SplitError, match="share indices"):
+        Split(np.array([1, 2]), np.array([2, 3]))
