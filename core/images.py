@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -230,6 +230,28 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def imap_in_processes(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    workers: int | None = None,
+    chunk: int = 32,
+) -> Iterator[R]:
+    """`fn(x) for x in items` over all cores, yielded in order as they finish; small jobs stay here.
+
+    Yielding lets a caller write big results (decoded images) straight to disk instead of holding
+    them all. `fn` must be a module-level function (or a partial of one).
+    """
+    workers = workers or os.cpu_count() or 1
+    total = len(items)
+    if workers == 1 or total < 4 * chunk:
+        yield from _report(map(fn, items), total, progress)
+        return
+    with ProcessPoolExecutor(workers, mp_context=_safe_context()) as pool:
+        yield from _report(pool.map(fn, items, chunksize=chunk), total, progress)
+
+
 def map_in_processes(
     fn: Callable[[T], R],
     items: Sequence[T],
@@ -238,16 +260,8 @@ def map_in_processes(
     workers: int | None = None,
     chunk: int = 32,
 ) -> list[R]:
-    """`[fn(x) for x in items]` over all cores, in order; small jobs stay in this process.
-
-    `fn` must be a module-level function and must not raise (return errors as values).
-    """
-    workers = workers or os.cpu_count() or 1
-    total = len(items)
-    if workers == 1 or total < 4 * chunk:
-        return list(_report(map(fn, items), total, progress))
-    with ProcessPoolExecutor(workers, mp_context=_safe_context()) as pool:
-        return list(_report(pool.map(fn, items, chunksize=chunk), total, progress))
+    """`[fn(x) for x in items]` over all cores; see `imap_in_processes`."""
+    return list(imap_in_processes(fn, items, progress, workers=workers, chunk=chunk))
 
 
 def _safe_context() -> BaseContext:

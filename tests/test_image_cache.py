@@ -30,3 +30,32 @@ def test_changed_file_is_a_new_entry(tiny_dataset, tmp_path):
     changed = decoded_images(load_dataset(tiny_dataset), 16, tmp_path)
     assert cache_info(tmp_path)["entries"] == 2
     assert changed[load_dataset(tiny_dataset).paths.index(str(victim))].max() < 10
+
+
+def test_crash_leaves_no_entry_and_names_the_bad_file(tiny_dataset, tmp_path):
+    import pytest
+
+    from core.images import BadImageError
+
+    ds = load_dataset(tiny_dataset)
+    (tiny_dataset / "blue" / "blue_003.jpg").write_bytes(b"")  # broke after validation
+    with pytest.raises(BadImageError, match="blue_003.jpg: 0 bytes"):
+        decoded_images(ds, 16, tmp_path / "c")
+    assert cache_info(tmp_path / "c")["files"] == 0
+
+
+def test_half_written_entry_is_not_a_hit(tiny_dataset, tmp_path):
+    ds = load_dataset(tiny_dataset)
+    first = np.array(decoded_images(ds, 16, tmp_path))
+    data = next((tmp_path / "images").glob("*.u8"))
+    data.write_bytes(data.read_bytes()[:100])  # as if a crash cut it short
+    assert np.array_equal(decoded_images(ds, 16, tmp_path), first)
+
+
+def test_many_images_go_through_worker_processes(tmp_path):
+    from conftest import write_class_folders
+
+    ds = load_dataset(write_class_folders(tmp_path / "many", per_class=70))
+    images = decoded_images(ds, 8, tmp_path / "cache")
+    assert images.shape == (210, 8, 8, 3) and not images.flags.writeable
+    np.testing.assert_array_equal(images[200], load_image(ds.paths[200], 8))
