@@ -1,0 +1,142 @@
+"""Untrusted archives: traversal, absolute paths, links and bombs are refused; nothing escapes."""
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import write_class_folders
+from core.archives import ArchiveError, extract_tar, extract_zip
+
+
+def zip_of(entries: dict[str, bytes], path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def tar_of(folder: Path, path: Path, arcname: str) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(folder, arcname=arcname)
+    return path
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_zip_with_wrapper_folder_returns_class_root_and_skips_junk(tmp_path: Path) -> None:
+    src = write_class_folders(tmp_path / "src", per_class=2)
+    entries = {f"photos/{p.relative_to(src)}": p.read_bytes() for p in src.rglob("*.jpg")}
+    entries.update({"__MACOSX/photos/._red_000.jpg": b"x", "photos/.DS_Store": b"x", "photos/red/._x.jpg": b"x"})
+    root = extract_zip(zip_of(entries, tmp_path / "up.zip"), tmp_path / "out")
+    assert root == tmp_path / "out" / "photos"
+    kept = sorted(name for name in entries if "._" not in name and "DS_Store" not in name)
+    assert len(kept) == 6 and files_under(tmp_path / "out") == kept
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("../evil.txt", r"outside the folder \('..'\)"), ("a/../../evil.txt", "outside the folder"),
+     ("/etc/evil.txt", "absolute path"), ("C:/evil.txt", "absolute path"), ("..\\evil.txt", "outside")],
+)
+def test_zip_escapes_are_refused_and_nothing_written(tmp_path: Path, name: str, message: str) -> None:
+    archive = zip_of({"ok/a.txt": b"fine", name: b"pwned"}, tmp_path / "bad.zip")
+    with pytest.raises(ArchiveError, match=message):
+        extract_zip(archive, tmp_path / "work" / "out")
+    assert not (tmp_path / "work" / "out").exists()
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "work" / "evil.txt").exists()
+
+
+def test_zip_symlink_entry_is_refused(tmp_path: Path) -> None:
+    info = zipfile.ZipInfo("photos/link.jpg")
+    info.external_attr = (0o120777 << 16)
+    with zipfile.ZipFile(tmp_path / "link.zip", "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(ArchiveError, match="symbolic link"):
+        extract_zip(tmp_path / "link.zip", tmp_path / "out")
+
+
+def test_zip_bomb_refused_by_declared_size(tmp_path: Path) -> None:
+    archive = zip_of({"zeros.bin": bytes(50 * 1024**2)}, tmp_path / "bomb.zip")
+    assert archive.stat().st_size < 200_000
+    with pytest.raises(ArchiveError, match="more than the limit of 10,485,760"):
+        extract_zip(archive, tmp_path / "out", max_bytes=10 * 1024**2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_lying_about_sizes_is_caught_while_writing(tmp_path: Path) -> None:
+    """Declared sizes under the limit, real bytes over it: counting real bytes stops it."""
+    archive = zip_of({"a.bin": bytes(3000), "b.bin": bytes(3000)}, tmp_path / "liar.zip")
+    target = tmp_path / "out"
+    import core.archives as archives
+
+    original = archives._Writer.check_declared
+    archives._Writer.check_declared = lambda self, sizes: None  # as if the central directory lied
+    try:
+        with pytest.raises(ArchiveError, match="more than 5,000 bytes"):
+            extract_zip(archive, target, max_bytes=5000)
+    finally:
+        archives._Writer.check_declared = original
+    assert not target.exists()
+
+
+def test_too_many_files_and_non_empty_target(tmp_path: Path) -> None:
+    archive = zip_of({f"f{i}.txt": b"x" for i in range(5)}, tmp_path / "many.zip")
+    with pytest.raises(ArchiveError, match="5 files, more than the limit of 4"):
+        extract_zip(archive, tmp_path / "out", max_files=4)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ArchiveError, match="not empty"):
+        extract_zip(archive, tmp_path / "full")
+    assert files_under(tmp_path / "full") == ["keep.txt"]
+
+
+def test_not_a_zip_says_so(tmp_path: Path) -> None:
+    (tmp_path / "x.zip").write_text("hello")
+    with pytest.raises(ArchiveError, match="not a readable zip"):
+        extract_zip(tmp_path / "x.zip", tmp_path / "out")
+    with pytest.raises(ArchiveError, match="not a readable tar"):
+        extract_tar(tmp_path / "x.zip", tmp_path / "out2")
+
+
+def test_tgz_extracts_to_its_wrapper_folder(tmp_path: Path) -> None:
+    src = write_class_folders(tmp_path / "src", per_class=2)
+    (src / "LICENSE.txt").write_text("CC-BY")
+    root = extract_tar(tar_of(src, tmp_path / "f.tgz", "flower_photos"), tmp_path / "out")
+    assert root.name == "flower_photos" and sorted(p.name for p in root.iterdir() if p.is_dir()) == [
+        "blue", "green", "red"]
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE])
+def test_tar_links_and_devices_are_refused(tmp_path: Path, kind: bytes) -> None:
+    with tarfile.open(tmp_path / "t.tar", "w") as tf:
+        ok = tarfile.TarInfo("data/a.txt")
+        ok.size = 2
+        tf.addfile(ok, io.BytesIO(b"hi"))
+        bad = tarfile.TarInfo("data/b.jpg")
+        bad.type, bad.linkname = kind, "/etc/passwd"
+        tf.addfile(bad)
+    with pytest.raises(ArchiveError, match="only files and folders"):
+        extract_tar(tmp_path / "t.tar", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tar_traversal_and_size_limit(tmp_path: Path) -> None:
+    with tarfile.open(tmp_path / "t.tar", "w") as tf:
+        evil = tarfile.TarInfo("../../evil.txt")
+        evil.size = 1
+        tf.addfile(evil, io.BytesIO(b"x"))
+    with pytest.raises(ArchiveError, match="outside the folder"):
+        extract_tar(tmp_path / "t.tar", tmp_path / "out")
+    with tarfile.open(tmp_path / "big.tgz", "w:gz") as tf:
+        big = tarfile.TarInfo("zeros.bin")
+        big.size = 20 * 1024**2
+        tf.addfile(big, io.BytesIO(bytes(big.size)))
+    with pytest.raises(ArchiveError, match="more than 10,485,760 bytes"):
+        extract_tar(tmp_path / "big.tgz", tmp_path / "out", max_bytes=10 * 1024**2)
+    assert not (tmp_path / "out").exists()
