@@ -1,0 +1,95 @@
+"""Example download over a loopback server: progress, checksum, offline and timeout paths. No internet."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import socket
+import tarfile
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import write_class_folders
+from core.fetch import EXAMPLES, FetchError, fetch_example
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(url, sha256) of a tiny flower_photos-like .tgz served from 127.0.0.1."""
+    site = tmp_path / "site"
+    site.mkdir()
+    src = write_class_folders(tmp_path / "src", per_class=2)
+    with tarfile.open(site / "photos.tgz", "w:gz") as tf:
+        tf.add(src, arcname="flower_photos")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield (f"http://127.0.0.1:{server.server_address[1]}/photos.tgz",
+               hashlib.sha256((site / "photos.tgz").read_bytes()).hexdigest())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetch_downloads_verifies_and_unpacks_once(served: tuple[str, str], tmp_path: Path) -> None:
+    url, digest = served
+    calls: list[tuple[int, int]] = []
+    folder = fetch_example("flowers", tmp_path / "data", url=url, sha256=digest,
+                           progress=lambda done, total: calls.append((done, total)))
+    assert folder == tmp_path / "data" / "flowers" / "flower_photos"
+    assert sorted(p.name for p in folder.iterdir()) == ["blue", "green", "red"]
+    assert calls and calls[-1][0] == calls[-1][1] > 0
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["flowers"]  # no temp files left
+    again = fetch_example("flowers", tmp_path / "data", url="http://127.0.0.1:9/never-asked")
+    assert again == folder
+
+
+def test_checksum_mismatch_removes_the_download(served: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = served
+    with pytest.raises(FetchError, match="checksum mismatch .* expected sha256 0+, got"):
+        fetch_example("flowers", tmp_path / "data", url=url, sha256="0" * 64)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_unreachable_server_says_what_to_do_by_hand(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    url = f"http://127.0.0.1:{port}/flower_photos.tgz"
+    with pytest.raises(FetchError, match=f"could not reach 127.0.0.1.*no internet\\? Download {url} by hand"):
+        fetch_example("flowers", tmp_path / "data", url=url, timeout=2)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_silent_server_times_out(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection but never answers
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x.tgz"
+        with pytest.raises(FetchError, match="could not reach 127.0.0.1 .*timed out"):
+            fetch_example("slow", tmp_path / "data", url=url, timeout=0.5)
+
+
+def test_http_error_and_unknown_names(served: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = served
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_example("flowers", tmp_path / "data", url=url.replace("photos.tgz", "missing.tgz"))
+    with pytest.raises(FetchError, match="no example called 'cats'; known: flowers"):
+        fetch_example("cats", tmp_path / "data")
+    with pytest.raises(FetchError, match="must be letters"):
+        fetch_example("../up", tmp_path / "data", url=url)
+
+
+def test_registry_holds_the_published_checksum() -> None:
+    flowers = EXAMPLES["flowers"]
+    assert flowers.url.endswith("/flower_photos.tgz") and flowers.size == 228_813_984
+    assert flowers.sha256 and len(flowers.sha256) == 64
