@@ -48,7 +48,8 @@ class _Writer:
 
     def check_declared(self, sizes: list[int]) -> None:
         if len(sizes) > self.max_files:
-            raise ArchiveError(f"archive holds {len(sizes):,} files, more than the limit of {self.max_files:,}")
+            raise ArchiveError(f"archive holds {len(sizes):,} files, "
+                               f"more than the limit of {self.max_files:,}")
         if sum(sizes) > self.max_bytes:
             raise ArchiveError(f"archive unpacks to {sum(sizes):,} bytes, more than the limit of "
                                f"{self.max_bytes:,} (a zip bomb, or a dataset too big to upload)")
@@ -74,7 +75,8 @@ class _Writer:
             for block in iter(lambda: stream.read(_BLOCK), b""):
                 self.bytes += len(block)
                 if self.bytes > self.max_bytes:
-                    raise ArchiveError(f"archive unpacks to more than {self.max_bytes:,} bytes (at '{name}'); "
+                    raise ArchiveError(f"archive unpacks to more than {self.max_bytes:,} bytes "
+                                       f"(at '{name}'); "
                                        "refusing it as a zip bomb")
                 out.write(block)
 
@@ -101,7 +103,8 @@ def _zip_entries(zf: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, tuple[s
         parts = _safe_parts(info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise ArchiveError(f"entry '{info.filename}' is a symbolic link; links are not allowed in uploads")
+            raise ArchiveError(f"entry '{info.filename}' is a symbolic link; "
+                               "links are not allowed in uploads")
         if parts:
             yield info, parts
 
@@ -147,14 +150,16 @@ def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTE
                 parts = _safe_parts(member.name)
                 if not (member.isfile() or member.isdir()):
                     kind = "link" if member.issym() or member.islnk() else "special file"
-                    raise ArchiveError(f"entry '{member.name}' is a {kind}; only files and folders are allowed")
+                    raise ArchiveError(f"entry '{member.name}' is a {kind}; "
+                                       "only files and folders are allowed")
                 if not parts:
                     continue
                 if member.isdir():
                     writer.folder(parts, member.name)
                     continue
                 if writer.bytes + member.size > max_bytes:
-                    raise ArchiveError(f"archive unpacks to more than {max_bytes:,} bytes (at '{member.name}')")
+                    raise ArchiveError(f"archive unpacks to more than {max_bytes:,} bytes "
+                                       f"(at '{member.name}')")
                 stream = tf.extractfile(member)
                 assert stream is not None  # regular files always have one
                 writer.file(parts, member.name, stream)

@@ -151,8 +151,8 @@ def _entries_from_folder(root: Path) -> tuple[list[tuple[str, str]], list[tuple[
     entries: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(map(_is_junk, p.parents))
-                       and not _is_junk(p))
+        files = sorted(p for p in folder.rglob("*")
+                       if p.is_file() and not any(_is_junk(Path(part)) for part in p.relative_to(folder).parts))
         images = [p for p in files if is_image_file(p)]
         if not images:
             raise DatasetError(f"class folder {folder} has no images ({' '.join(sorted(IMAGE_EXTENSIONS))}); "
@@ -171,7 +171,8 @@ def _entries_from_csv(csv_path: Path) -> tuple[list[tuple[str, str]], list[tuple
         missing = [c for c in ("path", "label") if c not in columns]
         if missing:
             raise DatasetError(f"{csv_path}: missing column(s) {', '.join(missing)} (found: "
-                               f"{', '.join(columns) or 'nothing'}); the first row must name columns path,label")
+                               f"{', '.join(columns) or 'nothing'}); "
+                               "the first row must name columns path,label")
         reader.fieldnames = columns
         entries: list[tuple[str, str]] = []
         skipped: list[tuple[str, str]] = []
@@ -239,10 +240,12 @@ def load_dataset(source: str | Path, *, validate: bool = True, progress: Progres
     """
     root = Path(source).expanduser().resolve()
     if not root.exists():
-        raise DatasetError(f"{root}: no such folder or CSV file; check the name or put the dataset under a data root")
+        raise DatasetError(f"{root}: no such folder or CSV file; "
+                           "check the name or put the dataset under a data root")
     if root.is_file():
         if root.suffix.lower() != ".csv":
-            raise DatasetError(f"{root}: a dataset is a folder of class folders or a CSV with columns path,label")
+            raise DatasetError(f"{root}: a dataset is a folder of class folders "
+                               "or a CSV with columns path,label")
         found, skipped = _entries_from_csv(root)
     else:
         found, skipped = _entries_from_folder(root)
@@ -268,7 +271,8 @@ def resolve_dataset_path(name_or_path: str, roots: Sequence[Path]) -> Path:
     inside = [c.resolve() for c in candidates if any(c.resolve().is_relative_to(r) for r in real_roots)]
     where = ", ".join(map(str, real_roots))
     if not inside:
-        raise DatasetError(f"'{text}' is outside the data folders ({where}); put the dataset inside one of them")
+        raise DatasetError(f"'{text}' is outside the data folders ({where}); "
+                           "put the dataset inside one of them")
     for path in inside:
         if path.exists():
             return path

@@ -93,8 +93,8 @@ def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256:
     try:
         got = _download(url, archive, timeout, size, progress)
         if expected and got != expected.lower():
-            raise FetchError(f"checksum mismatch for {url}: expected sha256 {expected}, got {got}; the download "
-                             "is corrupt or the file changed upstream (deleted it; try again)")
+            raise FetchError(f"checksum mismatch for {url}: expected sha256 {expected}, got {got}; "
+                             "the download is corrupt or the file changed upstream (deleted it; try again)")
         try:
             extract_tar(archive, staging)
         except ArchiveError as exc:

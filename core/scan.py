@@ -76,7 +76,8 @@ class ScanReport:
         section("exact duplicate groups", self.duplicate_groups, " = ".join)
         section("near-duplicate groups", self.near_duplicate_groups, " ~ ".join)
         section("label conflicts", self.label_conflicts,
-                lambda c: f"{c['kind']}: " + ", ".join(f"{p} [{lab}]" for p, lab in zip(c["paths"], c["labels"])))
+                lambda c: f"{c['kind']}: "
+                + ", ".join(f"{p} [{lab}]" for p, lab in zip(c["paths"], c["labels"])))
         section("classes with a single image", self.single_image_classes, str)
         return "\n".join(lines)
 

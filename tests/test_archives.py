@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import write_class_folders
+
 from core.archives import ArchiveError, extract_tar, extract_zip
 
 
@@ -32,7 +32,8 @@ def files_under(folder: Path) -> list[str]:
 def test_zip_with_wrapper_folder_returns_class_root_and_skips_junk(tmp_path: Path) -> None:
     src = write_class_folders(tmp_path / "src", per_class=2)
     entries = {f"photos/{p.relative_to(src)}": p.read_bytes() for p in src.rglob("*.jpg")}
-    entries.update({"__MACOSX/photos/._red_000.jpg": b"x", "photos/.DS_Store": b"x", "photos/red/._x.jpg": b"x"})
+    junk = ("__MACOSX/photos/._red_000.jpg", "photos/.DS_Store", "photos/red/._x.jpg")
+    entries.update(dict.fromkeys(junk, b"x"))
     root = extract_zip(zip_of(entries, tmp_path / "up.zip"), tmp_path / "out")
     assert root == tmp_path / "out" / "photos"
     kept = sorted(name for name in entries if "._" not in name and "DS_Store" not in name)

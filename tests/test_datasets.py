@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_image, write_class_folders
-from core.datasets import DatasetError, Dataset, list_datasets, load_dataset, resolve_dataset_path
+
+from core.datasets import Dataset, DatasetError, list_datasets, load_dataset, resolve_dataset_path
 
 
 def test_class_folders_load_sorted_with_labels(tiny_dataset: Path) -> None:
@@ -42,7 +42,8 @@ def test_bad_files_are_skipped_with_reasons(tiny_dataset: Path) -> None:
     [
         (lambda root: None, "no such folder"),
         (lambda root: root.mkdir(), "no class folders"),
-        (lambda root: (write_class_folders(root, 2), (root / "empty").mkdir()), "class folder .*empty has no images"),
+        (lambda root: (write_class_folders(root, 2), (root / "empty").mkdir()),
+         "class folder .*empty has no images"),
         (lambda root: write_class_folders(root, 2, {"only": (1, 2, 3)}), "at least 2 classes"),
         (lambda root: (write_class_folders(root, 2), [p.write_bytes(b"") for p in (root / "red").iterdir()]),
          "class 'red' has no readable image .*0 bytes"),
@@ -53,6 +54,13 @@ def test_unusable_datasets_say_why(tmp_path: Path, setup, message: str) -> None:
     setup(root)
     with pytest.raises(DatasetError, match=message):
         load_dataset(root)
+
+
+def test_dataset_inside_a_hidden_folder_still_loads(tmp_path: Path) -> None:
+    root = write_class_folders(tmp_path / ".cache" / "colours", per_class=2)
+    (root / "red" / ".thumbs").mkdir()
+    make_image((1, 2, 3), 0).save(root / "red" / ".thumbs" / "t.jpg")
+    assert len(load_dataset(root)) == 6
 
 
 def test_csv_dataset_resolves_relative_paths(tiny_dataset: Path) -> None:

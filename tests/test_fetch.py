@@ -11,8 +11,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import write_class_folders
+
 from core.fetch import EXAMPLES, FetchError, fetch_example
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
-from conftest import make_image
 from core.images import BadImageError, load_image, map_in_processes, open_rgb, probe_image
 
 
@@ -115,6 +115,7 @@ def test_bad_image_error_survives_a_worker_process(tmp_path: Path) -> None:
 
 def test_map_in_processes_keeps_order_and_reports_progress() -> None:
     seen: list[tuple[int, int]] = []
-    out = map_in_processes(abs, list(range(-300, 0)), lambda done, total: seen.append((done, total)), workers=2)
+    out = map_in_processes(abs, list(range(-300, 0)), lambda done, total: seen.append((done, total)),
+                           workers=2)
     assert out == [abs(x) for x in range(-300, 0)]
     assert seen[-1] == (300, 300)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
-from conftest import make_image
 from core.datasets import load_dataset
 from core.scan import duplicate_groups_for, near_pairs, scan_dataset
 
@@ -27,7 +27,7 @@ def scene(seed: int, size: tuple[int, int] = (96, 72)) -> Image.Image:
 
 @pytest.fixture
 def messy(tiny_dataset: Path) -> Path:
-    """tiny_dataset plus: an exact copy, a resized copy of a scene, a copy under another label, a broken file."""
+    """tiny_dataset plus an exact copy, a resized scene, a copy under another label, a broken file."""
     red = tiny_dataset / "red"
     shutil.copy(red / "red_000.jpg", red / "copy_of_000.jpg")
     scene(1).save(red / "scene.jpg", quality=90)
