@@ -59,7 +59,7 @@ def _template() -> go.layout.Template:
     axis = dict(showline=True, linecolor="#888888", ticks="outside", zeroline=False, gridcolor="#EBEBEB")
     template.layout.update(
         font=dict(family="Inter, 'Source Sans Pro', Helvetica, Arial, sans-serif", size=13, color="#262730"),
-        colorway=list(PALETTE), title=dict(x=0.0, xanchor="left", font=dict(size=16)),
+        colorway=list(PALETTE), title=dict(x=0.0, xref="paper", xanchor="left", font=dict(size=16)),
         margin=dict(l=64, r=24, t=56, b=56), hovermode="closest", xaxis=axis, yaxis=axis,
         legend=dict(bgcolor="rgba(255,255,255,0.6)"),
     )

@@ -230,6 +230,7 @@ def test_dataset_charts() -> None:
     assert trace_types(charts.image_sizes([("a.jpg", 10, 20)], None)) == ["scatter"]
     for fig in (counts, splits, sizes):
         assert fig.layout.template.layout.colorway == PALETTE and serialises(fig)
+        assert fig.layout.template.layout.title.xref == "paper"  # titles align with the plot, not the clipped edge
 
 
 def test_fig_to_png() -> None:
