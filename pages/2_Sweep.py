@@ -12,6 +12,7 @@ from core.specs import SweepSpec
 from core.store import StoreError
 from core.ui_spec_form import sweep_size
 from ui import state
+from ui.cache_panel import cache_panel
 from ui.spec_form import sweep_form
 from ui.sweep_live import sweep_panel
 from ui.widgets import user_error
@@ -53,6 +54,7 @@ def attach_picker() -> str | None:
 watched = attach_picker()
 if watched:
     sweep_panel(watched)
+cache_panel(state.trials([watched]) if watched else None)
 
 with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     spec, problem = sweep_form()

@@ -251,3 +251,17 @@ def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str, dat
     next(r for r in at.radio if r.label == "Heat map").set_value("gradcam++").run()
     next(s for s in at.slider if s.label == "Heat map opacity").set_value(0.8).run()
     assert not at.exception, at.exception
+
+
+def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
+    from core.features import ActivationCache
+    from core.settings import load_settings
+    entry = ActivationCache(load_settings().cache_dir).root / "0123" / "meta.json"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text("{}")
+    at = page("pages/2_Sweep.py")
+    no_errors(at)
+    assert metric(at, "Backbone activations").endswith("B")
+    next(b for b in at.button if b.label == "Clear caches").click().run()
+    no_errors(at)
+    assert not entry.exists() and any("Freed" in s.value for s in at.success)
