@@ -60,7 +60,7 @@ class _Extractor:
     initial_weights: list[np.ndarray]
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extractor:
     """One backbone per process and configuration; trials reset its weights, not rebuild it."""
     keras.utils.set_random_seed(seed)
@@ -68,16 +68,18 @@ def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extr
     return _Extractor(model, model.get_weights())
 
 
-def build_classifier(params: TrialParams, num_classes: int, seed: int = 0) -> Classifier:
+def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, head_seed: int | None = None
+                     ) -> Classifier:
     """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable.
 
     The cut is the highest single-tensor position below the first trainable layer that has
     weights (a trainable ReLU or Add changes nothing). Below the cut the backbone runs as in
     inference, stochastic-depth dropout included, so its output is a fixed function of the image.
+    `seed` fixes the backbone (it matters for random weights), `head_seed` the head's init.
     """
     extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
     extractor.model.set_weights(extractor.initial_weights)
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed if head_seed is None else head_seed)
     outputs = build_head(extractor.model.output, num_classes, params)
     model = keras.Model(extractor.model.input, outputs, name=f"{params.backbone}_classifier")
     backbone = backbone_layers(extractor.model)

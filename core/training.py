@@ -158,20 +158,20 @@ class TrialRunner:
         trial; a trial that cuts higher derives its own cache from that one.
         """
         started = time.monotonic()
-        folds, states, cut = [], set(), ""
+        clf = build_classifier(params, len(self.data.classes), seed=self.seed)
+        model, sources, transform, state = self._inputs(clf, params, base_cut)
+        restart = self._compile(model, params)
+        folds = []
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
-            clf = build_classifier(params, len(self.data.classes), seed=self.seed + fold)
-            model, sources, transform, state = self._inputs(clf, params, base_cut)
-            states.add(state)
-            cut = clf.cut if state != "off" else ""
+            restart()
             curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
                                            fold, reporter)
             scores = predict_scores(model, sources[0], val_rows)
             evaluation = Evaluation(self.data.classes, self.data.labels[val_rows], scores)
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
-        cache_state = "miss" if "miss" in states else states.pop()
-        return TrialResult(folds=folds, cache=cache_state, cut=cut, duration_s=time.monotonic() - started)
+        return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
+                           duration_s=time.monotonic() - started)
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None
               ) -> tuple[Classifier, Evaluation, Evaluation]:
@@ -179,6 +179,7 @@ class TrialRunner:
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, _ = self._inputs(clf, params, base_cut)
         final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
+        self._compile(model, final)
         self._fit(model, final, sources, transform, self.data.train_rows, None, 0, None)
         evaluations = []
         for rows in (self.data.test_rows, self.data.train_rows):
@@ -204,11 +205,27 @@ class TrialRunner:
         sources = [cached.originals] + (list(cached.views) if cached.views is not None else [])
         return clf.top_model(), sources, None, "hit" if cached.hit else "miss"
 
+    def _compile(self, model: keras.Model, params: TrialParams) -> Callable[[], None]:
+        """Compile once per trial and return a reset to the untrained state for each fold.
+
+        Every fold starts from the same weights and a fresh optimizer, but one model and one
+        traced train step serve all folds: tracing costs more than a small head's whole fit.
+        """
+        model.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=self.device.xla)
+        model.optimizer.build(model.trainable_variables)
+        weights = model.get_weights()
+        slots = [v.numpy() for v in model.optimizer.variables]
+
+        def restart() -> None:
+            model.set_weights(weights)
+            for variable, value in zip(model.optimizer.variables, slots):
+                variable.assign(value)
+        return restart
+
     def _fit(self, model: keras.Model, params: TrialParams, sources: list[np.ndarray], transform,
              train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
              reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
-        model.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=self.device.xla)
         train = Batches(sources, self.data.labels, train_rows, params.batch_size, shuffle=True,
                         seed=self.seed + fold, transform=transform)
         callbacks: list[keras.callbacks.Callback] = []

@@ -1,6 +1,8 @@
 """One trial: trainable layers, graph cuts, cached vs full training, augmentation views, refit."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,16 @@ def test_derived_cache_from_the_sweeps_lowest_cut_equals_a_direct_one(trial_data
     assert shared_cache.usage()["entries"] == 2          # the base entry and the one derived from it
     for a, b in zip(direct.folds, shared.folds):
         np.testing.assert_allclose(a.curves["val_loss"], b.curves["val_loss"], rtol=1e-4)
+
+
+def test_every_fold_starts_from_the_same_untrained_state(trial_data, tmp_path):
+    """One compiled model serves all folds: weights, optimizer slots and learning rate are reset.
+
+    The same fold twice, in one batch (so the per-fold shuffle cannot matter), must train the same."""
+    same = dataclasses.replace(trial_data, folds=[trial_data.folds[0]] * 2)
+    result = TrialRunner(same, cache=ActivationCache(tmp_path)).run(
+        small_params(optimizer="sgd", momentum=0.9, epochs=3, reduce_lr=1, learning_rate=0.05, batch_size=64))
+    first, second = result.folds
+    np.testing.assert_allclose(first.curves["loss"], second.curves["loss"], rtol=1e-4)
+    np.testing.assert_allclose(first.curves["learning_rate"], second.curves["learning_rate"])
+    assert first.val_error == second.val_error
