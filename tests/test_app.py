@@ -119,7 +119,7 @@ def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
     at.text_input(key="space.batch_size").input("8, big").run()
     assert not at.exception
     assert "search.space.batch_size[1]" in at.error[0].value
-    assert at.button(key=next(b.key for b in at.button if b.label == "Launch")).disabled
+    assert next(b for b in at.button if b.label == "Launch").disabled
 
 
 def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
