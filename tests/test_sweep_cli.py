@@ -110,3 +110,15 @@ def test_sigkill_mid_sweep_then_resume_reruns_nothing_finished(tiny_dataset, tmp
     for rate, _ in before.values():
         assert done_rates.count(rate) == 1, "a trial finished before the kill was run again"
     assert store.final("killed") is not None
+
+
+def test_two_worker_processes_share_one_sweep(tiny_dataset, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = write_spec(tmp_path / "spec.yaml", "pair", tiny_dataset, {"learning_rate": [0.003, 0.01, 0.03]},
+                      epochs=2)
+    cli("sweep", str(spec), "--storage", storage, "--workers", "2")
+    store = RunStore(storage)
+    trials = store.trials("pair")
+    assert sorted(t.params["learning_rate"] for t in trials if t.state.name == "COMPLETE") == [0.003, 0.01, 0.03]
+    logs = sorted((store.artifacts_dir / "pair" / "logs").glob("worker-*.log"))
+    assert len(logs) == 2 and store.final("pair") is not None
