@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from core.settings import REPO_ROOT
 from core.store import HEARTBEAT_S, RunStore
-from core.sweeps import Watch, finalize, remaining_trials, run_worker
+from core.sweeps import SweepData, Watch, finalize, remaining_trials, run_worker
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)
@@ -72,6 +72,8 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             progress(_finished(store, name), planned)
 
     tick()
+    # Working here, the dataset is loaded, fingerprinted and split once for the trials and the refit.
+    data = SweepData(spec, say=say) if workers <= 1 and remaining_trials(store, name, spec) > 0 else None
     while True:
         if store.stop_requested(name):
             store.set_status(name, "stopped")
@@ -79,7 +81,7 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             return None
         if remaining_trials(store, name, spec) > 0:
             if workers <= 1:
-                run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick))
+                run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick), data=data)
             else:
                 _run_worker_processes(store, name, workers, lambda: (tick(), stage(running_status(store, name))))
             continue
@@ -92,7 +94,7 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             continue
         break
     stage("refitting the best configuration")
-    record = finalize(store, name, say=say)
+    record = finalize(store, name, say=say, data=data)
     store.set_status(name, "done")
     return record
 

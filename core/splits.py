@@ -81,6 +81,14 @@ def ordered_split(n: int, train_count: int, test_count: int) -> Split:
     return Split(np.arange(train_count), np.arange(train_count, train_count + test_count))
 
 
+def split_as(method: str, labels: np.ndarray, *, test_fraction: float, seed: int, train_count: int = 0,
+             test_count: int = 0, groups: np.ndarray | None = None) -> Split:
+    """The split a spec's `data.split` names: "ordered" or "stratified" (the sweep and its preview)."""
+    if method == "ordered":
+        return ordered_split(len(labels), train_count, test_count)
+    return stratified_split(labels, test_fraction, seed, groups=groups)
+
+
 def kfold_indices(labels: Sequence[int] | np.ndarray, k: int, seed: int,
                   groups: Sequence[int] | np.ndarray | None = None,
                   class_names: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -24,7 +24,7 @@ from core.image_cache import decoded_images
 from core.scan import duplicate_groups_for
 from core.settings import Settings, load_settings
 from core.specs import SweepSpec, TrialParams
-from core.splits import kfold_indices, ordered_split, stratified_split
+from core.splits import kfold_indices, split_as
 from core.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,8 @@ class SweepData:
             say(f"skipped {path}: {reason}")
         self.dataset = dataset
         groups = duplicate_groups_for(dataset)
-        if data.split == "ordered":
-            split = ordered_split(len(dataset), data.train_count, data.test_count)
-        else:
-            split = stratified_split(dataset.labels, data.test_fraction, data.seed, groups=groups)
+        split = split_as(data.split, dataset.labels, test_fraction=data.test_fraction, seed=data.seed,
+                         train_count=data.train_count, test_count=data.test_count, groups=groups)
         self.train_rows, self.test_rows = split.train, split.test
         self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
                       kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed,
@@ -226,13 +224,16 @@ def _was_retried(trial, trials) -> bool:
         t.system_attrs.get("failed_trial") == trial.number for t in trials if t is not trial)
 
 
-def run_worker(store: RunStore, name: str, watch: Watch | None = None) -> int:
-    """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran."""
+def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: SweepData | None = None) -> int:
+    """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran.
+
+    `data`: the sweep's loaded and split dataset, when the caller already has it.
+    """
     watch = watch or Watch()
     spec = store.spec(name)
     if remaining_trials(store, name, spec) == 0:
         return 0
-    data = SweepData(spec, say=watch.say)
+    data = data or SweepData(spec, say=watch.say)
     study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
     objective = Objective(store, name, data, watch)
     ran = 0
@@ -257,10 +258,11 @@ def refit_epochs(store: RunStore, name: str, number: int) -> int:
     return max(1, int(round(np.mean([f["best_epoch"] for f in folds]))) + 1) if folds else 1
 
 
-def finalize(store: RunStore, name: str, say: Say | None = None) -> dict | None:
+def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData | None = None) -> dict | None:
     """Refit the best configuration on the whole train part, test it, save the model.
 
-    Skipped when the stored final model already belongs to the current best trial.
+    Skipped when the stored final model already belongs to the current best trial. `data`: the
+    sweep's loaded and split dataset, when the caller already has it.
     """
     import datetime as dt
 
@@ -281,7 +283,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None) -> dict | None:
     params = spec.trial_params({k: v for k, v in best.params.items() if k != "_"})
     epochs = refit_epochs(store, name, best.number)
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part for {epochs} epochs")
-    data = SweepData(spec)
+    data = data or SweepData(spec, say=say)
     seed = spec.data.seed
     runner = TrialRunner(data.trial_data(params.image_size),
                          ActivationCache(data.settings.cache_dir) if spec.use_cache else None, seed=seed,

@@ -9,7 +9,7 @@ import pandas as pd
 
 from core.datasets import Dataset
 from core.scan import ScanReport
-from core.splits import ordered_split, stratified_split
+from core.splits import split_as
 
 
 def group_ids(paths: list[str], report: ScanReport) -> np.ndarray:
@@ -36,10 +36,8 @@ def split_table(dataset: Dataset, report: ScanReport, method: str, *, test_fract
     Bad files are left out and copies stay on one side (the scan's duplicate groups), as in the sweep.
     """
     dataset = usable(dataset, report)
-    if method == "ordered":
-        split = ordered_split(len(dataset), train_count, test_count)
-    else:
-        split = stratified_split(dataset.labels, test_fraction, seed, groups=group_ids(dataset.paths, report))
+    split = split_as(method, dataset.labels, test_fraction=test_fraction, seed=seed, train_count=train_count,
+                     test_count=test_count, groups=group_ids(dataset.paths, report))
     counts = {name: np.bincount(dataset.labels[np.asarray(rows, dtype=np.int64)], minlength=len(dataset.classes))
               for name, rows in (("train", split.train), ("test", split.test))}
     return pd.DataFrame(counts, index=pd.Index(dataset.classes, name="class"))
