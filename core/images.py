@@ -11,9 +11,11 @@ import os
 import re
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
@@ -248,8 +250,11 @@ def imap_in_processes(
     if workers == 1 or total < 4 * chunk:
         yield from _report(map(fn, items), total, progress)
         return
-    with ProcessPoolExecutor(workers, mp_context=_safe_context()) as pool:
-        yield from _report(pool.map(fn, items, chunksize=chunk), total, progress)
+    context = _safe_context()
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with _main_hidden_from_spawn(context):  # map() starts every worker before it returns
+            results = pool.map(fn, items, chunksize=chunk)
+        yield from _report(results, total, progress)
 
 
 def map_in_processes(
@@ -269,6 +274,30 @@ def _safe_context() -> BaseContext:
     exist in this process (Streamlit's server, a training run), since forking them can deadlock."""
     busy = threading.active_count() > 1 or "tensorflow" in sys.modules
     return get_context("spawn" if busy else "fork")
+
+
+_MAIN_SWAP = threading.Lock()
+
+
+@contextmanager
+def _main_hidden_from_spawn(context: BaseContext) -> Iterator[None]:
+    """Keep spawned workers from re-running this process's `__main__` script.
+
+    A spawned child imports its parent's main script first. Under Streamlit that "script" is the
+    running page (Streamlit installs it as `__main__`), so each worker would run the app again:
+    resume sweeps, open the store, and die. Workers need only `fn`'s own module, so while they
+    start, `__main__` is a bare module with no file to re-run.
+    """
+    if context.get_start_method() == "fork":
+        yield
+        return
+    with _MAIN_SWAP:
+        real = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = real
 
 
 def _report(results: Iterable[R], total: int, progress: Callable[[int, int], None] | None) -> Iterable[R]:

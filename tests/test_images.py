@@ -119,3 +119,29 @@ def test_map_in_processes_keeps_order_and_reports_progress() -> None:
                            workers=2)
     assert out == [abs(x) for x in range(-300, 0)]
     assert seen[-1] == (300, 300)
+
+
+def test_spawned_workers_do_not_rerun_a_streamlit_style_main_script(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit installs the running page as `__main__`; spawned workers must not execute it."""
+    import sys
+    import threading
+    import types
+
+    marker = tmp_path / "page-ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    server_busy = threading.Event()
+    thread = threading.Thread(target=server_busy.wait)  # a live thread makes the pool spawn, as in a server
+    thread.start()
+    try:
+        out = map_in_processes(abs, list(range(-300, 0)), workers=2)
+    finally:
+        server_busy.set()
+        thread.join()
+    assert out == [abs(x) for x in range(-300, 0)]
+    assert not marker.exists(), "a worker re-ran the page script"
+    assert sys.modules["__main__"] is fake_main
