@@ -47,13 +47,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's TRANSFERLAB_HOME; its server.log holds everything the server printed."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def server(home: Path) -> Iterator[str]:
     if not CHROMIUM.exists():
         pytest.skip(f"browser test: {CHROMIUM} is missing (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="browser test: the playwright package is not installed")
-    home = tmp_path_factory.mktemp("home")
     data = home / "data"
-    colours = write_class_folders(data / "colours")
+    # Enough images that the server scans them in worker processes (spawned, as it has threads),
+    # the path where a worker once re-ran the app as its __main__.
+    colours = write_class_folders(data / "colours", per_class=44)
     shutil.copy(colours / "red" / "red_000.jpg", colours / "red" / "red_copy.jpg")         # a duplicate
     shutil.copy(colours / "green" / "green_001.jpg", colours / "blue" / "odd_one.jpg")    # a label conflict
     (colours / "blue" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")                   # a bad file
@@ -132,8 +139,10 @@ def shoot(page, shot: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {shot}"
 
 
-def test_dataset_page(server: str, browser_page) -> None:
+def test_dataset_page(server: str, browser_page, home: Path) -> None:
     visit(browser_page, server, "1-dataset", "Dataset")
+    log = (home / "server.log").read_text()
+    assert "without `streamlit run`" not in log, f"a scan worker ran the app again:\n{log[-2000:]}"
     assert browser_page.get_by_text("Images per class").count() >= 1
     browser_page.get_by_role("tab", name="Samples").click()
     browser_page.wait_for_timeout(1500)
