@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import RunStore
-from test_sweep_cli import cli, write_spec
+from test_sweep_cli import cli, two_worker_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -64,17 +63,8 @@ def postgres_url() -> Iterator[str]:
 
 
 def test_two_workers_share_a_sweep_on_a_fresh_postgres_database(postgres_url, tiny_dataset, tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", "team", tiny_dataset, {"learning_rate": [0.003, 0.01, 0.03]},
-                      epochs=2)
-    cli("sweep", str(spec), "--storage", postgres_url, "--workers", "2")
-
-    store = RunStore(postgres_url)
-    trials = store.trials("team")
-    assert sorted(t.params["learning_rate"] for t in trials if t.state.name == "COMPLETE") == [0.003, 0.01, 0.03]
-    assert len(sorted((store.artifacts_dir / "team" / "logs").glob("worker-*.log"))) == 2
-    final = store.final("team")
-    assert final is not None and len(final["test"]["y_true"]) == 9
+    store = two_worker_sweep(postgres_url, "team", tiny_dataset, tmp_path)
+    assert len(store.final("team")["test"]["y_true"]) == 9
     assert "val_loss" in store.trial_record("team", 0)["result"]["folds"][0]["curves"]
-
     listed = cli("results", "team", "--storage", postgres_url, "--csv").stdout.splitlines()
     assert listed[0].startswith("sweep,number,state,value") and len(listed) == 4

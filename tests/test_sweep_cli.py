@@ -112,13 +112,17 @@ def test_sigkill_mid_sweep_then_resume_reruns_nothing_finished(tiny_dataset, tmp
     assert store.final("killed") is not None
 
 
-def test_two_worker_processes_share_one_sweep(tiny_dataset, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    spec = write_spec(tmp_path / "spec.yaml", "pair", tiny_dataset, {"learning_rate": [0.003, 0.01, 0.03]},
-                      epochs=2)
+def two_worker_sweep(storage: str, name: str, dataset: Path, folder: Path) -> RunStore:
+    """Three configurations shared by two worker processes: each done once, then refit once."""
+    spec = write_spec(folder / "spec.yaml", name, dataset, {"learning_rate": [0.003, 0.01, 0.03]}, epochs=2)
     cli("sweep", str(spec), "--storage", storage, "--workers", "2")
     store = RunStore(storage)
-    trials = store.trials("pair")
+    trials = store.trials(name)
     assert sorted(t.params["learning_rate"] for t in trials if t.state.name == "COMPLETE") == [0.003, 0.01, 0.03]
-    logs = sorted((store.artifacts_dir / "pair" / "logs").glob("worker-*.log"))
-    assert len(logs) == 2 and store.final("pair") is not None
+    logs = sorted((store.artifacts_dir / name / "logs").glob("worker-*.log"))
+    assert len(logs) == 2 and store.final(name) is not None
+    return store
+
+
+def test_two_worker_processes_share_one_sweep(tiny_dataset, tmp_path):
+    two_worker_sweep(f"sqlite:///{tmp_path / 'runs.db'}", "pair", tiny_dataset, tmp_path)
