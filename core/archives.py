@@ -11,6 +11,7 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -81,21 +82,23 @@ class _Writer:
                 out.write(block)
 
 
-def _prepare(target: Path) -> tuple[Path, bool]:
+@contextmanager
+def _fresh_folder(target: Path) -> Iterator[Path]:
+    """A new or empty folder to unpack into; on any failure it is removed (or emptied) again."""
     target = Path(target)
     if target.exists() and any(target.iterdir()):
         raise ArchiveError(f"{target} is not empty; extract into a new folder")
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
-    return target, created
-
-
-def _undo(target: Path, created: bool) -> None:
-    if created:
-        shutil.rmtree(target, ignore_errors=True)
-    else:
-        for child in target.iterdir():
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    try:
+        yield target
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            for child in target.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        raise
 
 
 def _zip_entries(zf: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
@@ -112,28 +115,23 @@ def _zip_entries(zf: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, tuple[s
 def extract_zip(zip_path_or_file: str | Path | BinaryIO, target: Path, *, max_bytes: int = MAX_BYTES,
                 max_files: int = MAX_FILES) -> Path:
     """Unpack a zip into the new or empty folder `target`; returns the dataset root inside it."""
-    target, created = _prepare(target)
-    writer = _Writer(target, max_bytes, max_files)
-    try:
-        with zipfile.ZipFile(zip_path_or_file) as zf:
-            entries = list(_zip_entries(zf))
-            writer.check_declared([info.file_size for info, _ in entries if not info.is_dir()])
-            for info, parts in entries:
-                if info.is_dir():
-                    writer.folder(parts, info.filename)
-                else:
-                    with zf.open(info) as stream:
-                        writer.file(parts, info.filename, stream)
-    except zipfile.BadZipFile as exc:
-        _undo(target, created)
-        raise ArchiveError(f"{_name(zip_path_or_file)} is not a readable zip file ({exc})") from exc
-    except RuntimeError as exc:  # zipfile's word for encrypted entries
-        _undo(target, created)
-        raise ArchiveError(f"{_name(zip_path_or_file)}: {exc}; upload an unencrypted zip") from exc
-    except BaseException:
-        _undo(target, created)
-        raise
-    return find_dataset_root(target)
+    with _fresh_folder(target) as folder:
+        writer = _Writer(folder, max_bytes, max_files)
+        try:
+            with zipfile.ZipFile(zip_path_or_file) as zf:
+                entries = list(_zip_entries(zf))
+                writer.check_declared([info.file_size for info, _ in entries if not info.is_dir()])
+                for info, parts in entries:
+                    if info.is_dir():
+                        writer.folder(parts, info.filename)
+                    else:
+                        with zf.open(info) as stream:
+                            writer.file(parts, info.filename, stream)
+        except zipfile.BadZipFile as exc:
+            raise ArchiveError(f"{_name(zip_path_or_file)} is not a readable zip file ({exc})") from exc
+        except RuntimeError as exc:  # zipfile's word for encrypted entries
+            raise ArchiveError(f"{_name(zip_path_or_file)}: {exc}; upload an unencrypted zip") from exc
+    return find_dataset_root(folder)
 
 
 def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTES,
@@ -142,34 +140,30 @@ def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTE
 
     Tar sizes are real (no compression per entry), so they are counted as entries stream by.
     """
-    target, created = _prepare(target)
-    writer = _Writer(target, max_bytes, max_files)
-    try:
-        with tarfile.open(tar_path, mode="r:*") as tf:
-            for member in tf:
-                parts = _safe_parts(member.name)
-                if not (member.isfile() or member.isdir()):
-                    kind = "link" if member.issym() or member.islnk() else "special file"
-                    raise ArchiveError(f"entry '{member.name}' is a {kind}; "
-                                       "only files and folders are allowed")
-                if not parts:
-                    continue
-                if member.isdir():
-                    writer.folder(parts, member.name)
-                    continue
-                if writer.bytes + member.size > max_bytes:
-                    raise ArchiveError(f"archive unpacks to more than {max_bytes:,} bytes "
-                                       f"(at '{member.name}')")
-                stream = tf.extractfile(member)
-                assert stream is not None  # regular files always have one
-                writer.file(parts, member.name, stream)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        _undo(target, created)
-        raise ArchiveError(f"{tar_path} is not a readable tar archive ({exc})") from exc
-    except BaseException:
-        _undo(target, created)
-        raise
-    return find_dataset_root(target)
+    with _fresh_folder(target) as folder:
+        writer = _Writer(folder, max_bytes, max_files)
+        try:
+            with tarfile.open(tar_path, mode="r:*") as tf:
+                for member in tf:
+                    parts = _safe_parts(member.name)
+                    if not (member.isfile() or member.isdir()):
+                        kind = "link" if member.issym() or member.islnk() else "special file"
+                        raise ArchiveError(f"entry '{member.name}' is a {kind}; "
+                                           "only files and folders are allowed")
+                    if not parts:
+                        continue
+                    if member.isdir():
+                        writer.folder(parts, member.name)
+                        continue
+                    if writer.bytes + member.size > max_bytes:
+                        raise ArchiveError(f"archive unpacks to more than {max_bytes:,} bytes "
+                                           f"(at '{member.name}')")
+                    stream = tf.extractfile(member)
+                    assert stream is not None  # regular files always have one
+                    writer.file(parts, member.name, stream)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise ArchiveError(f"{tar_path} is not a readable tar archive ({exc})") from exc
+    return find_dataset_root(folder)
 
 
 def _name(source: str | Path | BinaryIO) -> str:

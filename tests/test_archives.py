@@ -97,6 +97,19 @@ def test_too_many_files_and_non_empty_target(tmp_path: Path) -> None:
     assert files_under(tmp_path / "full") == ["keep.txt"]
 
 
+def test_a_refused_archive_leaves_a_given_empty_folder_in_place_and_empty(tmp_path: Path) -> None:
+    """The folder was the user's before the upload: it stays, without the files written before refusal."""
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("a/ok.txt", b"first")
+        zf.writestr("a/ok.txt", b"second")    # refused only when it is written: after the first
+    target = tmp_path / "mine"
+    target.mkdir()
+    with pytest.raises(ArchiveError, match="appears twice"):
+        extract_zip(archive, target)
+    assert target.is_dir() and not any(target.iterdir())
+
+
 def test_not_a_zip_says_so(tmp_path: Path) -> None:
     (tmp_path / "x.zip").write_text("hello")
     with pytest.raises(ArchiveError, match="not a readable zip"):
