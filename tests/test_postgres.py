@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
+    """On PATH, else Debian's newest /usr/lib/postgresql/<version>/bin (not on PATH by default)."""
+    debian = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return shutil.which(name) or (debian[-1] if debian else None)
 
 
 def _free_port() -> int:
