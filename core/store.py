@@ -32,10 +32,16 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 HEARTBEAT_S = int(os.environ.get("TRANSFERLAB_HEARTBEAT_S", "5"))
 GRACE_S = int(os.environ.get("TRANSFERLAB_GRACE_S", "20"))
 STATES = ("COMPLETE", "RUNNING", "WAITING", "PRUNED", "FAIL")
+SURPLUS = "surplus"   # user attr of a trial started after every planned one was taken
 
 
 class StoreError(ValueError):
     """A sweep is missing, or a name is taken by a different sweep."""
+
+
+def _without_surplus(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Drop trials that racing workers started after every planned one was taken, and ended unrun."""
+    return [t for t in trials if not t.user_attrs.get(SURPLUS)]
 
 
 def _utcnow() -> str:
@@ -91,7 +97,7 @@ class RunStore:
         rows = []
         for summary in self.storage.get_all_studies():
             study_id = summary._study_id
-            trials = self.storage.get_all_trials(study_id, deepcopy=False)
+            trials = _without_surplus(self.storage.get_all_trials(study_id, deepcopy=False))
             counts = {s: sum(t.state.name == s for t in trials) for s in STATES}
             values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
             attrs = summary.user_attrs
@@ -147,7 +153,7 @@ class RunStore:
 
     # --- trials -------------------------------------------------------------------------
     def trials(self, name: str) -> list[FrozenTrial]:
-        return self.storage.get_all_trials(self._require(name)._study_id)
+        return _without_surplus(self.storage.get_all_trials(self._require(name)._study_id))
 
     def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
         """One row per trial: state, mean CV error and spread, fold errors, swept params, timing."""

@@ -25,7 +25,7 @@ from core.scan import duplicate_groups_for
 from core.settings import Settings, load_settings
 from core.specs import SweepSpec, TrialParams
 from core.splits import kfold_indices, split_as
-from core.store import RunStore
+from core.store import SURPLUS, RunStore
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -169,6 +169,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         from core.training import TrialRunner
+        if _is_surplus(self.store, self.name, self.spec, trial.number):
+            trial.set_user_attr(SURPLUS, True)
+            trial.study.stop()
+            raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
         seed = self.spec.data.seed
         runner = TrialRunner(self.data.trial_data(params.image_size), self.cache, seed=seed,
@@ -217,6 +221,22 @@ def remaining_trials(store: RunStore, name: str, spec: SweepSpec) -> int:
                 for t in trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
     return max(spec.grid_size() - taken, waiting)
+
+
+def _is_surplus(store: RunStore, name: str, spec: SweepSpec, number: int) -> bool:
+    """Do earlier trials already hold every planned configuration?
+
+    Two workers can both see one trial left and both start one; the higher number yields (a grid
+    would repeat a point). Held: running, queued, or finished and not queued again. A retry of an
+    interrupted trial is never surplus.
+    """
+    trials = store.trials(name)
+    if any(t.number == number and "failed_trial" in t.system_attrs for t in trials):
+        return False
+    held = sum(t.state in (TrialState.RUNNING, TrialState.WAITING)
+               or (t.state.is_finished() and not _was_retried(t, trials))
+               for t in trials if t.number < number)
+    return held >= spec.grid_size()
 
 
 def _was_retried(trial, trials) -> bool:

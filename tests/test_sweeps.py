@@ -5,7 +5,7 @@ import pytest
 
 from core.specs import SweepSpec
 from core.store import RunStore
-from core.sweeps import make_pruner, remaining_trials, run_worker
+from core.sweeps import Objective, SweepData, make_pruner, make_sampler, remaining_trials, run_worker
 
 
 def tiny_spec(dataset, name: str, search: dict) -> SweepSpec:
@@ -61,3 +61,17 @@ def test_a_failing_configuration_fails_its_trial_not_the_sweep(tiny_dataset, sto
     frame = store.trials_frame("partly-broken")
     assert list(frame["state"]) == ["FAIL", "FAIL"]
     assert all("no-such-backbone" in e for e in frame["error"])
+
+
+def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_dataset, store):
+    """Two workers can both see one trial left and both start one; the later one must not repeat a point."""
+    spec = tiny_spec(tiny_dataset, "raced", {"method": "grid", "space": {"learning_rate": [0.01, 0.001]}})
+    store.create_sweep(spec)
+    assert run_worker(store, "raced") == 2
+    study = store.study("raced", sampler=make_sampler(spec))
+    study.optimize(Objective(store, "raced", SweepData(spec)), n_trials=1)   # the race's losing worker
+    raw = study.get_trials()
+    assert len(raw) == 3 and raw[2].state.name == "PRUNED" and "learning_rate" not in raw[2].params
+    assert sorted(t.params["learning_rate"] for t in store.trials("raced")) == [0.001, 0.01]
+    assert store.sweeps().set_index("sweep").loc["raced", "pruned"] == 0
+    assert remaining_trials(store, "raced", spec) == 0
