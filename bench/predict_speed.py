@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import keras
 
-    from core.backbones import DEFAULT_BACKBONE, build_feature_extractor
-    from core.explain import gradcam
+    from core.models.backbones import DEFAULT_BACKBONE, build_feature_extractor
+    from core.inference.explain import gradcam
 
     start = time.perf_counter()
     features = build_feature_extractor(DEFAULT_BACKBONE, 224)

@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core.classifier import build_classifier  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
-from core.features import ActivationCache  # noqa: E402
-from core.image_cache import decoded_images  # noqa: E402
-from core.specs import TrialParams  # noqa: E402
-from core.splits import kfold_indices  # noqa: E402
-from core.sweeps import limit_per_class  # noqa: E402
-from core.training import TrialData, TrialRunner, predict_scores  # noqa: E402
+from core.models.classifier import build_classifier  # noqa: E402
+from core.data.datasets import load_dataset  # noqa: E402
+from core.training.activations import ActivationCache  # noqa: E402
+from core.data.image_cache import decoded_images  # noqa: E402
+from core.spec.sweep import TrialParams  # noqa: E402
+from core.data.splits import kfold_indices  # noqa: E402
+from core.search.sweeps import limit_per_class  # noqa: E402
+from core.training.trial import TrialData, TrialRunner, predict_scores  # noqa: E402
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
 

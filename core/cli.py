@@ -17,7 +17,7 @@ EXIT_USER_ERROR = 2
 
 
 def _store(args: argparse.Namespace):
-    from core.store import RunStore
+    from core.runs.store import RunStore
     return RunStore(args.storage)
 
 
@@ -27,7 +27,7 @@ def _bar(total: int, desc: str):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from core.scan import scan_dataset
+    from core.data.scan import scan_dataset
     from tqdm import tqdm
     with tqdm(desc="scanning", unit="img", file=sys.stderr, disable=args.json) as bar:
         def progress(done: int, total: int) -> None:
@@ -40,7 +40,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _run(store, name: str, workers: int) -> int:
-    from core.executors import run_sweep
+    from core.search.executors import run_sweep
     bar = _bar(store.spec(name).grid_size(), name)
 
     def progress(done: int, total: int) -> None:
@@ -60,7 +60,7 @@ def _run(store, name: str, workers: int) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from core.specs import SweepSpec
+    from core.spec.sweep import SweepSpec
     path = Path(args.spec)
     if not path.is_file():
         raise UserError(f"spec file {path} does not exist")
@@ -69,7 +69,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
     from core.settings import load_settings
-    from core.sweeps import resolve_dataset
+    from core.search.sweeps import resolve_dataset
     if not resolve_dataset(spec.data.dataset, load_settings()).exists():
         raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
     store = _store(args)
@@ -84,7 +84,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.sweeps import Watch, run_worker
+    from core.search.sweeps import Watch, run_worker
     ran = run_worker(_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
     print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
     return 0
@@ -118,13 +118,13 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def _summary(evaluation_json: dict) -> dict:
-    from core.metrics import Evaluation
+    from core.results.metrics import Evaluation
     return Evaluation.from_json(evaluation_json).summary()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.model_card import load_model
-    from core.predict import predict_images
+    from core.inference.model_card import load_model
+    from core.inference.predict import predict_images
     loaded = load_model(args.model)
     results = predict_images(loaded, [(p, p) for p in args.images], top_k=args.top_k)
     if args.json:
@@ -139,7 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
-    from core.model_card import card_path, load_model
+    from core.inference.model_card import card_path, load_model
     final = _store(args).final(args.name)
     if not final:
         raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
@@ -159,7 +159,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_fetch_example(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.fetch import fetch_example
+    from core.data.fetch import fetch_example
     from core.settings import load_settings
     with tqdm(unit="B", unit_scale=True, desc=f"downloading {args.name}", file=sys.stderr) as bar:
         def progress(done: int, total: int) -> None:
@@ -173,8 +173,8 @@ def cmd_fetch_example(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from core.features import ActivationCache
-    from core.image_cache import cache_info, clear_cache
+    from core.training.activations import ActivationCache
+    from core.data.image_cache import cache_info, clear_cache
     from core.settings import load_settings
     root = load_settings().cache_dir
     activations = ActivationCache(root)
@@ -255,12 +255,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(error: Exception) -> bool:
     """Mistakes in what the user gave us, as opposed to bugs (which keep their traceback)."""
-    from core.specs import SpecError
-    from core.store import StoreError
+    from core.spec.sweep import SpecError
+    from core.runs.store import StoreError
     kinds: list[type] = [UserError, SpecError, StoreError, FileNotFoundError]
-    for module, name in (("core.datasets", "DatasetError"), ("core.model_card", "ModelFileError"),
-                         ("core.weights", "WeightsNotFoundError"), ("core.fetch", "FetchError"),
-                         ("core.images", "BadImageError"), ("core.splits", "SplitError")):
+    for module, name in (("core.data.datasets", "DatasetError"), ("core.inference.model_card", "ModelFileError"),
+                         ("core.models.weights", "WeightsNotFoundError"), ("core.data.fetch", "FetchError"),
+                         ("core.data.images", "BadImageError"), ("core.data.splits", "SplitError")):
         mod = sys.modules.get(module)
         if mod is not None and hasattr(mod, name):
             kinds.append(getattr(mod, name))

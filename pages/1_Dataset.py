@@ -7,10 +7,10 @@ from dataclasses import fields
 import numpy as np
 import streamlit as st
 
-from core import charts
-from core.datasets import DatasetError, list_datasets
-from core.specs import DataSpec
-from core.ui_dataset import problems, split_table, usable
+from core.results import charts
+from core.data.datasets import DatasetError, list_datasets
+from core.spec.sweep import DataSpec
+from core.data.findings import problems, split_table, usable
 from ui import state
 from ui.widgets import chart, image_grid, table, user_error
 
@@ -21,7 +21,7 @@ st.title("Dataset")
 
 
 def upload_zip() -> None:
-    from core.archives import extract_zip  # only when someone uploads
+    from core.data.archives import extract_zip  # only when someone uploads
     with st.expander("Add a dataset: upload a zip of class folders", icon=":material/upload:"):
         upload = st.file_uploader("Zip file (one folder per class inside)", type=["zip"], key="zip_upload")
         default = re.sub(r"[^A-Za-z0-9_.-]+", "_", upload.name.rsplit(".", 1)[0]) if upload else ""

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.datasets import DatasetError, resolve_dataset_path
-from core.specs import SweepSpec
-from core.store import StoreError
-from core.ui_spec_form import sweep_size
+from core.data.datasets import DatasetError, resolve_dataset_path
+from core.spec.sweep import SweepSpec
+from core.runs.store import StoreError
+from core.spec.fields import sweep_size
 from ui import state
 from ui.cache_panel import cache_panel
 from ui.spec_form import sweep_form
@@ -23,7 +23,7 @@ store = state.store()
 
 def launch(spec: SweepSpec) -> None:
     """Record the sweep in the store, start its driver outside this script, and attach to it."""
-    from core.executors import driver_alive, launch_detached
+    from core.search.executors import driver_alive, launch_detached
     try:
         resolve_dataset_path(spec.data.dataset, state.settings().data_roots)
         store.create_sweep(spec)

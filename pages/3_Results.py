@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import charts
+from core.results import charts
 from ui import state
 from ui.evaluation import evaluation_views
 from ui.widgets import chart, table

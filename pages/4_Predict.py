@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.datasets import DatasetError, load_dataset
-from core.explain import METHODS, overlay
-from core.model_card import ModelFileError
-from core.predict import predict_images
+from core.data.datasets import DatasetError, load_dataset
+from core.inference.explain import METHODS, overlay
+from core.inference.model_card import ModelFileError
+from core.inference.predict import predict_images
 from ui import state
 from ui.models import heatmap, loaded_model, save_upload
 from ui.widgets import png_bytes, table, user_error

@@ -122,7 +122,7 @@ def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
 
 
 def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
-    from core.specs import SweepSpec
+    from core.spec.sweep import SweepSpec
     spec = SweepSpec.from_dict({"name": "from-yaml", "data": {"dataset": "colours"}, "folds": 4,
                                 "params": {"backbone": "resnet50", "optimizer": "sgd"},
                                 "search": {"method": "random", "budget": 5,
@@ -147,8 +147,8 @@ LIVE_CURVES = {"fold 1": {"loss": [1.2, 0.9, 0.7], "val_loss": [1.3, 1.0, 0.9],
 
 def fake_running_trial(name: str, dataset: str) -> None:
     """A stopped sweep whose trial 0 is still RUNNING with live curves (as a worker writes them mid-fold)."""
-    from core.specs import SweepSpec
-    from core.store import RunStore
+    from core.spec.sweep import SweepSpec
+    from core.runs.store import RunStore
     store = RunStore()
     store.create_sweep(SweepSpec.from_dict({"name": name, "data": {"dataset": dataset}, "folds": 2,
                                             "search": {"space": {"batch_size": [8, 16]}}}))
@@ -194,7 +194,7 @@ def launch_tiny_sweep() -> AppTest:
 
 
 def wait_until_done(name: str) -> None:
-    from core.store import RunStore
+    from core.runs.store import RunStore
     store = RunStore()
     deadline = time.monotonic() + SWEEP_TIMEOUT
     while store.status(name) != "done":
@@ -217,7 +217,7 @@ def finished_sweep(data_root: Path) -> str:
 
 
 def test_sweep_is_launched_watched_and_finishes(finished_sweep: str) -> None:
-    from core.store import RunStore
+    from core.runs.store import RunStore
     final = RunStore().final(finished_sweep)
     assert final and Path(final["model_path"]).is_file()
 
@@ -253,7 +253,7 @@ def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str, dat
 
 
 def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
-    from core.features import ActivationCache
+    from core.training.activations import ActivationCache
     from core.settings import load_settings
     entry = ActivationCache(load_settings().cache_dir).root / "0123" / "meta.json"
     entry.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import write_class_folders
 
-from core.archives import ArchiveError, extract_tar, extract_zip
+from core.data.archives import ArchiveError, extract_tar, extract_zip
 
 
 def zip_of(entries: dict[str, bytes], path: Path) -> Path:
@@ -74,7 +74,7 @@ def test_zip_lying_about_sizes_is_caught_while_writing(tmp_path: Path) -> None:
     """Declared sizes under the limit, real bytes over it: counting real bytes stops it."""
     archive = zip_of({"a.bin": bytes(3000), "b.bin": bytes(3000)}, tmp_path / "liar.zip")
     target = tmp_path / "out"
-    import core.archives as archives
+    import core.data.archives as archives
 
     original = archives._Writer.check_declared
     archives._Writer.check_declared = lambda self, sizes: None  # as if the central directory lied

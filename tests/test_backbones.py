@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.weights import WEIGHTS_SOURCES, WeightsNotFoundError, keras_cache_dir, resolve_weights
+from core.models.weights import WEIGHTS_SOURCES, WeightsNotFoundError, keras_cache_dir, resolve_weights
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_missing_weights_say_which_file_goes_where(empty_keras_home: Path) -> No
 # ---------------------------------------------------------------- building
 
 def test_registry() -> None:
-    from core.backbones import BACKBONES, DEFAULT_BACKBONE, list_backbones
+    from core.models.backbones import BACKBONES, DEFAULT_BACKBONE, list_backbones
     assert list_backbones()[0] == DEFAULT_BACKBONE == "efficientnet_lite0"
     assert set(BACKBONES) == {"efficientnet_lite0", "resnet50v2", "resnet50", "resnet101", "mobilenetv2",
                               "vgg16", "efficientnetb0"} == set(WEIGHTS_SOURCES)
@@ -87,7 +87,7 @@ def _expected_preprocessing(kind: str, pixels: np.ndarray) -> np.ndarray:
 def test_every_backbone_builds_flat_with_preprocessing_inside(name: str) -> None:
     import keras
 
-    from core.backbones import BACKBONES, POOL_LAYER, backbone_layer_names, build_feature_extractor
+    from core.models.backbones import BACKBONES, POOL_LAYER, backbone_layer_names, build_feature_extractor
     info = BACKBONES[name]
     model = build_feature_extractor(name, 64, weights=None)
     assert model.output_shape == (None, info.feature_dim)
@@ -108,7 +108,7 @@ def test_imagenet_weights_missing_is_an_error_not_a_download(empty_keras_home: P
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from keras.src.utils import file_utils
 
-    from core.backbones import build_feature_extractor
+    from core.models.backbones import build_feature_extractor
 
     def no_network(*args, **kwargs):
         raise AssertionError("tried to download weights")
@@ -120,7 +120,7 @@ def test_imagenet_weights_missing_is_an_error_not_a_download(empty_keras_home: P
 def test_weights_in_the_keras_cache_folder_are_loaded(empty_keras_home: Path) -> None:
     import keras
 
-    from core.backbones import build_feature_extractor
+    from core.models.backbones import build_feature_extractor
     source = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3))
     _save_legacy_h5(source, empty_keras_home / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5")
     model = build_feature_extractor("mobilenetv2", 96)
@@ -133,7 +133,7 @@ def test_efficientnetb0_file_std_becomes_variance(empty_keras_home: Path) -> Non
     """Keras's EfficientNet ImageNet files store the std in the Normalization variance slot."""
     import keras
 
-    from core.backbones import IMAGENET_STDDEV_RGB, build_feature_extractor
+    from core.models.backbones import IMAGENET_STDDEV_RGB, build_feature_extractor
     source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(64, 64, 3))
     norm = next(layer for layer in source.layers if isinstance(layer, keras.layers.Normalization))
     norm.adapt_variance.assign(np.array(IMAGENET_STDDEV_RGB, np.float32))

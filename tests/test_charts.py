@@ -10,9 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core import charts
-from core.chart_style import ERROR_TITLE, PALETTE, encode, label
-from core.metrics import Evaluation
+from core.results import charts
+from core.results.chart_style import ERROR_TITLE, PALETTE, encode, label
+from core.results.metrics import Evaluation
 
 
 def example_trials(grid: bool = True) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_image, write_class_folders
 
-from core.datasets import Dataset, DatasetError, list_datasets, load_dataset, resolve_dataset_path
+from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset, resolve_dataset_path
 
 
 def test_class_folders_load_sorted_with_labels(tiny_dataset: Path) -> None:

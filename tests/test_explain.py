@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.explain import METHODS, gradcam, jet, overlay, target_layer
+from core.inference.explain import METHODS, gradcam, jet, overlay, target_layer
 
 SIZE = 32
 # tf-keras-vis 0.8.7 imports zoom from a deprecated scipy namespace; not ours to fix.
@@ -43,7 +43,7 @@ def test_map_follows_the_bright_region(tiny_classifier, method: str) -> None:
 
 
 def test_explainers_are_cached_and_the_callers_softmax_is_kept(tiny_classifier) -> None:
-    from core.explain import _explainer
+    from core.inference.explain import _explainer
     gradcam(tiny_classifier, _bright_square(), 0)
     assert _explainer(tiny_classifier, "gradcam") is _explainer(tiny_classifier, "gradcam")
     assert tiny_classifier.get_layer("predictions").activation.__name__ == "softmax"
@@ -75,7 +75,7 @@ def test_lite0_with_imagenet_weights_looks_at_the_cup(tmp_path: Path, monkeypatc
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
-    from core.lite0 import build_imagenet_classifier_lite0
+    from core.models.lite0 import build_imagenet_classifier_lite0
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
     model = build_imagenet_classifier_lite0()
     image = np.asarray(Image.fromarray(skimage_data.coffee()).resize((224, 224), Image.Resampling.BILINEAR))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import write_class_folders
 
-from core.fetch import EXAMPLES, FetchError, fetch_example
+from core.data.fetch import EXAMPLES, FetchError, fetch_example
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -1,9 +1,9 @@
 """Decoded-image cache: decoded once, read back identical, invalidated by content."""
 import numpy as np
 
-from core.datasets import load_dataset
-from core.image_cache import cache_info, clear_cache, decoded_images
-from core.images import load_image
+from core.data.datasets import load_dataset
+from core.data.image_cache import cache_info, clear_cache, decoded_images
+from core.data.images import load_image
 
 
 def test_decode_once_then_hit(tiny_dataset, tmp_path):
@@ -35,7 +35,7 @@ def test_changed_file_is_a_new_entry(tiny_dataset, tmp_path):
 def test_crash_leaves_no_entry_and_names_the_bad_file(tiny_dataset, tmp_path):
     import pytest
 
-    from core.images import BadImageError
+    from core.data.images import BadImageError
 
     ds = load_dataset(tiny_dataset)
     (tiny_dataset / "blue" / "blue_003.jpg").write_bytes(b"")  # broke after validation

@@ -11,7 +11,7 @@ import pytest
 from conftest import make_image
 from PIL import Image
 
-from core.images import BadImageError, load_image, map_in_processes, open_rgb, probe_image
+from core.data.images import BadImageError, load_image, map_in_processes, open_rgb, probe_image
 
 
 def png_header_only(width: int, height: int) -> bytes:

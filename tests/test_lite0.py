@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.lite0 import (TORCH_LEGACY_MAGIC, UnsafeCheckpointError, convert_state_dict, converted_weights,
+from core.models.lite0 import (TORCH_LEGACY_MAGIC, UnsafeCheckpointError, convert_state_dict, converted_weights,
                         read_torch_state_dict)
-from core.weights import resolve_weights
+from core.models.weights import resolve_weights
 
 DAISY, ESPRESSO = 985, 967
 
@@ -88,7 +88,7 @@ def test_converted_weights_recognise_a_daisy_and_an_espresso(tmp_path: Path,
     skimage_data = pytest.importorskip("skimage.data")
     from sklearn.datasets import load_sample_image
 
-    from core.lite0 import build_imagenet_classifier_lite0
+    from core.models.lite0 import build_imagenet_classifier_lite0
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
     model = build_imagenet_classifier_lite0()
     flower = np.asarray(model(_squashed(load_sample_image("flower.jpg")), training=False))[0]

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_image
 from PIL import Image
 
-from core.datasets import load_dataset
-from core.scan import duplicate_groups_for, near_pairs, scan_dataset
+from core.data.datasets import load_dataset
+from core.data.scan import duplicate_groups_for, near_pairs, scan_dataset
 
 
 def scene(seed: int, size: tuple[int, int] = (96, 72)) -> Image.Image:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from core.specs import SpecError, SweepSpec
+from core.spec.sweep import SpecError, SweepSpec
 
 
 def spec_dict(**overrides):

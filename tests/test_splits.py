@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.splits import Split, SplitError, kfold_indices, ordered_split, stratified_split
+from core.data.splits import Split, SplitError, kfold_indices, ordered_split, stratified_split
 
 LABELS = np.repeat([0, 1, 2], [40, 30, 20])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from core.specs import SweepSpec
-from core.store import RunStore, StoreError
+from core.spec.sweep import SweepSpec
+from core.runs.store import RunStore, StoreError
 
 
 def make_spec(name: str = "s1", **search) -> SweepSpec:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.store import RunStore
+from core.runs.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.specs import SweepSpec
-from core.store import RunStore
-from core.sweeps import Objective, SweepData, make_pruner, make_sampler, remaining_trials, run_worker
+from core.spec.sweep import SweepSpec
+from core.runs.store import RunStore
+from core.search.sweeps import Objective, SweepData, make_pruner, make_sampler, remaining_trials, run_worker
 
 
 def tiny_spec(dataset, name: str, search: dict) -> SweepSpec:

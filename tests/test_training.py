@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.classifier import backbone_layers, build_classifier, cut_points
-from core.datasets import load_dataset
-from core.features import ActivationCache
-from core.images import load_image
-from core.specs import TrialParams
-from core.training import TrialData, TrialRunner
+from core.models.classifier import backbone_layers, build_classifier, cut_points
+from core.data.datasets import load_dataset
+from core.training.activations import ActivationCache
+from core.data.images import load_image
+from core.spec.sweep import TrialParams
+from core.training.trial import TrialData, TrialRunner
 
 SIZE = 32
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from conftest import write_class_folders
-from core.datasets import load_dataset
-from core.scan import scan_dataset
-from core.ui_dataset import group_ids, problems, split_table
+from core.data.datasets import load_dataset
+from core.data.scan import scan_dataset
+from core.data.findings import group_ids, problems, split_table
 
 
 def dataset_with_problems(root: Path) -> Path:

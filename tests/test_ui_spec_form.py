@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from core.specs import SpecError, SweepSpec, TrialParams, sweepable_fields
-from core.ui_spec_form import (
+from core.spec.sweep import SpecError, SweepSpec, TrialParams, sweepable_fields
+from core.spec.fields import (
     fields_by_path, form_fields, form_values, format_values, parse_values, spec_from_form, sweep_size,
     sweepable_params,
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import charts
-from core.metrics import Evaluation
+from core.results import charts
+from core.results.metrics import Evaluation
 from ui.widgets import chart, image_grid, table
 
 MAX_CELL_IMAGES = 48

@@ -1,6 +1,6 @@
 """Trained models for the Predict page: loaded once per server, uploads kept by content, Grad-CAM cached.
 
-Importing this module imports TensorFlow (through `core.model_card`): only the Predict page does.
+Importing this module imports TensorFlow (through `core.inference.model_card`): only the Predict page does.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.explain import gradcam
-from core.model_card import LoadedModel, load_model
+from core.inference.explain import gradcam
+from core.inference.model_card import LoadedModel, load_model
 from ui import state
 
 

@@ -1,4 +1,4 @@
-"""The Sweep form, drawn from the spec schema (`core.ui_spec_form`): one widget per field, its range,
+"""The Sweep form, drawn from the spec schema (`core.spec.fields`): one widget per field, its range,
 choices and help from the dataclass metadata; value lists for the swept parameters; YAML in and out."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import streamlit as st
 
-from core.backbones import list_backbones
-from core.datasets import DatasetError, resolve_dataset_path
-from core.specs import SpecError, SweepSpec
-from core.ui_spec_form import (
+from core.models.backbones import list_backbones
+from core.data.datasets import DatasetError, resolve_dataset_path
+from core.spec.sweep import SpecError, SweepSpec
+from core.spec.fields import (
     FormField, form_fields, form_values, format_values, parse_values, spec_from_form, sweepable_params,
 )
 from ui import state

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.datasets import Dataset, list_datasets, load_dataset
-from core.scan import ScanReport, scan_dataset
+from core.data.datasets import Dataset, list_datasets, load_dataset
+from core.data.scan import ScanReport, scan_dataset
 from core.settings import Settings, load_settings
-from core.store import RunStore
+from core.runs.store import RunStore
 
 SECRET_ENV = {"data_roots": "TRANSFERLAB_DATA_ROOTS", "storage": "TRANSFERLAB_STORAGE", "home": "TRANSFERLAB_HOME"}
 DATASET_KEY = "dataset"
@@ -56,7 +56,7 @@ def store() -> RunStore:
 
 @st.cache_resource(show_spinner="Resuming sweeps left running by a restart…")
 def _resume_once(url: str) -> list[str]:
-    from core.executors import resume_unfinished
+    from core.search.executors import resume_unfinished
     return resume_unfinished(store())
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import charts
-from core.store import RunStore
+from core.results import charts
+from core.runs.store import RunStore
 from ui import state
 from ui.widgets import chart
 
@@ -21,7 +21,7 @@ def _counts(trials: pd.DataFrame) -> dict[str, int]:
 
 
 def _controls(store: RunStore, name: str, status: str, alive: bool) -> None:
-    from core.executors import launch_detached
+    from core.search.executors import launch_detached
     stop_col, resume_col, yaml_col, _ = st.columns([1, 1, 1, 3])
     if stop_col.button("Stop", icon=":material/stop:", disabled=status != "running" or store.stop_requested(name),
                        help="workers stop after their current epoch; the trial is queued again for Resume"):
@@ -53,7 +53,7 @@ def _live_curves(store: RunStore, name: str, trials: pd.DataFrame) -> None:
 
 def sweep_panel(name: str) -> None:
     """Poll while the sweep runs; when its status changes, rerun the page so polling stops or starts."""
-    from core.executors import driver_alive
+    from core.search.executors import driver_alive
     store = state.store()
     started_as = store.status(name)
 

@@ -1,7 +1,7 @@
 """Serializable input-preprocessing layers, so exported models take raw RGB pixels (0..255).
 
 Rescaling covers the "x * scale + offset" backbones; what it cannot do lives here.
-Saved models that contain these layers need `import core.preprocessing` before loading.
+Saved models that contain these layers need `import core.models.preprocessing` before loading.
 """
 from __future__ import annotations
 

@@ -19,13 +19,13 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from core.datasets import Dataset, load_dataset, resolve_dataset_path
-from core.image_cache import decoded_images
-from core.scan import duplicate_groups_for
+from core.data.datasets import Dataset, load_dataset, resolve_dataset_path
+from core.data.image_cache import decoded_images
+from core.data.scan import duplicate_groups_for
 from core.settings import Settings, load_settings
-from core.specs import SweepSpec, TrialParams
-from core.splits import kfold_indices, split_as
-from core.store import SURPLUS, RunStore
+from core.spec.sweep import SweepSpec, TrialParams
+from core.data.splits import kfold_indices, split_as
+from core.runs.store import SURPLUS, RunStore
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -77,7 +77,7 @@ class SweepData:
 
     @lru_cache(maxsize=2)
     def trial_data(self, image_size: int):
-        from core.training import TrialData
+        from core.training.trial import TrialData
         images = decoded_images(self.dataset, image_size, self.settings.cache_dir)
         return TrialData(images=images, labels=self.dataset.labels, classes=self.dataset.classes,
                          train_rows=self.train_rows, test_rows=self.test_rows, folds=self.folds,
@@ -88,7 +88,7 @@ def weights_identity(params: TrialParams, seed: int) -> str:
     """What decides the backbone's weights, for the activation-cache key."""
     if params.weights == "none":
         return f"random:{seed}"
-    from core.weights import resolve_weights
+    from core.models.weights import resolve_weights
     path = resolve_weights(params.backbone, image_size=params.image_size)
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
@@ -138,7 +138,7 @@ _CUTS: dict[tuple, str] = {}
 def sweep_cut(spec: SweepSpec, params: TrialParams, classes: int) -> str:
     """The cut of the sweep's deepest trial for this backbone: the backbone runs once, up to it,
     and every other trainable-layers value derives its cache from that one."""
-    from core.classifier import build_classifier
+    from core.models.classifier import build_classifier
     depth = deepest_trainable(spec)
     key = (params.backbone, params.weights, params.image_size, depth, classes, spec.data.seed)
     if key not in _CUTS:
@@ -164,11 +164,11 @@ class Objective:
         self.watch = watch or Watch()
         self.cache = None
         if self.spec.use_cache:
-            from core.features import ActivationCache
+            from core.training.activations import ActivationCache
             self.cache = ActivationCache(data.settings.cache_dir)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from core.training import TrialRunner
+        from core.training.trial import TrialRunner
         if _is_surplus(self.store, self.name, self.spec, trial.number):
             trial.set_user_attr(SURPLUS, True)
             trial.study.stop()
@@ -286,9 +286,9 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     """
     import datetime as dt
 
-    from core.features import ActivationCache
-    from core.model_card import save_model
-    from core.training import TrialRunner
+    from core.training.activations import ActivationCache
+    from core.inference.model_card import save_model
+    from core.training.trial import TrialRunner
 
     say = say or (lambda _: None)
     spec = store.spec(name)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
-from core.specs import SpecError, SweepSpec, TrialParams
+from core.spec.sweep import SpecError, SweepSpec, TrialParams
 
 SECTIONS = ("data", "params", "search", "")   # "" = the top-level fields of SweepSpec
 RANGE_SEPARATOR = ".."

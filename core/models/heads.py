@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import keras
 
-from core.specs import HEADS, TrialParams
+from core.spec.sweep import HEADS, TrialParams
 
 
 def build_head(features: keras.KerasTensor, num_classes: int, params: TrialParams) -> keras.KerasTensor:

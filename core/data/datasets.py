@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.images import IMAGE_EXTENSIONS, BadImageError, is_image_file, map_in_processes, probe_image
+from core.data.images import IMAGE_EXTENSIONS, BadImageError, is_image_file, map_in_processes, probe_image
 
 Progress = Callable[[int, int], None]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.datasets import Dataset
-from core.scan import ScanReport
-from core.splits import split_as
+from core.data.datasets import Dataset
+from core.data.scan import ScanReport
+from core.data.splits import split_as
 
 
 def group_ids(paths: list[str], report: ScanReport) -> np.ndarray:

@@ -13,9 +13,9 @@ from functools import lru_cache
 import keras
 import numpy as np
 
-from core.backbones import POOL_LAYER, build_feature_extractor
-from core.heads import build_head
-from core.specs import TrialParams
+from core.models.backbones import POOL_LAYER, build_feature_extractor
+from core.models.heads import build_head
+from core.spec.sweep import TrialParams
 
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.weights import resolve_weights
+from core.models.weights import resolve_weights
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 PREPROCESS_PREFIX = "preprocess"
@@ -30,7 +30,7 @@ def _load_keras_file(model: Any, path: Path) -> None:
 
 
 def _load_lite0(model: Any, path: Path) -> None:
-    from core.lite0 import load_lite0_weights
+    from core.models.lite0 import load_lite0_weights
     load_lite0_weights(model, path)
 
 
@@ -57,7 +57,7 @@ def _keras_application(constructor: str) -> Callable[[Any], Any]:
 
 
 def _lite0_body(x: Any) -> Any:
-    from core.lite0 import lite0_body
+    from core.models.lite0 import lite0_body
     return lite0_body(x)
 
 
@@ -109,12 +109,12 @@ def _preprocess(kind: str, x: Any) -> Any:
     """The backbone's input preprocessing as layers, so the model takes raw RGB 0..255."""
     from keras import layers
     if kind == "lite":
-        from core.lite0 import preprocess_layer
+        from core.models.lite0 import preprocess_layer
         return preprocess_layer()(x)
     if kind == "tf":
         return layers.Rescaling(1 / 127.5, offset=-1.0, name=f"{PREPROCESS_PREFIX}_scale")(x)
     if kind == "caffe":
-        from core.preprocessing import CaffePreprocess
+        from core.models.preprocessing import CaffePreprocess
         return CaffePreprocess(name=f"{PREPROCESS_PREFIX}_caffe")(x)
     if kind == "builtin":
         return x
@@ -133,7 +133,7 @@ def _name_builtin_preprocessing(model: Any) -> None:
 def build_feature_extractor(name: str, image_size: int, weights: str | Path | None = "imagenet") -> Any:
     """Flat keras.Model: (image_size, image_size, 3) float RGB 0..255 -> (batch, feature_dim) pooled features.
 
-    weights: "imagenet" (resolved offline, see core.weights), a path to a weights file, or None for
+    weights: "imagenet" (resolved offline, see core.models.weights), a path to a weights file, or None for
     random initialisation. Asking for ImageNet weights that are not on this machine raises
     WeightsNotFoundError; it never trains from random weights silently.
     """

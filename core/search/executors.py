@@ -18,8 +18,8 @@ import optuna
 from optuna.trial import TrialState
 
 from core.settings import REPO_ROOT
-from core.store import HEARTBEAT_S, RunStore
-from core.sweeps import SweepData, Watch, finalize, remaining_trials, run_worker
+from core.runs.store import HEARTBEAT_S, RunStore
+from core.search.sweeps import SweepData, Watch, finalize, remaining_trials, run_worker
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)

@@ -21,7 +21,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from core.settings import load_settings
-from core.specs import SweepSpec
+from core.spec.sweep import SweepSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Heartbeats are "experimental" in Optuna 5.0 but are what turns a killed worker's trial into a retry.

@@ -1,6 +1,6 @@
 """Train/test splits and K-fold folds as index arrays, reproducible from a seed.
 
-Groups (from `core.scan.duplicate_groups_for`) keep copies of one photo on one side: a photo in
+Groups (from `core.data.scan.duplicate_groups_for`) keep copies of one photo on one side: a photo in
 both train and test makes the test score a memory test.
 """
 from __future__ import annotations

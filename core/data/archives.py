@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from core.images import is_image_file
+from core.data.images import is_image_file
 
 MAX_BYTES = 2 * 1024**3
 MAX_FILES = 100_000

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.datasets import Dataset, load_dataset
-from core.images import BadImageError, map_in_processes, open_rgb
+from core.data.datasets import Dataset, load_dataset
+from core.data.images import BadImageError, map_in_processes, open_rgb
 
 NEAR_THRESHOLD = 4  # bits of 64 that may differ, in both hashes, for two images to count as near copies
 _HASH_SIDE = 32

@@ -7,8 +7,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from core.images import BadImageError, load_image
-from core.model_card import LoadedModel
+from core.data.images import BadImageError, load_image
+from core.inference.model_card import LoadedModel
 
 ImageInput = str | Path | bytes | BinaryIO
 

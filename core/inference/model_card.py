@@ -40,7 +40,7 @@ def save_model(model: keras.Model, path: Path, *, classes: list[str], image_size
 
 def load_model(path: str | Path) -> LoadedModel:
     """Load a .keras model; classes and size from its card, or from the model itself without one."""
-    import core.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
+    import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
 
     path = Path(path)
     if not path.is_file():

@@ -14,12 +14,12 @@ from typing import Callable
 import keras
 import numpy as np
 
-from core.accelerator import configure_device
-from core.augment import augment_batch, augmenter
-from core.classifier import Classifier, build_classifier
-from core.features import ActivationCache, CacheKey
-from core.metrics import Evaluation
-from core.specs import TrialParams
+from core.models.accelerator import configure_device
+from core.models.augment import augment_batch, augmenter
+from core.models.classifier import Classifier, build_classifier
+from core.training.activations import ActivationCache, CacheKey
+from core.results.metrics import Evaluation
+from core.spec.sweep import TrialParams
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
 PREDICT_BATCH = 64

@@ -10,11 +10,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.chart_style import (
+from core.results.chart_style import (
     CONFUSION_COLORSCALE, ERROR_COLORSCALE, ERROR_TITLE, PARAM_COLORSCALE, STATE_COLOURS, colour, empty_figure,
     encode, format_value, label, styled,
 )
-from core.metrics import Evaluation
+from core.results.metrics import Evaluation
 
 TRIAL_COLUMNS: dict[str, str] = {
     "number": "int: trial number within its sweep",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from core.archives import ArchiveError, extract_tar, find_dataset_root
+from core.data.archives import ArchiveError, extract_tar, find_dataset_root
 
 
 class FetchError(RuntimeError):

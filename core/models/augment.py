@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from core.specs import AUGMENTATIONS
+from core.spec.sweep import AUGMENTATIONS
 
 
 def augmenter(kind: str, seed: int = 0) -> keras.Sequential | None:

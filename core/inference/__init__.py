@@ -1,0 +1,1 @@
+"""Saved models with their cards, prediction of new images, Grad-CAM explanations."""
