@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import keras
 
-    from core.models.backbones import DEFAULT_BACKBONE, build_feature_extractor
     from core.inference.explain import gradcam
+    from core.models.backbones import DEFAULT_BACKBONE, build_feature_extractor
 
     start = time.perf_counter()
     features = build_feature_extractor(DEFAULT_BACKBONE, 224)

@@ -28,12 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from core.models.classifier import build_classifier  # noqa: E402
-from core.data.datasets import load_dataset  # noqa: E402
-from core.training.activations import ActivationCache  # noqa: E402
-from core.data.image_cache import decoded_images  # noqa: E402
-from core.spec.sweep import TrialParams  # noqa: E402
-from core.data.splits import kfold_indices  # noqa: E402
-from core.search.sweeps import limit_per_class  # noqa: E402
+from core.settings import load_settings  # noqa: E402
+from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
+from core.training.plan import SweepData  # noqa: E402
 from core.training.trial import TrialData, TrialRunner, predict_scores  # noqa: E402
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
@@ -73,18 +70,25 @@ def run_grid(runner: TrialRunner, grid: list[TrialParams], base_cut: str | None 
 
 def main() -> None:
     args = parse_args()
-    dataset = limit_per_class(load_dataset(args.dataset), args.per_class, seed=0)
-    t0 = time.perf_counter()
-    images = decoded_images(dataset, args.size)
-    decode_s = time.perf_counter() - t0
-    rows = np.arange(len(dataset))
-    folds = [(rows[a], rows[b]) for a, b in kfold_indices(dataset.labels, args.folds, seed=0)]
-    data = TrialData(images=images, labels=dataset.labels, classes=dataset.classes, train_rows=rows,
-                     test_rows=rows[:0], folds=folds, fingerprint=dataset.fingerprint(), paths=dataset.paths)
     base = TrialParams(backbone=args.backbone, weights=args.weights, image_size=args.size, epochs=args.epochs,
                        early_stopping=0, reduce_lr=0)
     grid = [dataclasses.replace(base, trainable_layers=n, batch_size=b)
             for n, b in itertools.product(args.trainable, args.batch)]
+    spec = SweepSpec.from_dict({"name": "bench", "folds": args.folds, "params": dataclasses.asdict(base),
+                                "data": {"dataset": str(Path(args.dataset).resolve()), "max_per_class": args.per_class},
+                                "search": {"space": {"trainable_layers": args.trainable, "batch_size": args.batch}}})
+    with tempfile.TemporaryDirectory() as cache_dir:
+        # As a sweep plans it (its split, folds and deepest cut), with the caches of this run only.
+        sweep = SweepData(spec, dataclasses.replace(load_settings(), cache_dir=Path(cache_dir)))
+        t0 = time.perf_counter()
+        data = sweep.trial_data(args.size)
+        decode_s = time.perf_counter() - t0
+        report(args, sweep, data, base, grid, decode_s)
+
+
+def report(args: argparse.Namespace, sweep: SweepData, data: TrialData, base: TrialParams,
+           grid: list[TrialParams], decode_s: float) -> None:
+    dataset = sweep.dataset
     print(f"{args.backbone} ({args.weights}) at {args.size}px, {len(dataset)} images, {len(dataset.classes)} classes; "
           f"grid {len(grid)} configs x {args.folds} folds x {args.epochs} epochs; decode/resize {decode_s:.1f}s")
 
@@ -92,15 +96,11 @@ def main() -> None:
     print(f"floor: one forward pass {floor:.1f}s = {len(dataset) / floor:.1f} images/s")
 
     # As a sweep does: the backbone runs once, up to the deepest configuration's cut.
-    base_cut = build_classifier(dataclasses.replace(base, trainable_layers=max(args.trainable)),
-                                len(dataset.classes)).cut
-    with tempfile.TemporaryDirectory() as cache_dir:
-        cached_s, cached_err, cached_t = run_grid(TrialRunner(data, ActivationCache(Path(cache_dir))), grid,
-                                                  base_cut)
+    cached_s, cached_err, cached_t = run_grid(sweep.runner(base, cached=True), grid, sweep.base_cut(base))
     print(f"cached sweep: {cached_s:.1f}s = {cached_s / floor:.2f} x floor")
     naive_s, naive_err, naive_t = (None, [None] * len(grid), [None] * len(grid))
     if not args.skip_naive:
-        naive_s, naive_err, naive_t = run_grid(TrialRunner(data, cache=None), grid)
+        naive_s, naive_err, naive_t = run_grid(sweep.runner(base, cached=False), grid)
         print(f"naive sweep:  {naive_s:.1f}s; cached is {naive_s / cached_s:.1f}x faster")
     print("\ntrainable  batch   CV error naive   CV error cached   naive s   cached s")
     for params, a, b, ta, tb in zip(grid, naive_err, cached_err, naive_t, cached_t):

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,41 +22,39 @@ def _store(args: argparse.Namespace):
     return RunStore(args.storage)
 
 
-def _bar(total: int, desc: str):
+def _bar(desc: str, unit: str, total: int | None = None, **options):
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="trial", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, **options)
+
+
+def _follow(bar) -> Callable[[int, int], None]:
+    """A (done, total) progress callback that moves `bar`."""
+    def progress(done: int, total: int) -> None:
+        bar.total = total or None
+        bar.n = done
+        bar.refresh()
+    return progress
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from core.data.scan import scan_dataset
-    from tqdm import tqdm
-    with tqdm(desc="scanning", unit="img", file=sys.stderr, disable=args.json) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-        report = scan_dataset(args.dir, progress=progress)
+    with _bar("scanning", "img", disable=args.json) as bar:
+        report = scan_dataset(args.dir, progress=_follow(bar))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_text())
     return 0
 
 
 def _run(store, name: str, workers: int) -> int:
     from core.search.executors import run_sweep
-    bar = _bar(store.spec(name).grid_size(), name)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar = _bar(name, "trial", store.spec(name).grid_size())
     try:
-        record = run_sweep(store, name, workers=workers, say=bar.write, progress=progress,
+        record = run_sweep(store, name, workers=workers, say=bar.write, progress=_follow(bar),
                            stage=lambda line: bar.set_postfix_str(line[-90:]))
     finally:
         bar.close()
     if record:
-        print(f"best trial {record['trial']}: CV error {record['cv_error']:.4f}, "
-              f"test accuracy {record['test_accuracy']:.4f}; model {record['model_path']}")
+        print(f"best trial {record.trial}: CV error {record.cv_error:.4f}, "
+              f"test accuracy {record.test_accuracy:.4f}; model {record.model_path}")
     return 0
 
 
@@ -69,7 +68,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
     from core.settings import load_settings
-    from core.search.sweeps import resolve_dataset
+    from core.training.plan import resolve_dataset
     if not resolve_dataset(spec.data.dataset, load_settings()).exists():
         raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
     store = _store(args)
@@ -84,14 +83,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from core.search.sweeps import Watch, run_worker
+    from core.search.worker import Watch, run_worker
     ran = run_worker(_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
     print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    _store(args).request_stop(args.name)
+    from core.search.lifecycle import stop
+    stop(_store(args), args.name)
     print(f"asked the workers of {args.name!r} to stop after their current epoch", file=sys.stderr)
     return 0
 
@@ -101,10 +101,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     frame = store.trials_frame(args.name)
     final = store.final(args.name)
     if args.json:
-        print(json.dumps({"sweep": args.name, "status": store.status(args.name),
-                          "trials": json.loads(frame.to_json(orient="records")),
-                          "final": {k: v for k, v in (final or {}).items() if k not in ("test", "train")}
-                          | ({"test_summary": _summary(final["test"])} if final else {})}, indent=2))
+        summary = {k: v for k, v in final.to_json().items() if k not in ("test", "train")} \
+            | {"test_summary": _summary(final.test)} if final else {}
+        print(json.dumps({"sweep": args.name, "status": store.status(args.name).value,
+                          "trials": json.loads(frame.to_json(orient="records")), "final": summary}, indent=2))
     elif args.csv:
         print(frame.to_csv(index=False), end="")
     else:
@@ -112,8 +112,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             print(frame.drop(columns=["fold_errors"], errors="ignore").to_string(index=False))
         if final:
-            print(f"\nfinal model: trial {final['trial']}, test accuracy {final['test_accuracy']:.4f}, "
-                  f"{final['model_path']}")
+            print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f}, "
+                  f"{final.model_path}")
     return 0
 
 
@@ -147,35 +147,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "keras":
         out = out if out.suffix == ".keras" else out / "model.keras"
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(final["model_path"], out)
-        shutil.copy(card_path(Path(final["model_path"])), card_path(out))
+        shutil.copy(final.model_path, out)
+        shutil.copy(card_path(Path(final.model_path)), card_path(out))
     else:
-        load_model(final["model_path"]).model.export(str(out), format="tf_saved_model", verbose=False)
-        shutil.copy(card_path(Path(final["model_path"])), out / "card.json")
+        load_model(final.model_path).model.export(str(out), format="tf_saved_model", verbose=False)
+        shutil.copy(card_path(Path(final.model_path)), out / "card.json")
     print(f"exported {args.name!r} best model to {out}")
     return 0
 
 
 def cmd_fetch_example(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from core.data.fetch import fetch_example
     from core.settings import load_settings
-    with tqdm(unit="B", unit_scale=True, desc=f"downloading {args.name}", file=sys.stderr) as bar:
-        def progress(done: int, total: int) -> None:
-            bar.total = total or None
-            bar.n = done
-            bar.refresh()
+    with _bar(f"downloading {args.name}", "B", unit_scale=True) as bar:
         folder = fetch_example(args.name, Path(args.into) if args.into else load_settings().upload_root,
-                               progress=progress)
+                               progress=_follow(bar))
     print(f"example dataset {args.name!r} is in {folder}")
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from core.training.activations import ActivationCache
     from core.data.image_cache import cache_info, clear_cache
     from core.settings import load_settings
+    from core.training.activations import ActivationCache
     root = load_settings().cache_dir
     activations = ActivationCache(root)
     if args.clear:
@@ -255,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(error: Exception) -> bool:
     """Mistakes in what the user gave us, as opposed to bugs (which keep their traceback)."""
-    from core.spec.sweep import SpecError
     from core.runs.store import StoreError
+    from core.spec.sweep import SpecError
     kinds: list[type] = [UserError, SpecError, StoreError, FileNotFoundError]
     for module, name in (("core.data.datasets", "DatasetError"), ("core.inference.model_card", "ModelFileError"),
                          ("core.models.weights", "WeightsNotFoundError"), ("core.data.fetch", "FetchError"),

@@ -7,10 +7,10 @@ from dataclasses import fields
 import numpy as np
 import streamlit as st
 
-from core.results import charts
 from core.data.datasets import DatasetError, list_datasets
-from core.spec.sweep import DataSpec
 from core.data.findings import problems, split_table, usable
+from core.results import charts
+from core.spec.sweep import DataSpec
 from ui import state
 from ui.widgets import chart, image_grid, table, user_error
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.datasets import DatasetError, resolve_dataset_path
-from core.spec.sweep import SweepSpec
+from core.data.datasets import DatasetError
 from core.runs.store import StoreError
-from core.spec.fields import sweep_size
+from core.search import lifecycle
+from core.spec.fields import SweepSize
+from core.spec.sweep import SweepSpec
 from ui import state
 from ui.cache_panel import cache_panel
 from ui.spec_form import sweep_form
@@ -23,16 +24,11 @@ store = state.store()
 
 def launch(spec: SweepSpec) -> None:
     """Record the sweep in the store, start its driver outside this script, and attach to it."""
-    from core.search.executors import driver_alive, launch_detached
     try:
-        resolve_dataset_path(spec.data.dataset, state.settings().data_roots)
-        store.create_sweep(spec)
+        lifecycle.start(store, spec, state.settings())
     except (DatasetError, StoreError) as error:
         user_error(error)
         return
-    if not driver_alive(store, spec.name) and store.status(spec.name) != "done":
-        store.request_stop(spec.name, False)
-        launch_detached(store, spec.name)
     st.query_params["sweep"] = spec.name
     st.rerun()
 
@@ -61,7 +57,7 @@ with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     if problem:
         st.error(f"{problem}\n\nCorrect this field to launch.")
     else:
-        size = sweep_size(spec.search.method, spec.search.space, spec.search.budget, spec.folds)
+        size = SweepSize.of(spec)
         st.info(f"This sweep trains **{size.describe()}**.", icon=":material/calculate:")
     left, right = st.columns([1, 4])
     if left.button("Launch", type="primary", disabled=spec is None, icon=":material/rocket_launch:"):

@@ -34,7 +34,7 @@ def choose_model() -> Path | None:
         return None
     wanted = st.query_params.get("sweep")
     name = st.selectbox("Sweep", finished, index=finished.index(wanted) if wanted in finished else len(finished) - 1)
-    return Path(state.final(name)["model_path"])
+    return Path(state.final(name).model_path)
 
 
 def choose_images() -> list[tuple[str, object]]:

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import make_image, write_class_folders
+from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SWEEP = "colours-tiny"
@@ -147,13 +146,14 @@ LIVE_CURVES = {"fold 1": {"loss": [1.2, 0.9, 0.7], "val_loss": [1.3, 1.0, 0.9],
 
 def fake_running_trial(name: str, dataset: str) -> None:
     """A stopped sweep whose trial 0 is still RUNNING with live curves (as a worker writes them mid-fold)."""
-    from core.spec.sweep import SweepSpec
+    from core.runs.records import LiveProgress
     from core.runs.store import RunStore
+    from core.spec.sweep import SweepSpec
     store = RunStore()
     store.create_sweep(SweepSpec.from_dict({"name": name, "data": {"dataset": dataset}, "folds": 2,
                                             "search": {"space": {"batch_size": [8, 16]}}}))
     trial = store.study(name).ask({"batch_size": optuna_choice([8, 16])})
-    trial.set_user_attr("live", {"fold": 0, "epoch": 2, "curves": LIVE_CURVES})
+    store.set_live(trial, LiveProgress(fold=0, epoch=2, curves=LIVE_CURVES))
     store.set_status(name, "stopped")
 
 
@@ -219,7 +219,7 @@ def finished_sweep(data_root: Path) -> str:
 def test_sweep_is_launched_watched_and_finishes(finished_sweep: str) -> None:
     from core.runs.store import RunStore
     final = RunStore().final(finished_sweep)
-    assert final and Path(final["model_path"]).is_file()
+    assert final and Path(final.model_path).is_file()
 
 
 def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: str) -> None:
@@ -253,8 +253,8 @@ def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str, dat
 
 
 def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
-    from core.training.activations import ActivationCache
     from core.settings import load_settings
+    from core.training.activations import ActivationCache
     entry = ActivationCache(load_settings().cache_dir).root / "0123" / "meta.json"
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text("{}")

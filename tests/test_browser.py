@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import make_image, write_class_folders
 from test_app import fake_running_trial
 

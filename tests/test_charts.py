@@ -13,6 +13,7 @@ import pytest
 from core.results import charts
 from core.results.chart_style import ERROR_TITLE, PALETTE, encode, label
 from core.results.metrics import Evaluation
+from core.runs.records import TRIAL_COLUMNS, param_columns
 
 
 def example_trials(grid: bool = True) -> pd.DataFrame:
@@ -52,14 +53,14 @@ def serialises(fig: go.Figure) -> bool:
 
 def test_trial_columns_are_documented_and_params_are_the_rest() -> None:
     assert {"number", "state", "value", "value_std", "fold_errors", "duration_s", "sweep", "cache",
-            "error"} == set(charts.TRIAL_COLUMNS)
-    assert charts.param_columns(example_trials()) == ["trainable_layers", "batch_size", "optimizer", "learning_rate"]
+            "error"} == set(TRIAL_COLUMNS)
+    assert param_columns(example_trials()) == ["trainable_layers", "batch_size", "optimizer", "learning_rate"]
 
 
 def test_store_bookkeeping_columns_are_not_params() -> None:
     """The store's trials table also has cache and error columns: they must not be offered as axes."""
     trials = example_trials().assign(cache="hit", error="")
-    assert charts.param_columns(trials) == ["trainable_layers", "batch_size", "optimizer", "learning_rate"]
+    assert param_columns(trials) == ["trainable_layers", "batch_size", "optimizer", "learning_rate"]
 
 
 def test_encode_categorical_log_and_linear() -> None:

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.models.lite0 import (TORCH_LEGACY_MAGIC, UnsafeCheckpointError, convert_state_dict, converted_weights,
-                        read_torch_state_dict)
+from core.models.lite0 import (
+    TORCH_LEGACY_MAGIC,
+    UnsafeCheckpointError,
+    convert_state_dict,
+    converted_weights,
+    read_torch_state_dict,
+)
 from core.models.weights import resolve_weights
 
 DAISY, ESPRESSO = 985, 967

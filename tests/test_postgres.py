@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from test_sweep_cli import cli, two_worker_sweep
 
 pytestmark = pytest.mark.slow
@@ -65,7 +64,7 @@ def postgres_url() -> Iterator[str]:
 
 def test_two_workers_share_a_sweep_on_a_fresh_postgres_database(postgres_url, tiny_dataset, tmp_path):
     store = two_worker_sweep(postgres_url, "team", tiny_dataset, tmp_path)
-    assert len(store.final("team")["test"]["y_true"]) == 9
-    assert "val_loss" in store.trial_record("team", 0)["result"]["folds"][0]["curves"]
+    assert len(store.final("team").test["y_true"]) == 9
+    assert "val_loss" in store.trial("team", 0).result.folds[0].curves
     listed = cli("results", "team", "--storage", postgres_url, "--csv").stdout.splitlines()
     assert listed[0].startswith("sweep,number,state,value") and len(listed) == 4

@@ -4,8 +4,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from core.spec.sweep import SweepSpec
+from core.runs.records import FinalModel, FoldResult, TrialResult
 from core.runs.store import RunStore, StoreError
+from core.spec.sweep import SweepSpec
 
 
 def make_spec(name: str = "s1", **search) -> SweepSpec:
@@ -41,25 +42,26 @@ def test_trials_frame_and_records(store):
     store.create_sweep(make_spec())
     study = store.study("s1")
     trial = study.ask({"batch_size": optuna.distributions.CategoricalDistribution([8, 16])})
-    trial.set_user_attr("result", {"folds": [{"val_error": 0.2, "best_epoch": 1}, {"val_error": 0.4, "best_epoch": 2}],
-                                   "value_std": 0.1, "cache": "miss"})
+    store.set_result(trial, TrialResult(folds=[FoldResult(0, 0.2, 1, {}, {}), FoldResult(1, 0.4, 2, {}, {})],
+                                        cache="miss", cut="", duration_s=1.0))
     study.tell(trial, 0.3)
     frame = store.trials_frame("s1")
     row = frame.iloc[0]
     assert (row["state"], row["value"], row["fold_errors"], row["batch_size"], row["cache"]) == \
         ("COMPLETE", 0.3, [0.2, 0.4], trial.params["batch_size"], "miss")
-    record = store.trial_record("s1", 0)
-    assert record["result"]["folds"][1]["best_epoch"] == 2
+    record = store.trial("s1", 0)
+    assert record.result.folds[1].best_epoch == 2
     with pytest.raises(StoreError, match="no trial 5"):
-        store.trial_record("s1", 5)
+        store.trial("s1", 5)
     assert store.sweeps().iloc[0]["best_error"] == 0.3
 
 
 def test_final_record_stop_flag_and_version(store):
     store.create_sweep(make_spec())
     before = store.version("s1")
-    store.set_final("s1", {"trial": 0, "created": "now", "test_accuracy": 0.9})
-    assert store.final("s1")["test_accuracy"] == 0.9
+    store.set_final("s1", FinalModel(trial=0, cv_error=0.1, params={}, epochs=1, model_path="m.keras", test={},
+                                     train={}, test_accuracy=0.9, created="now"))
+    assert store.final("s1").test_accuracy == 0.9
     assert store.version("s1") != before
     assert not store.stop_requested("s1")
     store.request_stop("s1")

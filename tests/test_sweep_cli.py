@@ -51,8 +51,8 @@ def test_sweep_results_predict_export(tiny_dataset, tmp_path):
     assert final["test_accuracy"] >= 0.8     # three colours: easy for ImageNet features
 
     record = RunStore(storage).final("colours")
-    assert len(record["test"]["y_true"]) == 9 and len(record["train"]["y_true"]) == 27
-    assert "val_loss" in RunStore(storage).trial_record("colours", 0)["result"]["folds"][0]["curves"]
+    assert len(record.test["y_true"]) == 9 and len(record.train["y_true"]) == 27
+    assert "val_loss" in RunStore(storage).trial("colours", 0).result.folds[0].curves
 
     csv = cli("results", "colours", "--storage", storage, "--csv").stdout
     assert csv.splitlines()[0].startswith("sweep,number,state,value")

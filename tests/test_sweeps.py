@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.spec.sweep import SweepSpec
 from core.runs.store import RunStore
-from core.search.sweeps import Objective, SweepData, make_pruner, make_sampler, remaining_trials, run_worker
+from core.search.oracle import make_pruner, make_sampler, remaining_trials
+from core.search.worker import Objective, run_worker
+from core.spec.sweep import SweepSpec
+from core.training.plan import SweepData
 
 
 def tiny_spec(dataset, name: str, search: dict) -> SweepSpec:
@@ -33,7 +35,7 @@ def test_pruning_search_reports_every_epoch(tiny_dataset, store):
         steps = sorted(t.intermediate_values)
         assert steps[:2] == [0, 1]            # fold 1, epochs 1 and 2: the pruner saw each epoch
         assert 1e-4 <= t.params["learning_rate"] <= 1e-1
-    assert remaining_trials(store, "pruned", spec) == 0
+    assert remaining_trials(store.trials("pruned"), spec) == 0
 
 
 def test_stop_requeues_the_running_trial_and_resume_finishes_the_grid(tiny_dataset, store):
@@ -44,13 +46,13 @@ def test_stop_requeues_the_running_trial_and_resume_finishes_the_grid(tiny_datas
     states = sorted(t.state.name for t in store.trials("stopped"))
     assert states == ["FAIL", "WAITING"]               # interrupted, and queued again with its grid point
     store.request_stop("stopped", False)
-    assert remaining_trials(store, "stopped", spec) == 2
+    assert remaining_trials(store.trials("stopped"), spec) == 2
     run_worker(store, "stopped")
     done = [t for t in store.trials("stopped") if t.state.name == "COMPLETE"]
     assert sorted(t.params["optimizer"] for t in done) == ["adam", "sgd"]
-    assert remaining_trials(store, "stopped", spec) == 0
-    live = store.trial_record("stopped", done[0].number)["live"]
-    assert live["curves"]["fold 2"]["val_loss"] and live["fold"] == 1
+    assert remaining_trials(store.trials("stopped"), spec) == 0
+    live = store.trial("stopped", done[0].number).live
+    assert live.curves["fold 2"]["val_loss"] and live.fold == 1
 
 
 def test_a_failing_configuration_fails_its_trial_not_the_sweep(tiny_dataset, store):
@@ -74,4 +76,4 @@ def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_da
     assert len(raw) == 3 and raw[2].state.name == "PRUNED" and "learning_rate" not in raw[2].params
     assert sorted(t.params["learning_rate"] for t in store.trials("raced")) == [0.001, 0.01]
     assert store.sweeps().set_index("sweep").loc["raced", "pruned"] == 0
-    assert remaining_trials(store, "raced", spec) == 0
+    assert remaining_trials(store.trials("raced"), spec) == 0

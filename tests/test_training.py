@@ -6,11 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.models.classifier import backbone_layers, build_classifier, cut_points
 from core.data.datasets import load_dataset
-from core.training.activations import ActivationCache
 from core.data.images import load_image
+from core.models.classifier import backbone_layers, build_classifier, cut_points
 from core.spec.sweep import TrialParams
+from core.training.activations import ActivationCache
 from core.training.trial import TrialData, TrialRunner
 
 SIZE = 32
@@ -98,7 +98,7 @@ def test_trial_result_has_folds_curves_and_summary(trial_data, tmp_path):
     assert set(fold.curves) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert 0 <= fold.best_epoch < 3 and 0.0 <= result.value <= 1.0
     assert fold.summary["accuracy"] == pytest.approx(1 - fold.val_error)
-    assert result.to_dict()["value"] == pytest.approx(result.value)
+    assert result.to_json()["value"] == pytest.approx(result.value)
 
 
 def test_frozen_lite0_features_learn_colours(trial_data, tmp_path):
@@ -106,7 +106,7 @@ def test_frozen_lite0_features_learn_colours(trial_data, tmp_path):
     params = TrialParams(image_size=SIZE, epochs=15, batch_size=8, learning_rate=0.01, early_stopping=0)
     runner = TrialRunner(trial_data, cache=ActivationCache(tmp_path))
     result = runner.run(params)
-    assert result.value <= 0.2, result.to_dict()
+    assert result.value <= 0.2, result.to_json()
     clf, test, train = runner.refit(params, epochs=15)
     assert len(test.y_true) == 6 and len(train.y_true) == 30
     assert train.accuracy() >= 0.8

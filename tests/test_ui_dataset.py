@@ -5,11 +5,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from conftest import write_class_folders
+
 from core.data.datasets import load_dataset
-from core.data.scan import scan_dataset
 from core.data.findings import group_ids, problems, split_table
+from core.data.scan import scan_dataset
 
 
 def dataset_with_problems(root: Path) -> Path:

@@ -5,11 +5,17 @@ import dataclasses
 
 import pytest
 
-from core.spec.sweep import SpecError, SweepSpec, TrialParams, sweepable_fields
 from core.spec.fields import (
-    fields_by_path, form_fields, form_values, format_values, parse_values, spec_from_form, sweep_size,
+    SweepSize,
+    fields_by_path,
+    form_fields,
+    form_values,
+    parse_values,
+    spec_from_form,
     sweepable_params,
 )
+from core.spec.space import Choice, Range
+from core.spec.sweep import SpecError, SweepSpec, TrialParams, sweepable_fields
 
 
 def test_every_leaf_field_once_with_its_metadata() -> None:
@@ -24,10 +30,10 @@ def test_every_leaf_field_once_with_its_metadata() -> None:
 
 def test_parse_values_types_lists_and_ranges() -> None:
     by = fields_by_path()
-    assert parse_values("1, 2,5", by["params.trainable_layers"]) == [1, 2, 5]
-    assert parse_values("1e-4, 0.01", by["params.learning_rate"]) == [1e-4, 0.01]
-    assert parse_values("adam, sgd", by["params.optimizer"]) == ["adam", "sgd"]
-    assert parse_values("1e-4 .. 1e-1 log", by["params.learning_rate"]) == {"low": 1e-4, "high": 0.1, "log": True}
+    assert parse_values("1, 2,5", by["params.trainable_layers"]) == Choice((1, 2, 5))
+    assert parse_values("1e-4, 0.01", by["params.learning_rate"]) == Choice((1e-4, 0.01))
+    assert parse_values("adam, sgd", by["params.optimizer"]) == Choice(("adam", "sgd"))
+    assert parse_values("1e-4 .. 1e-1 log", by["params.learning_rate"]) == Range(1e-4, 0.1, True)
     with pytest.raises(SpecError, match=r"^search.space.batch_size\[1\]: 'x' is not an integer"):
         parse_values("32, x", by["params.batch_size"])
     with pytest.raises(SpecError, match="^search.space.head: only numeric"):
@@ -41,15 +47,16 @@ def test_form_round_trip_and_sizes() -> None:
                                 "params": {"backbone": "mobilenetv2", "image_size": 32},
                                 "search": {"space": {"batch_size": [8, 16], "optimizer": ["adam", "sgd"]}}})
     values, space = form_values(spec)
-    assert "search.space" not in values and space == {"batch_size": [8, 16], "optimizer": ["adam", "sgd"]}
+    assert "search.space" not in values and space == {"batch_size": Choice((8, 16)),
+                                                      "optimizer": Choice(("adam", "sgd"))}
     assert spec_from_form(values, space) == spec
-    assert format_values(space["batch_size"]) == "8, 16"
-    assert parse_values(format_values({"low": 1e-4, "high": 0.1, "log": True}),
-                        fields_by_path()["params.learning_rate"]) == {"low": 1e-4, "high": 0.1, "log": True}
-    size = sweep_size("grid", space, 0, 2)
+    assert space["batch_size"].describe() == "8, 16"
+    assert parse_values(Range(1e-4, 0.1, True).describe(),
+                        fields_by_path()["params.learning_rate"]) == Range(1e-4, 0.1, True)
+    size = SweepSize.of(spec)
     assert (size.trials, size.fits) == (4, 9) and size.trials == spec.grid_size()
-    assert sweep_size("tpe", space, 7, 3).trials == 7
-    assert "no trials" in sweep_size("random", {}, 0, 3).describe()
+    tpe = SweepSpec.from_dict(spec.to_dict() | {"search": {"method": "tpe", "budget": 7, "space": {}}})
+    assert SweepSize.of(tpe).trials == 7
 
 
 def test_spec_from_form_names_the_bad_field() -> None:

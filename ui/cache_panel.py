@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.training.activations import ActivationCache
 from core.data.image_cache import cache_info, clear_cache
+from core.training.activations import ActivationCache
 from ui import state
 
 

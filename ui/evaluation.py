@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.results import charts
 from core.results.metrics import Evaluation
+from core.runs.records import FinalModel
 from ui.widgets import chart, image_grid, table
 
 MAX_CELL_IMAGES = 48
@@ -56,10 +57,10 @@ def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
                                             for row in group.itertuples()], side=112)
 
 
-def evaluation_views(record: dict, name: str) -> None:
+def evaluation_views(record: FinalModel, name: str) -> None:
     """Everything about the refit model of one sweep; `record` is `RunStore.final(name)`."""
     split = st.segmented_control("Split", ["test", "train"], default="test", key=f"{name}-split") or "test"
-    ev = Evaluation.from_json(record[split])
+    ev = Evaluation.from_json(record.test if split == "test" else record.train)
     key = f"{name}-{split}"
     cols = st.columns(4)
     cols[0].metric("Accuracy", f"{ev.accuracy():.1%}")

@@ -9,12 +9,18 @@ from typing import Any
 
 import streamlit as st
 
-from core.models.backbones import list_backbones
 from core.data.datasets import DatasetError, resolve_dataset_path
-from core.spec.sweep import SpecError, SweepSpec
+from core.models.backbones import list_backbones
 from core.spec.fields import (
-    FormField, form_fields, form_values, format_values, parse_values, spec_from_form, sweepable_params,
+    FormField,
+    form_fields,
+    form_values,
+    parse_values,
+    spec_from_form,
+    sweepable_params,
 )
+from core.spec.space import Choice, Dimension
+from core.spec.sweep import SpecError, SweepSpec
 from ui import state
 
 HIDDEN = {"storage", "search.space"}     # the store is the server's; the space has its own widgets
@@ -45,7 +51,7 @@ def _step(value: float) -> float:
 
 
 def _widget(field: FormField, disabled: bool = False) -> Any:
-    key, label = _key(field), field.name.replace("_", " ")
+    key, label = _key(field), field.label
     common: dict[str, Any] = dict(key=key, help=field.help, disabled=disabled)
     fresh = key not in st.session_state       # pass a default only then, else Streamlit warns both were set
     choices = _choices(field)
@@ -87,8 +93,8 @@ def load_uploaded_spec() -> None:
             st.session_state[_key(by_path[path])] = value
     st.session_state[SWEPT_KEY] = list(space)
     choice_fields = {f.name for f in sweepable_params() if _choices(f) is not None}
-    for name, values_ in space.items():
-        st.session_state[_space_key(name)] = values_ if name in choice_fields else format_values(values_)
+    for name, dim in space.items():
+        st.session_state[_space_key(name)] = list(dim.values) if name in choice_fields else dim.describe()
 
 
 def _defaults() -> None:
@@ -101,22 +107,23 @@ def _defaults() -> None:
         st.session_state["spec.data.dataset"] = str(dataset)
 
 
-def _swept_space(method: str) -> dict[str, Any]:
+def _swept_space(method: str) -> dict[str, Dimension]:
     """The value lists (or ranges) of the chosen swept parameters; SpecError names a bad one."""
     params = {f.name: f for f in sweepable_params()}
     swept = st.multiselect("Parameters to sweep", list(params), key=SWEPT_KEY,
                            help="each gets a list of values; a grid tries every combination")
-    space: dict[str, Any] = {}
+    space: dict[str, Dimension] = {}
     for name in swept:
         field = params[name]
         choices = _choices(field)
         if choices is not None:
-            space[name] = st.multiselect(f"{name} values", choices, key=_space_key(name), help=field.help)
+            space[name] = Choice(tuple(st.multiselect(f"{name} values", choices, key=_space_key(name),
+                                                      help=field.help)))
         else:
             hint = "comma-separated values" + (", or low .. high [log] for random / TPE" if method != "grid" else "")
             text = st.text_input(f"{name} values", key=_space_key(name), placeholder=f"{field.default}, …",
                                  help=f"{field.help}; {hint}")
-            space[name] = parse_values(text, field) if text.strip() else []
+            space[name] = parse_values(text, field) if text.strip() else Choice(())
     return space
 
 
@@ -138,7 +145,7 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
         st.error(st.session_state[UPLOAD_ERROR_KEY] + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]
     values: dict[str, Any] = {"name": _widget(next(f for f in fields if f.path == "name")), "storage": ""}
-    space: dict[str, Any] = {}
+    space: dict[str, Dimension] = {}
     error: str | None = None
     swept: list[str] = st.session_state.get(SWEPT_KEY, [])
     columns = st.columns(4, gap="medium")

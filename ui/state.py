@@ -16,8 +16,9 @@ import streamlit as st
 
 from core.data.datasets import Dataset, list_datasets, load_dataset
 from core.data.scan import ScanReport, scan_dataset
-from core.settings import Settings, load_settings
+from core.runs.records import FinalModel, TrialRecord
 from core.runs.store import RunStore
+from core.settings import Settings, load_settings
 
 SECRET_ENV = {"data_roots": "TRANSFERLAB_DATA_ROOTS", "storage": "TRANSFERLAB_STORAGE", "home": "TRANSFERLAB_HOME"}
 DATASET_KEY = "dataset"
@@ -56,7 +57,7 @@ def store() -> RunStore:
 
 @st.cache_resource(show_spinner="Resuming sweeps left running by a restart…")
 def _resume_once(url: str) -> list[str]:
-    from core.search.executors import resume_unfinished
+    from core.search.lifecycle import resume_unfinished
     return resume_unfinished(store())
 
 
@@ -160,19 +161,19 @@ def trials(names: list[str]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _final(url: str, name: str, version: tuple) -> dict | None:
+def _final(url: str, name: str, version: tuple) -> FinalModel | None:
     return store().final(name)
 
 
-def final(name: str) -> dict | None:
+def final(name: str) -> FinalModel | None:
     return _final(store().url, name, store().version(name))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _trial_record(url: str, name: str, number: int, version: tuple) -> dict:
-    return store().trial_record(name, number)
+def _trial(url: str, name: str, number: int, version: tuple) -> TrialRecord:
+    return store().trial(name, number)
 
 
-def trial_record(name: str, number: int) -> dict:
-    return _trial_record(store().url, name, number, store().version(name))
+def trial(name: str, number: int) -> TrialRecord:
+    return _trial(store().url, name, number, store().version(name))
 

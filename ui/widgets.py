@@ -15,8 +15,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from core.results.charts import fig_to_png
 from core.data.images import BadImageError, open_rgb
+from core.results.charts import fig_to_png
 
 THUMB_SIDE = 128
 

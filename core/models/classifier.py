@@ -18,8 +18,6 @@ from core.models.heads import build_head
 from core.spec.sweep import TrialParams
 
 
-
-
 @dataclass
 class Classifier:
     """A flat Keras model from raw RGB pixels (0..255) to class probabilities."""

@@ -207,6 +207,7 @@ def preprocess_layer() -> Any:
 def build_imagenet_classifier_lite0(image_size: int = 224, weights: str | Path | None = None) -> Any:
     """Lite0 with its 1000-class ImageNet top, taking raw RGB 0..255; weights default to the shipped checkpoint."""
     import keras
+
     from core.models.weights import resolve_weights
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(lite0_body(preprocess_layer()(inputs)))

@@ -13,25 +13,24 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from core.runs.records import TrialState
+from core.spec.fields import field_label
+
 # Okabe & Ito's colour-blind-safe qualitative palette (black left out: it reads as an axis), then
 # CARTO "Safe" for datasets with more classes. Class index i is always drawn in PALETTE[i % len].
 PALETTE: tuple[str, ...] = (
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
     "#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933", "#882255",
 )
-STATE_COLOURS: dict[str, str] = {
-    "COMPLETE": "#009E73", "RUNNING": "#0072B2", "WAITING": "#999999", "PRUNED": "#E69F00", "FAIL": "#D55E00",
+STATE_COLOURS: dict[TrialState, str] = {
+    TrialState.COMPLETE: "#009E73", TrialState.RUNNING: "#0072B2", TrialState.WAITING: "#999999",
+    TrialState.PRUNED: "#E69F00", TrialState.FAIL: "#D55E00",
 }
 ERROR_COLORSCALE = "Viridis"      # perceptually uniform and colour-blind safe; used for every error colour bar
 PARAM_COLORSCALE = "Plasma"       # a hyperparameter as marker colour: distinct from the error scale
 CONFUSION_COLORSCALE = "Blues"
 
 ERROR_TITLE = "validation error (mean of folds)"
-PARAM_LABELS: dict[str, str] = {
-    "trainable_layers": "trainable layers", "batch_size": "batch size", "learning_rate": "learning rate",
-    "optimizer": "optimizer", "epochs": "epochs", "momentum": "momentum", "dropout": "dropout", "head": "head",
-    "augmentation": "augmentation", "backbone": "backbone", "image_size": "image size",
-}
 AXIS_TITLES: dict[str, str] = {
     "value": ERROR_TITLE, "value_std": "spread of fold errors (std)", "number": "trial number",
     "duration_s": "duration (s)", "epoch": "epoch", "class": "class", "images": "images",
@@ -47,7 +46,7 @@ MAX_EXACT_TICKS = 12
 
 def label(name: str) -> str:
     """The human title of a parameter or a quantity, the same on every chart."""
-    return PARAM_LABELS.get(name) or AXIS_TITLES.get(name) or name.replace("_", " ")
+    return AXIS_TITLES.get(name) or field_label(name)
 
 
 def colour(index: int) -> str:

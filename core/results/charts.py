@@ -11,32 +11,22 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.results.chart_style import (
-    CONFUSION_COLORSCALE, ERROR_COLORSCALE, ERROR_TITLE, PARAM_COLORSCALE, STATE_COLOURS, colour, empty_figure,
-    encode, format_value, label, styled,
+    CONFUSION_COLORSCALE,
+    ERROR_COLORSCALE,
+    ERROR_TITLE,
+    PARAM_COLORSCALE,
+    STATE_COLOURS,
+    colour,
+    empty_figure,
+    encode,
+    format_value,
+    label,
+    styled,
 )
 from core.results.metrics import Evaluation
+from core.runs.records import TrialState, param_columns
 
-TRIAL_COLUMNS: dict[str, str] = {
-    "number": "int: trial number within its sweep",
-    "state": 'str: "COMPLETE", "RUNNING", "FAIL", "PRUNED" or "WAITING"',
-    "value": "float: mean validation error over the CV folds (NaN until the trial completes)",
-    "value_std": "float: standard deviation of the fold errors",
-    "fold_errors": "list[float]: validation error of each fold",
-    "duration_s": "float: wall-clock seconds",
-    "sweep": "str: name of the sweep the trial belongs to",
-    "cache": 'str: where the frozen activations came from ("hit", "miss", "off"; "" before a result)',
-    "error": "str: why the trial failed (empty otherwise)",
-}
-"""The trials table the store hands to the sweep charts: one row per trial, these columns, plus one
-column per hyperparameter named exactly as the parameter (`trainable_layers`, `optimizer`, ...)."""
-
-STATE_ORDER = ("COMPLETE", "RUNNING", "WAITING", "PRUNED", "FAIL")
 NO_TRIALS = "no completed trials yet"
-
-
-def param_columns(trials: pd.DataFrame) -> list[str]:
-    """The hyperparameter columns of a trials table: everything that is not a TRIAL_COLUMNS field."""
-    return [c for c in trials.columns if c not in TRIAL_COLUMNS]
 
 
 def completed_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +188,8 @@ def trial_progress(trials: pd.DataFrame) -> go.Figure:
         return empty_figure("no trials yet")
     trials = trials.sort_values("number")
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.8, 0.2], vertical_spacing=0.04)
-    states = [s for s in STATE_ORDER if s in set(trials["state"])] + sorted(set(trials["state"]) - set(STATE_ORDER))
+    order = [s.value for s in TrialState]
+    states = [s for s in order if s in set(trials["state"])] + sorted(set(trials["state"]) - set(order))
     for state in states:
         group = trials[trials["state"] == state]
         scored = group[group["value"].notna()]

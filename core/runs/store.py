@@ -1,9 +1,9 @@
 """The run store: sweeps, trials, metrics and artifacts, on Optuna's RDB storage.
 
-One sweep is one Optuna study; its spec, status and final (refit) model record are study
-attributes; each trial keeps its per-fold metrics and per-epoch curves as user attributes.
-SQLite file by default, any SQLAlchemy URL (PostgreSQL) for a team. The store is the one
-source of truth: the pages and the CLI read everything from here.
+One sweep is one Optuna study; its spec, status and final (refit) model are study attributes;
+each trial keeps its result and live progress as user attributes. SQLite file by default, any
+SQLAlchemy URL (PostgreSQL) for a team. The store is the one source of truth, and the only code
+that knows how a record is kept: it hands out the typed records of `core.runs.records`.
 """
 from __future__ import annotations
 
@@ -18,8 +18,18 @@ from typing import Any
 import optuna
 import pandas as pd
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from core.runs.records import (
+    FinalModel,
+    LiveProgress,
+    SweepRecord,
+    SweepStatus,
+    TrialRecord,
+    TrialResult,
+    TrialState,
+    trials_frame,
+)
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
 
@@ -31,21 +41,32 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 # A SIGKILLed worker's trial turns FAIL (and is queued again) this long after its last heartbeat.
 HEARTBEAT_S = int(os.environ.get("TRANSFERLAB_HEARTBEAT_S", "5"))
 GRACE_S = int(os.environ.get("TRANSFERLAB_GRACE_S", "20"))
-STATES = ("COMPLETE", "RUNNING", "WAITING", "PRUNED", "FAIL")
-SURPLUS = "surplus"   # user attr of a trial started after every planned one was taken
+MAX_RETRY = 3
+
+# Attribute names: written and read only in this module.
+_RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
+_SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
 
 
 class StoreError(ValueError):
     """A sweep is missing, or a name is taken by a different sweep."""
 
 
-def _without_surplus(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Drop trials that racing workers started after every planned one was taken, and ended unrun."""
-    return [t for t in trials if not t.user_attrs.get(SURPLUS)]
-
-
 def _utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _record(sweep: str, t: FrozenTrial) -> TrialRecord:
+    attrs = t.user_attrs
+    duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+        if t.datetime_complete and t.datetime_start else None
+    return TrialRecord(sweep=sweep, number=t.number, state=TrialState.of(t.state), value=t.value,
+                       params=dict(t.params),
+                       result=TrialResult.from_json(attrs[_RESULT]) if _RESULT in attrs else None,
+                       live=LiveProgress.from_json(attrs[_LIVE]) if _LIVE in attrs else None,
+                       error=attrs.get(_ERROR, ""), duration_s=duration,
+                       retry_of=t.system_attrs.get("failed_trial"),
+                       intermediate_values=dict(t.intermediate_values))
 
 
 class RunStore:
@@ -60,7 +81,8 @@ class RunStore:
         engine = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
         self.storage = RDBStorage(
             self.url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
 
     # --- sweeps -------------------------------------------------------------------------
     def create_sweep(self, spec: SweepSpec) -> bool:
@@ -69,16 +91,15 @@ class RunStore:
         Re-creating with the same spec is a resume; a different spec under the same name is
         refused, so two people never mix their trials in one study by accident.
         """
-        existing = self._find(spec.name)
-        if existing is not None:
-            if existing.user_attrs.get("spec") != spec.to_dict():
+        if self._study_id(spec.name) is not None:
+            if self._attrs(spec.name).get(_SPEC) != spec.to_dict():
                 raise StoreError(f"a different sweep named {spec.name!r} already exists in {self.url_for_humans}; "
                                  "choose another name, or delete that sweep first")
             return False
         study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize")
-        study.set_user_attr("spec", spec.to_dict())
-        study.set_user_attr("created", _utcnow())
-        study.set_user_attr("status", "created")
+        study.set_user_attr(_SPEC, spec.to_dict())
+        study.set_user_attr(_CREATED, _utcnow())
+        study.set_user_attr(_STATUS, SweepStatus.CREATED.value)
         return True
 
     def study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
@@ -86,8 +107,12 @@ class RunStore:
         self._require(name)
         return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
 
+    def sweep(self, name: str) -> SweepRecord:
+        """Everything kept for the sweep itself, in one query."""
+        return SweepRecord.from_attrs(name, self._attrs(name))
+
     def spec(self, name: str) -> SweepSpec:
-        return SweepSpec.from_dict(self._require(name).user_attrs["spec"])
+        return SweepSpec.from_dict(self._attrs(name)[_SPEC])
 
     def sweep_names(self) -> list[str]:
         return [s.study_name for s in self.storage.get_all_studies()]
@@ -96,48 +121,44 @@ class RunStore:
         """One row per sweep: counts by state, best value, status, when created."""
         rows = []
         for summary in self.storage.get_all_studies():
-            study_id = summary._study_id
-            trials = _without_surplus(self.storage.get_all_trials(study_id, deepcopy=False))
-            counts = {s: sum(t.state.name == s for t in trials) for s in STATES}
+            trials = self.trials(summary.study_name)
+            counts = {s: sum(t.state == s for t in trials) for s in TrialState}
             values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-            attrs = summary.user_attrs
-            spec = SweepSpec.from_dict(attrs["spec"]) if "spec" in attrs else None
-            rows.append({"sweep": summary.study_name, "status": attrs.get("status", "?"),
-                         "created": attrs.get("created", ""), "planned": spec.grid_size() if spec else None,
-                         **{s.lower(): counts[s] for s in STATES},
+            sweep = SweepRecord.from_attrs(summary.study_name, summary.user_attrs)
+            planned = SweepSpec.from_dict(sweep.spec).grid_size() if sweep.spec else None
+            rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
+                         "planned": planned, **{s.value.lower(): counts[s] for s in TrialState},
                          "best_error": min(values) if values else None})
-        return pd.DataFrame(rows, columns=["sweep", "status", "created", "planned", *[s.lower() for s in STATES],
-                                           "best_error"])
+        return pd.DataFrame(rows, columns=["sweep", "status", "created", "planned",
+                                           *[s.value.lower() for s in TrialState], "best_error"])
 
-    def set_status(self, name: str, status: str) -> None:
-        self._set_study_attr(name, "status", status)
+    def set_status(self, name: str, status: SweepStatus) -> None:
+        self._set_study_attr(name, _STATUS, SweepStatus(status).value)
 
-    def status(self, name: str) -> str:
-        return self._require(name).user_attrs.get("status", "?")
+    def status(self, name: str) -> SweepStatus:
+        return self.sweep(name).status
 
     def request_stop(self, name: str, stop: bool = True) -> None:
         """Ask every worker of the sweep to stop after its current epoch (False clears it)."""
-        self._set_study_attr(name, "stop_requested", stop)
+        self._set_study_attr(name, _STOP, stop)
 
     def stop_requested(self, name: str) -> bool:
-        return bool(self._require(name).user_attrs.get("stop_requested", False))
+        return bool(self._attrs(name).get(_STOP, False))
 
     def set_driver(self, name: str, pid: int) -> None:
         """Which process drives the sweep, so a restarted server can tell whether to resume it."""
-        self._set_study_attr(name, "driver", {"host": socket.gethostname(), "pid": pid, "since": _utcnow()})
+        self._set_study_attr(name, _DRIVER, {"host": socket.gethostname(), "pid": pid, "since": _utcnow()})
 
-    def driver(self, name: str) -> dict:
-        return self._require(name).user_attrs.get("driver") or {}
-
-    def set_final(self, name: str, record: dict) -> None:
+    def set_final(self, name: str, record: FinalModel) -> None:
         """The refit best model: its trial, parameters, artifact paths and test evaluation."""
-        self._set_study_attr(name, "final", record)
+        self._set_study_attr(name, _FINAL, record.to_json())
 
-    def final(self, name: str) -> dict | None:
-        return self._require(name).user_attrs.get("final")
+    def final(self, name: str) -> FinalModel | None:
+        return self.sweep(name).final
 
     def delete_sweep(self, name: str) -> None:
         optuna.delete_study(study_name=name, storage=self.storage)
+        self._ids.pop(name, None)
 
     def artifact_dir(self, name: str) -> Path:
         folder = self.artifacts_dir / name
@@ -146,39 +167,54 @@ class RunStore:
 
     def version(self, name: str) -> tuple[int, int, str]:
         """Changes whenever a trial starts, ends or the final model is written: a cache key for views."""
-        summary = self._require(name)
-        trials = self.storage.get_all_trials(summary._study_id, deepcopy=False)
+        trials = self._frozen(name)
         finished = sum(t.state.is_finished() for t in trials)
-        return len(trials), finished, json.dumps(summary.user_attrs.get("final", {}).get("created", ""))
+        return len(trials), finished, json.dumps(self._attrs(name).get(_FINAL, {}).get("created", ""))
 
     # --- trials -------------------------------------------------------------------------
-    def trials(self, name: str) -> list[FrozenTrial]:
-        return _without_surplus(self.storage.get_all_trials(self._require(name)._study_id))
+    def trials(self, name: str) -> list[TrialRecord]:
+        """Every trial of the sweep, in order, but those racing workers started surplus and never ran."""
+        return [_record(name, t) for t in self._frozen(name) if not t.user_attrs.get(_SURPLUS)]
 
-    def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
-        """One row per trial: state, mean CV error and spread, fold errors, swept params, timing."""
-        rows = []
-        for name in [names] if isinstance(names, str) else names:
-            for t in self.trials(name):
-                result = t.user_attrs.get("result", {})
-                folds = result.get("folds", [])
-                duration = (t.datetime_complete - t.datetime_start).total_seconds() \
-                    if t.datetime_complete and t.datetime_start else None
-                rows.append({"sweep": name, "number": t.number, "state": t.state.name,
-                             "value": t.value if t.state == TrialState.COMPLETE else None,
-                             "value_std": result.get("value_std"),
-                             "fold_errors": [f["val_error"] for f in folds],
-                             **t.params, "duration_s": duration, "cache": result.get("cache", ""),
-                             "error": t.user_attrs.get("error", "")})
-        return pd.DataFrame(rows)
-
-    def trial_record(self, name: str, number: int) -> dict[str, Any]:
+    def trial(self, name: str, number: int) -> TrialRecord:
         """Everything kept for one trial: params, per-fold results and curves, live progress."""
         for t in self.trials(name):
             if t.number == number:
-                return {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                        **t.user_attrs}
+                return t
         raise StoreError(f"sweep {name!r} has no trial {number}")
+
+    def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
+        """One row per trial (`records.TRIAL_COLUMNS`): state, CV error and spread, swept params, timing."""
+        return trials_frame([t for name in ([names] if isinstance(names, str) else names)
+                             for t in self.trials(name)])
+
+    # --- what a worker writes about the trial it runs --------------------------------------
+    @staticmethod
+    def set_result(trial: optuna.Trial, result: TrialResult) -> None:
+        trial.set_user_attr(_RESULT, result.to_json())
+
+    @staticmethod
+    def set_live(trial: optuna.Trial, live: LiveProgress) -> None:
+        trial.set_user_attr(_LIVE, live.to_json())
+
+    @staticmethod
+    def set_error(trial: optuna.Trial, error: str) -> None:
+        trial.set_user_attr(_ERROR, error)
+
+    @staticmethod
+    def mark_surplus(trial: optuna.Trial) -> None:
+        """The trial was started after every planned one was taken: it ends unrun and is left out."""
+        trial.set_user_attr(_SURPLUS, True)
+
+    def requeue(self, name: str, number: int) -> None:
+        """Queue an interrupted trial again (a WAITING copy, as Optuna's heartbeat retry makes)."""
+        study_id = self._require(name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        RetryHeartbeatStaleTrialCallback()(self.study(name), self.storage.get_trial(trial_id))
+
+    def fail_stale_trials(self, name: str) -> None:
+        """Trials whose worker stopped beating its heartbeat turn FAIL, and are queued again."""
+        optuna.storages.fail_stale_trials(self.study(name))
 
     # --- helpers ------------------------------------------------------------------------
     @property
@@ -187,18 +223,34 @@ class RunStore:
         from sqlalchemy.engine import make_url
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def _find(self, name: str):
-        for summary in self.storage.get_all_studies():
-            if summary.study_name == name:
-                return summary
-        return None
+    def _study_id(self, name: str) -> int | None:
+        if name not in self._ids:
+            try:
+                self._ids[name] = self.storage.get_study_id_from_name(name)
+            except KeyError:
+                return None
+        return self._ids[name]
 
-    def _require(self, name: str):
-        summary = self._find(name)
-        if summary is None:
+    def _require(self, name: str) -> int:
+        study_id = self._study_id(name)
+        if study_id is None:
             known = ", ".join(self.sweep_names()) or "none yet"
             raise StoreError(f"no sweep named {name!r} in {self.url_for_humans} (sweeps there: {known})")
-        return summary
+        return study_id
+
+    def _attrs(self, name: str) -> dict[str, Any]:
+        try:
+            return self.storage.get_study_user_attrs(self._require(name))
+        except KeyError:                     # deleted by someone else since it was looked up
+            self._ids.pop(name, None)
+            return self.storage.get_study_user_attrs(self._require(name))
+
+    def _frozen(self, name: str) -> list[FrozenTrial]:
+        try:
+            return self.storage.get_all_trials(self._require(name), deepcopy=False)
+        except KeyError:
+            self._ids.pop(name, None)
+            return self.storage.get_all_trials(self._require(name), deepcopy=False)
 
     def _set_study_attr(self, name: str, key: str, value: Any) -> None:
-        self.storage.set_study_user_attr(self._require(name)._study_id, key, value)
+        self.storage.set_study_user_attr(self._require(name), key, value)

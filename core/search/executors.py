@@ -1,4 +1,4 @@
-"""Where a sweep's trials run: in this process, in local worker processes, or detached for the UI.
+"""Where a sweep's trials run: in this process, or in local worker processes.
 
 Scale-out needs nothing here: `python -m core worker --storage URL --sweep NAME` on any machine
 that reaches the store joins the sweep (Optuna's storage hands out the trials). The driver
@@ -7,53 +7,36 @@ that reaches the store joins the sweep (Optuna's storage hands out the trials). 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import optuna
-from optuna.trial import TrialState
-
-from core.settings import REPO_ROOT
+from core.runs.records import FinalModel, SweepStatus, TrialState
 from core.runs.store import HEARTBEAT_S, RunStore
-from core.search.sweeps import SweepData, Watch, finalize, remaining_trials, run_worker
+from core.search.lifecycle import python_command
+from core.search.oracle import TrialCounts, remaining_trials
+from core.search.refit import finalize
+from core.search.worker import Watch, run_worker
+from core.settings import REPO_ROOT
+from core.training.plan import SweepData
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)
 POLL_S = 2.0
 
 
-def _python_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core", *args]
-
-
 def worker_command(storage_url: str, name: str) -> list[str]:
-    return _python_command("worker", "--storage", storage_url, "--sweep", name)
-
-
-def _finished(store: RunStore, name: str) -> int:
-    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in store.trials(name))
-
-
-def _running(store: RunStore, name: str) -> int:
-    return sum(t.state == TrialState.RUNNING for t in store.trials(name))
+    return python_command("worker", "--storage", storage_url, "--sweep", name)
 
 
 def running_status(store: RunStore, name: str) -> str:
     """Where the running trials are, from their live records (works for workers anywhere)."""
-    parts = []
-    for t in store.trials(name):
-        live = t.user_attrs.get("live") if t.state == TrialState.RUNNING else None
-        if live:
-            parts.append(f"trial {t.number}: fold {live['fold'] + 1}, epoch {live['epoch'] + 1}")
-    return "; ".join(parts)
+    return "; ".join(f"trial {t.number}: fold {t.live.fold + 1}, epoch {t.live.epoch + 1}"
+                     for t in store.trials(name) if t.state == TrialState.RUNNING and t.live)
 
 
 def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = None,
-              progress: Progress | None = None, stage: Say | None = None) -> dict | None:
+              progress: Progress | None = None, stage: Say | None = None) -> FinalModel | None:
     """Run the sweep to its end here (1 worker) or in `workers` processes, then refit the best.
 
     `progress` gets (finished, planned) trials; `stage` a line on what runs right now.
@@ -64,38 +47,41 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
     spec = store.spec(name)
     planned = spec.grid_size()
     store.request_stop(name, False)
-    store.set_status(name, "running")
+    store.set_status(name, SweepStatus.RUNNING)
     store.set_driver(name, os.getpid())
 
     def tick(*_: object) -> None:
         if progress:
-            progress(_finished(store, name), planned)
+            progress(TrialCounts.of(store.trials(name)).done, planned)
+
+    def remaining() -> int:
+        return remaining_trials(store.trials(name), spec)
 
     tick()
     # Working here, the dataset is loaded, fingerprinted and split once for the trials and the refit.
-    data = SweepData(spec, say=say) if workers <= 1 and remaining_trials(store, name, spec) > 0 else None
+    data = SweepData(spec, say=say) if workers <= 1 and remaining() > 0 else None
     while True:
         if store.stop_requested(name):
-            store.set_status(name, "stopped")
+            store.set_status(name, SweepStatus.STOPPED)
             say(f"sweep {name!r} stopped; resume it with: python -m core resume {name}")
             return None
-        if remaining_trials(store, name, spec) > 0:
+        if remaining() > 0:
             if workers <= 1:
                 run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick), data=data)
             else:
                 _run_worker_processes(store, name, workers, lambda: (tick(), stage(running_status(store, name))))
             continue
-        if _running(store, name):
+        if TrialCounts.of(store.trials(name)).running:
             # Trials held by workers elsewhere, or by killed ones: the heartbeat turns the
             # latter into FAIL + a WAITING retry once their grace period has passed.
             time.sleep(HEARTBEAT_S)
-            optuna.storages.fail_stale_trials(store.study(name))
+            store.fail_stale_trials(name)
             tick()
             continue
         break
     stage("refitting the best configuration")
     record = finalize(store, name, say=say, data=data)
-    store.set_status(name, "done")
+    store.set_status(name, SweepStatus.DONE)
     return record
 
 
@@ -119,41 +105,3 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, tick: Callab
     failed = [p.returncode for p, _ in procs if p.returncode]
     if failed:
         raise RuntimeError(f"{len(failed)} worker process(es) exited with errors; see {log_dir}")
-
-
-def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
-    """Start the sweep's driver in its own session (the UI's Launch/Resume); returns its pid.
-
-    It outlives the Streamlit script run and the browser tab; its output goes to a log file.
-    """
-    log_path = store.artifact_dir(name) / "driver.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(_python_command("resume", name, "--storage", store.url, "--workers", str(workers)),
-                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    store.set_driver(name, proc.pid)
-    store.set_status(name, "running")
-    return proc.pid
-
-
-def driver_alive(store: RunStore, name: str) -> bool:
-    """Is the process driving this sweep still running (on this machine)?"""
-    driver = store.driver(name)
-    if driver.get("host") != socket.gethostname():
-        return False
-    pid = int(driver.get("pid", 0))
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    try:
-        return pid > 0 and b"core" in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
-def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
-    """After a server restart: relaunch every sweep marked running whose driver is gone."""
-    resumed = []
-    for name in store.sweep_names():
-        if store.status(name) == "running" and not driver_alive(store, name):
-            launch_detached(store, name, workers)
-            resumed.append(name)
-    return resumed

@@ -6,14 +6,18 @@ value lists a user types for swept parameters, and the round trip form values <-
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
+from core.spec.space import RANGE_SEPARATOR, Choice, Dimension, Range
 from core.spec.sweep import SpecError, SweepSpec, TrialParams
 
 SECTIONS = ("data", "params", "search", "")   # "" = the top-level fields of SweepSpec
-RANGE_SEPARATOR = ".."
+
+
+def field_label(name: str) -> str:
+    """How a field or parameter is named to people, on the form and on every chart axis."""
+    return name.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,10 @@ class FormField:
     @property
     def name(self) -> str:
         return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def label(self) -> str:
+        return field_label(self.name)
 
     @property
     def section(self) -> str:
@@ -82,8 +90,9 @@ def _parse_one(text: str, kind: type, where: str) -> Any:
     return text
 
 
-def parse_values(text: str, field: FormField) -> list[Any] | dict[str, Any]:
-    """A typed list from "1, 2, 5", or a range {low, high, log} from "1e-4 .. 1e-1 log" (random / TPE)."""
+def parse_values(text: str, field: FormField) -> Dimension:
+    """A typed choice from "1, 2, 5", or a range from "1e-4 .. 1e-1 log" (random / TPE); the inverse of
+    `Dimension.describe`."""
     where = f"search.space.{field.name}"
     text = text.strip()
     if not text:
@@ -93,19 +102,13 @@ def parse_values(text: str, field: FormField) -> list[Any] | dict[str, Any]:
             raise SpecError(f"{where}: only numeric parameters take a range")
         log = text.lower().endswith("log")
         low_text, high_text = text.removesuffix("log").removesuffix("LOG").split(RANGE_SEPARATOR, 1)
-        return {"low": _parse_one(low_text, field.kind, f"{where}.low"),
-                "high": _parse_one(high_text, field.kind, f"{where}.high"), "log": log}
-    return [_parse_one(part, field.kind, f"{where}[{i}]") for i, part in enumerate(text.split(",")) if part.strip()]
+        return Range(_parse_one(low_text, field.kind, f"{where}.low"),
+                     _parse_one(high_text, field.kind, f"{where}.high"), log)
+    return Choice(tuple(_parse_one(part, field.kind, f"{where}[{i}]")
+                        for i, part in enumerate(text.split(",")) if part.strip()))
 
 
-def format_values(values: list[Any] | dict[str, Any]) -> str:
-    """The inverse of `parse_values`, to prefill the form from a loaded spec."""
-    if isinstance(values, dict):
-        return f"{values['low']} {RANGE_SEPARATOR} {values['high']}" + (" log" if values.get("log") else "")
-    return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
-
-
-def spec_from_form(values: dict[str, Any], space: dict[str, list[Any] | dict[str, Any]]) -> SweepSpec:
+def spec_from_form(values: dict[str, Any], space: dict[str, Dimension]) -> SweepSpec:
     """A validated spec from the form's field values (by dotted path) and the swept parameters' values."""
     tree: dict[str, Any] = {}
     for path, value in values.items():
@@ -118,7 +121,7 @@ def spec_from_form(values: dict[str, Any], space: dict[str, list[Any] | dict[str
     return SweepSpec.from_dict(tree)
 
 
-def form_values(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, list[Any] | dict[str, Any]]]:
+def form_values(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Dimension]]:
     """(field values by dotted path, swept space) of a spec: what the form shows for an uploaded YAML."""
     values = {}
     for field in form_fields():
@@ -135,24 +138,15 @@ class SweepSize:
     trials: int
     folds: int
 
+    @classmethod
+    def of(cls, spec: SweepSpec) -> SweepSize:
+        return cls(trials=spec.grid_size(), folds=spec.folds)
+
     @property
     def fits(self) -> int:
         """Models trained during the sweep: every trial's folds, plus the final refit."""
         return self.trials * self.folds + (1 if self.trials else 0)
 
     def describe(self) -> str:
-        if self.trials == 0:
-            return "no trials: set a budget for random / TPE search"
         return (f"{self.trials} trial{'s' * (self.trials != 1)} x {self.folds} folds = "
                 f"{self.trials * self.folds} trainings, then 1 final refit")
-
-
-def sweep_size(method: str, space: dict[str, Any], budget: int, folds: int) -> SweepSize:
-    """Trials x folds before launch, from the same rule as `SweepSpec.grid_size` (even for an invalid spec)."""
-    if method == "grid":
-        sizes = [len(v) if isinstance(v, list) else 1 for v in space.values()]
-        trials = math.prod(sizes) if sizes else 1
-        trials = min(trials, budget) if budget else trials
-    else:
-        trials = budget
-    return SweepSize(trials=int(trials), folds=int(folds))

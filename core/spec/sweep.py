@@ -14,6 +14,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from core.spec.space import Choice, Range
+
 HEADS = ("linear", "dense_dropout", "dense_bn_l2")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
@@ -86,7 +88,8 @@ class SearchSpec:
 
     method: str = spec_field("grid", "grid: every combination; random / tpe: sample `budget` trials",
                              choices=SEARCH_METHODS)
-    space: dict = spec_field({}, "parameter -> list of values, or {low, high, log} for random / tpe")
+    space: dict = spec_field({}, "parameter -> list of values, or {low, high, log} for random / tpe "
+                              "(held as `space.Choice` / `space.Range` once validated)")
     budget: int = spec_field(0, "maximum trials (0 = the whole grid; required for random / tpe)", low=0)
     pruning: bool = spec_field(False, "stop hopeless trials early (successive halving on epoch errors)")
 
@@ -116,7 +119,9 @@ class SweepSpec:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["search"]["space"] = {name: dim.to_data() for name, dim in self.search.space.items()}
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -144,14 +149,19 @@ class SweepSpec:
     def grid_size(self) -> int:
         """Trials the sweep will run: the grid's combinations, or the budget."""
         if self.search.method == "grid":
-            sizes = [len(v) for v in self.search.space.values()]
-            return min(math.prod(sizes), self.search.budget or math.inf) if sizes else 1
+            return int(min(math.prod(d.size for d in self.search.space.values()), self.search.budget or math.inf))
         return self.search.budget
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of a grid search, in a stable order."""
         names = list(self.search.space)
-        return [dict(zip(names, combo)) for combo in itertools.product(*self.search.space.values())]
+        return [dict(zip(names, combo))
+                for combo in itertools.product(*(d.values for d in self.search.space.values()))]
+
+    def highest(self, name: str) -> Any:
+        """The highest value any trial of the sweep can give a parameter."""
+        dim = self.search.space.get(name)
+        return getattr(self.params, name) if dim is None else dim.highest
 
 
 def sweepable_fields() -> list[str]:
@@ -208,6 +218,7 @@ def _check_fields(obj: Any, prefix: str) -> None:
 
 
 def _check_space(search: SearchSpec) -> None:
+    """Turn each swept parameter's YAML form (a list, or {low, high, log}) into a checked dimension."""
     by_name = {f.name: f for f in fields(TrialParams)}
     hints = get_type_hints(TrialParams)
     for name, values in search.space.items():
@@ -216,10 +227,13 @@ def _check_space(search: SearchSpec) -> None:
             raise SpecError(f"{where}: not a parameter that can be swept (choose from "
                             f"{', '.join(sweepable_fields())})")
         meta, kind = by_name[name].metadata, hints[name]
+        if isinstance(values, (Choice, Range)):
+            values = values.to_data()
         if isinstance(values, list):
             if not values:
                 raise SpecError(f"{where}: the list of values is empty")
-            search.space[name] = [_check_value(meta, kind, v, f"{where}[{i}]") for i, v in enumerate(values)]
+            search.space[name] = Choice(tuple(_check_value(meta, kind, v, f"{where}[{i}]")
+                                              for i, v in enumerate(values)))
         elif isinstance(values, dict):
             if search.method == "grid":
                 raise SpecError(f"{where}: a grid needs a list of values, not a range")
@@ -231,6 +245,7 @@ def _check_space(search: SearchSpec) -> None:
             high = _check_value(meta, kind, values["high"], f"{where}.high")
             if low >= high:
                 raise SpecError(f"{where}: low must be below high")
+            search.space[name] = Range(low, high, values.get("log", False))
         else:
             raise SpecError(f"{where}: expected a list of values or a {{low, high}} range")
     if search.method != "grid" and search.budget <= 0:

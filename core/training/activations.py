@@ -92,7 +92,10 @@ class ActivationCache:
                  progress: Progress | None) -> None:
         # Written to a private folder and renamed into place, so a crash or a second
         # worker computing the same entry never leaves a half-written one behind.
-        from core.models.augment import augment_batch, augmenter  # Keras: only when computing, not for usage()
+        from core.models.augment import (  # Keras: only when computing, not for usage()
+            augment_batch,
+            augmenter,
+        )
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
         try:

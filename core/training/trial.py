@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 import keras
@@ -17,9 +17,10 @@ import numpy as np
 from core.models.accelerator import configure_device
 from core.models.augment import augment_batch, augmenter
 from core.models.classifier import Classifier, build_classifier
-from core.training.activations import ActivationCache, CacheKey
 from core.results.metrics import Evaluation
+from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
+from core.training.activations import ActivationCache, CacheKey
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
 PREDICT_BATCH = 64
@@ -37,34 +38,6 @@ class TrialData:
     folds: list[tuple[np.ndarray, np.ndarray]]   # (train, val) rows, absolute
     fingerprint: str                   # dataset content hash, part of the cache key
     paths: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FoldResult:
-    fold: int
-    val_error: float
-    best_epoch: int
-    curves: dict[str, list[float]]
-    summary: dict
-
-
-@dataclass
-class TrialResult:
-    folds: list[FoldResult]
-    cache: str            # "hit", "miss" or "off": where the frozen activations came from
-    cut: str
-    duration_s: float
-
-    @property
-    def value(self) -> float:
-        return float(np.mean([f.val_error for f in self.folds]))
-
-    @property
-    def value_std(self) -> float:
-        return float(np.std([f.val_error for f in self.folds]))
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"value": self.value, "value_std": self.value_std}
 
 
 class Batches(keras.utils.PyDataset):

@@ -1,0 +1,229 @@
+"""Typed run records: a trial's result and folds, its live progress, the sweep's final model.
+
+Each record has a JSON form (`to_json` / `from_json`). The store keeps that form in Optuna's
+attributes and hands out these records, so nothing outside `core.runs` reads a record by key
+(keras-tuner's `Trial.get_state` / `from_state` in spirit).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+Curves = dict[str, list[float]]            # metric name -> one value per epoch
+
+
+class TrialState(str, Enum):
+    """Where a trial is in its life; the one list of states the store, charts and pages share."""
+
+    COMPLETE = "COMPLETE"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    PRUNED = "PRUNED"
+    FAIL = "FAIL"
+
+    @classmethod
+    def of(cls, optuna_state: Any) -> TrialState:
+        return cls(optuna_state.name)
+
+    @property
+    def done(self) -> bool:
+        """Counted as finished work: it completed, or was pruned as hopeless."""
+        return self in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class SweepStatus(str, Enum):
+    """The sweep's own status, beside its trials' states."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DONE = "done"
+
+
+@dataclass
+class FoldResult:
+    """One CV fold of a trial: its validation error, best epoch, curves and metric summary."""
+
+    fold: int
+    val_error: float
+    best_epoch: int
+    curves: Curves
+    summary: dict[str, Any]          # `Evaluation.summary()` of the fold's validation part
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.summary["accuracy"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.summary["classes"])
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return np.asarray(self.summary["confusion"], dtype=np.int64)
+
+
+@dataclass
+class TrialResult:
+    """A completed trial: its folds, where its frozen activations came from, and its cost."""
+
+    folds: list[FoldResult]
+    cache: str            # "hit", "miss" or "off": where the frozen activations came from
+    cut: str
+    duration_s: float
+
+    @property
+    def value(self) -> float:
+        return float(np.mean([f.val_error for f in self.folds]))
+
+    @property
+    def value_std(self) -> float:
+        return float(np.std([f.val_error for f in self.folds]))
+
+    @property
+    def mean_best_epoch(self) -> float:
+        return float(np.mean([f.best_epoch for f in self.folds]))
+
+    def curves(self) -> dict[str, Curves]:
+        """Per-epoch curves by fold label ("fold 1", ...)."""
+        return {f"fold {f.fold + 1}": f.curves for f in self.folds}
+
+    def validation_confusion(self) -> np.ndarray:
+        """The folds' validation confusion matrices summed: every training image counted once."""
+        return np.sum([f.confusion for f in self.folds], axis=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"value": self.value, "value_std": self.value_std}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialResult:
+        return cls(folds=[FoldResult(**f) for f in data["folds"]], cache=data.get("cache", ""),
+                   cut=data.get("cut", ""), duration_s=float(data.get("duration_s", 0.0)))
+
+
+@dataclass
+class LiveProgress:
+    """A running trial's position and its curves so far, rewritten after every epoch."""
+
+    fold: int
+    epoch: int
+    curves: dict[str, Curves] = field(default_factory=dict)   # fold label -> curves
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LiveProgress:
+        return cls(fold=int(data["fold"]), epoch=int(data["epoch"]), curves=data.get("curves", {}))
+
+
+@dataclass
+class FinalModel:
+    """The best configuration refit on the whole train part, and how it did on test."""
+
+    trial: int
+    cv_error: float
+    params: dict[str, Any]
+    epochs: int
+    model_path: str
+    test: dict[str, Any]               # `Evaluation.to_json()` of the test split
+    train: dict[str, Any]              # the same, of the train part
+    test_accuracy: float
+    created: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FinalModel:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class Driver:
+    """The process driving a sweep, so a restarted server can tell whether to resume it."""
+
+    host: str
+    pid: int
+    since: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Driver | None:
+        return cls(str(data["host"]), int(data["pid"]), str(data.get("since", ""))) if data else None
+
+
+@dataclass
+class TrialRecord:
+    """Everything kept for one trial, as the store hands it out."""
+
+    sweep: str
+    number: int
+    state: TrialState
+    value: float | None                 # mean CV error, once complete
+    params: dict[str, Any]              # the swept values of this trial
+    result: TrialResult | None = None
+    live: LiveProgress | None = None
+    error: str = ""                     # why it failed
+    duration_s: float | None = None
+    retry_of: int | None = None         # the interrupted trial this one re-runs
+    intermediate_values: dict[int, float] = field(default_factory=dict)   # pruning steps -> error so far
+
+
+@dataclass
+class SweepRecord:
+    """A sweep as the store keeps it: its spec (as JSON), status, who drives it, its final model."""
+
+    name: str
+    spec: dict[str, Any]                # `SweepSpec.to_dict()`; `RunStore.spec` parses it
+    status: SweepStatus
+    created: str
+    stop_requested: bool = False
+    driver: Driver | None = None
+    final: FinalModel | None = None
+
+    @classmethod
+    def from_attrs(cls, name: str, attrs: dict[str, Any]) -> SweepRecord:
+        final = attrs.get("final")
+        return cls(name=name, spec=attrs.get("spec", {}), status=SweepStatus(attrs.get("status", "created")),
+                   created=attrs.get("created", ""), stop_requested=bool(attrs.get("stop_requested", False)),
+                   driver=Driver.from_json(attrs.get("driver")),
+                   final=FinalModel.from_json(final) if final else None)
+
+
+TRIAL_COLUMNS: dict[str, str] = {
+    "sweep": "str: name of the sweep the trial belongs to",
+    "number": "int: trial number within its sweep",
+    "state": "str: a TrialState value",
+    "value": "float: mean validation error over the CV folds (NaN until the trial completes)",
+    "value_std": "float: standard deviation of the fold errors",
+    "fold_errors": "list[float]: validation error of each fold",
+    "duration_s": "float: wall-clock seconds",
+    "cache": 'str: where the frozen activations came from ("hit", "miss", "off"; "" before a result)',
+    "error": "str: why the trial failed (empty otherwise)",
+}
+"""The trials table the store hands to the charts: one row per trial, these columns, plus one column
+per swept hyperparameter named exactly as the parameter (`trainable_layers`, `optimizer`, ...)."""
+
+
+def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
+    """The trials table of `TRIAL_COLUMNS` (plus the swept parameters) from trial records."""
+    rows = []
+    for t in records:
+        result = t.result
+        rows.append({"sweep": t.sweep, "number": t.number, "state": t.state.value,
+                     "value": t.value if t.state == TrialState.COMPLETE else None,
+                     "value_std": result.value_std if result else None,
+                     "fold_errors": [f.val_error for f in result.folds] if result else [],
+                     **t.params, "duration_s": t.duration_s, "cache": result.cache if result else "",
+                     "error": t.error})
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(TRIAL_COLUMNS))
+
+
+def param_columns(trials: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns of a trials table: everything that is not a TRIAL_COLUMNS field."""
+    return [c for c in trials.columns if c not in TRIAL_COLUMNS]

@@ -1,0 +1,108 @@
+"""The one owner of a sweep's life: start, resume, stop, and what state it is in.
+
+The Sweep page, its live panel, the server's start-up and the CLI all call these, so the rules
+(when a driver is launched, when a sweep counts as finished) are written once.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.data.datasets import resolve_dataset_path
+from core.runs.records import SweepRecord, SweepStatus, TrialRecord
+from core.runs.store import RunStore
+from core.search.oracle import TrialCounts
+from core.settings import REPO_ROOT, Settings
+from core.spec.sweep import SweepSpec
+
+
+def python_command(*args: str) -> list[str]:
+    """`python -m core ARGS` with this interpreter."""
+    return [sys.executable, "-m", "core", *args]
+
+
+@dataclass(frozen=True)
+class SweepView:
+    """A sweep as a watcher sees it at one moment: its record, its trials and their counts."""
+
+    sweep: SweepRecord
+    trials: list[TrialRecord]
+    counts: TrialCounts
+    planned: int
+    driven: bool                     # a live process on this machine drives it
+
+    @property
+    def needs_resume(self) -> bool:
+        """Marked running, but nobody drives it (the server restarted, or the driver crashed)."""
+        return self.sweep.status == SweepStatus.RUNNING and not self.driven
+
+
+def view(store: RunStore, name: str) -> SweepView:
+    """Two queries: the sweep's attributes and its trials."""
+    sweep = store.sweep(name)
+    trials = store.trials(name)
+    return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials),
+                     planned=SweepSpec.from_dict(sweep.spec).grid_size(), driven=driver_alive(sweep))
+
+
+def driver_alive(sweep: SweepRecord) -> bool:
+    """Is the process driving this sweep still running (on this machine)?"""
+    driver = sweep.driver
+    if driver is None or driver.host != socket.gethostname() or driver.pid <= 0:
+        return False
+    try:
+        return b"core" in Path(f"/proc/{driver.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
+    """Start the sweep's driver in its own session; returns its pid.
+
+    It outlives the Streamlit script run and the browser tab; its output goes to a log file.
+    """
+    log_path = store.artifact_dir(name) / "driver.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(python_command("resume", name, "--storage", store.url, "--workers", str(workers)),
+                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    store.set_driver(name, proc.pid)
+    store.set_status(name, SweepStatus.RUNNING)
+    return proc.pid
+
+
+def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1) -> None:
+    """Record a sweep defined in the app and launch its driver, unless it runs or is done already.
+
+    The dataset must lie inside the data roots: a sweep launched from the app never reads elsewhere.
+    """
+    resolve_dataset_path(spec.data.dataset, settings.data_roots)
+    store.create_sweep(spec)
+    sweep = store.sweep(spec.name)
+    if not driver_alive(sweep) and sweep.status != SweepStatus.DONE:
+        resume(store, spec.name, workers)
+
+
+def resume(store: RunStore, name: str, workers: int = 1) -> None:
+    """Launch a driver for what is left of the sweep (it then refits the best)."""
+    store.request_stop(name, False)
+    launch_detached(store, name, workers)
+
+
+def stop(store: RunStore, name: str) -> None:
+    """Ask every worker of the sweep to stop after its current epoch; their trials are queued again."""
+    store.request_stop(name)
+
+
+def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
+    """After a server restart: relaunch every sweep marked running whose driver is gone."""
+    resumed = []
+    for name in store.sweep_names():
+        sweep = store.sweep(name)
+        if sweep.status == SweepStatus.RUNNING and not driver_alive(sweep):
+            resume(store, name, workers)
+            resumed.append(name)
+    return resumed

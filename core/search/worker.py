@@ -1,0 +1,109 @@
+"""A worker: takes the sweep's next trial from the store, runs it on the training wing, records it.
+
+Any number of workers, on any machine that reaches the store, can work on one sweep: Optuna's
+storage hands each its next trial.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from core.runs.records import LiveProgress
+from core.runs.store import RunStore
+from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
+from core.spec.sweep import TrialParams
+from core.training.plan import SweepData
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+class StopRequested(Exception):
+    """Someone pressed Stop: the running trial is queued again and the worker exits."""
+
+
+@dataclass
+class Watch:
+    """What a worker tells whoever watches it in the same process (the CLI's progress bars)."""
+
+    say: Say = log.info                                   # one-off messages
+    stage: Say = lambda _: None                           # the current step, replaced as work goes on
+    trial_done: Callable[[], None] = lambda: None
+
+
+class Objective:
+    """Optuna objective: one configuration's K-fold CV error, with live curves written per epoch."""
+
+    def __init__(self, store: RunStore, name: str, data: SweepData, watch: Watch | None = None):
+        self.store, self.name, self.data, self.spec = store, name, data, data.spec
+        self.watch = watch or Watch()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if is_surplus(self.store.trials(self.name), self.spec, trial.number):
+            self.store.mark_surplus(trial)
+            trial.study.stop()
+            raise optuna.TrialPruned("surplus: every planned trial is taken")
+        params = self.spec.trial_params(suggest(trial, self.spec))
+        runner = self.data.runner(params, cache_progress=lambda done, total: self.watch.stage(
+            f"trial {trial.number}: backbone activations {done}/{total}"))
+        try:
+            result = runner.run(params, self._reporter(trial, params), base_cut=self.data.base_cut(params))
+        except (optuna.TrialPruned, StopRequested):
+            raise
+        except Exception as error:  # a broken configuration fails its trial, not the sweep
+            log.exception("trial %s failed", trial.number)
+            self.store.set_error(trial, f"{type(error).__name__}: {error}")
+            return float("nan")
+        self.store.set_result(trial, result)
+        return result.value
+
+    def _reporter(self, trial: optuna.Trial, params: TrialParams):
+        live = LiveProgress(fold=0, epoch=0)
+
+        def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
+            fold_curves = live.curves.setdefault(f"fold {fold + 1}", {})
+            for key, value in logs.items():
+                fold_curves.setdefault(key, []).append(value)
+            live.fold, live.epoch = fold, epoch
+            self.store.set_live(trial, live)
+            accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
+            self.watch.stage(f"trial {trial.number}: fold {fold + 1}/{len(self.data.folds)}, epoch {epoch + 1}/"
+                             f"{params.epochs}, validation accuracy {accuracy:.3f}")
+            if self.spec.search.pruning and "val_accuracy" in logs:
+                trial.report(1.0 - logs["val_accuracy"], step=fold * params.epochs + epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at fold {fold + 1}, epoch {epoch + 1}")
+            if self.store.stop_requested(self.name):
+                self.store.requeue(self.name, trial.number)
+                raise StopRequested(f"sweep {self.name!r}: stop requested")
+        return report
+
+
+def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: SweepData | None = None) -> int:
+    """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran.
+
+    `data`: the sweep's loaded and split dataset, when the caller already has it.
+    """
+    watch = watch or Watch()
+    spec = store.spec(name)
+    if remaining_trials(store.trials(name), spec) == 0:
+        return 0
+    data = data or SweepData(spec, say=watch.say)
+    study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
+    ran = 0
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal ran
+        ran += 1
+        watch.trial_done()
+        if remaining_trials(store.trials(name), spec) == 0:
+            study.stop()
+
+    try:
+        study.optimize(Objective(store, name, data, watch), callbacks=[after_trial], catch=())
+    except StopRequested as stop:
+        watch.say(str(stop))
+    return ran

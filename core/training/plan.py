@@ -1,0 +1,103 @@
+"""A sweep's data and cache plan: which images, how they split, and where the backbone is cut.
+
+Every trial of a sweep shares one split, one set of K folds and one backbone pass: the pass runs
+up to the cut of the sweep's deepest trial, and every shallower trial derives its cache from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from core.data.datasets import Dataset, load_dataset, resolve_dataset_path
+from core.data.image_cache import decoded_images
+from core.data.scan import duplicate_groups_for
+from core.data.splits import kfold_indices, split_as
+from core.settings import Settings, load_settings
+from core.spec.sweep import SweepSpec, TrialParams
+
+Say = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+def resolve_dataset(dataset: str, settings: Settings) -> Path:
+    """An absolute path as given (the CLI user's own machine), else a name under the data roots."""
+    path = Path(dataset).expanduser()
+    if path.is_absolute():
+        return path
+    return resolve_dataset_path(dataset, settings.data_roots)
+
+
+def limit_per_class(dataset: Dataset, max_per_class: int, seed: int) -> Dataset:
+    """A seeded random subset with at most `max_per_class` images of each class."""
+    if max_per_class <= 0:
+        return dataset
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(dataset.labels == c))[:max_per_class]
+            for c in range(len(dataset.classes))]
+    return dataset.subset(np.sort(np.concatenate(keep)))
+
+
+def weights_identity(params: TrialParams, seed: int) -> str:
+    """What decides the backbone's weights, for the activation-cache key."""
+    if params.weights == "none":
+        return f"random:{seed}"
+    from core.models.weights import resolve_weights
+    path = resolve_weights(params.backbone, image_size=params.image_size)
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+class SweepData:
+    """The dataset of a sweep, split into train (with K folds) and test, decoded per image size."""
+
+    def __init__(self, spec: SweepSpec, settings: Settings | None = None, say: Say | None = None):
+        self.spec, self.settings = spec, settings or load_settings()
+        say = say or (lambda _: None)
+        data = spec.data
+        root = resolve_dataset(data.dataset, self.settings)
+        say(f"loading dataset {root}")
+        dataset = limit_per_class(load_dataset(root), data.max_per_class, data.seed)
+        for path, reason in dataset.skipped:
+            say(f"skipped {path}: {reason}")
+        self.dataset = dataset
+        groups = duplicate_groups_for(dataset)
+        split = split_as(data.split, dataset.labels, test_fraction=data.test_fraction, seed=data.seed,
+                         train_count=data.train_count, test_count=data.test_count, groups=groups)
+        self.train_rows, self.test_rows = split.train, split.test
+        self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
+                      kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed,
+                                    groups=groups[self.train_rows])]
+        self.fingerprint = dataset.fingerprint()
+        self._cuts: dict[tuple, str] = {}
+
+    @lru_cache(maxsize=2)
+    def trial_data(self, image_size: int):
+        from core.training.trial import TrialData
+        images = decoded_images(self.dataset, image_size, self.settings.cache_dir)
+        return TrialData(images=images, labels=self.dataset.labels, classes=self.dataset.classes,
+                         train_rows=self.train_rows, test_rows=self.test_rows, folds=self.folds,
+                         fingerprint=self.fingerprint, paths=self.dataset.paths)
+
+    def base_cut(self, params: TrialParams) -> str:
+        """The cut of the sweep's deepest trial for this backbone: the backbone runs once, up to it,
+        and every other trainable-layers value derives its cache from that one."""
+        from core.models.classifier import build_classifier
+        deepest = dataclasses.replace(params, trainable_layers=self.spec.highest("trainable_layers"))
+        key = (deepest.backbone, deepest.weights, deepest.image_size, deepest.trainable_layers)
+        if key not in self._cuts:
+            self._cuts[key] = build_classifier(deepest, len(self.dataset.classes), seed=self.spec.data.seed).cut
+        return self._cuts[key]
+
+    def runner(self, params: TrialParams, cache_progress: Progress | None = None, cached: bool | None = None):
+        """A trial runner on this sweep's data at the trial's image size, sharing the activation cache
+        (`cached`: override the spec's `use_cache`, as the speed benchmark does)."""
+        from core.training.activations import ActivationCache
+        from core.training.trial import TrialRunner
+        seed = self.spec.data.seed
+        cache = ActivationCache(self.settings.cache_dir) if (self.spec.use_cache if cached is None else cached) else None
+        return TrialRunner(self.trial_data(params.image_size), cache, seed=seed,
+                           weights_id=lambda p: weights_identity(p, seed), cache_progress=cache_progress)
