@@ -23,6 +23,7 @@ Progress = Callable[[int, int], None]
 
 JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 DIGEST_FILE = "file_digests.json"
+REFUSED = "outside the data folders; refused"
 
 
 class DatasetError(ValueError):
@@ -138,32 +139,50 @@ def _is_junk(path: Path) -> bool:
     return path.name in JUNK_NAMES or path.name.startswith(".")
 
 
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not _is_junk(p))
+def _inside(path: str | Path, roots: Sequence[Path]) -> bool:
+    return any(Path(path).is_relative_to(r) for r in roots)
 
 
-def _entries_from_folder(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    folders = _class_folders(root)
+def _confined(path: Path, roots: Sequence[Path] | None) -> str | None:
+    """`path` with links resolved, or None if it leaves the `roots` (None: no confinement).
+
+    The spelling is judged first, so a path named outside is refused without touching it.
+    """
+    if roots is not None and not _inside(os.path.normpath(path), roots):
+        return None
+    real = path.resolve()
+    return str(real) if roots is None or _inside(real, roots) else None
+
+
+def _entries_from_folder(root: Path, roots: Sequence[Path] | None
+                         ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Refused links are named by their own path, and judged before anything reads their target."""
+    children = {p: _confined(p, roots) for p in sorted(root.iterdir()) if not _is_junk(p)}
+    skipped = [(str(p), REFUSED) for p, real in children.items() if real is None]
+    folders = [p for p, real in children.items() if real is not None and p.is_dir()]
     if not folders:
         loose = any(is_image_file(p) for p in root.iterdir())
         hint = "images lie directly in it; " if loose else ""
         raise DatasetError(f"{root}: no class folders ({hint}put each class's images in its own subfolder)")
     entries: list[tuple[str, str]] = []
-    skipped: list[tuple[str, str]] = []
     for folder in folders:
-        files = sorted(p for p in folder.rglob("*")
-                       if p.is_file() and not any(_is_junk(Path(part)) for part in p.relative_to(folder).parts))
+        found = {p: _confined(p, roots) for p in sorted(folder.rglob("*"))
+                 if not any(_is_junk(Path(part)) for part in p.relative_to(folder).parts)}
+        skipped += [(str(p), REFUSED) for p, real in found.items() if real is None]
+        files = {p: real for p, real in found.items() if real is not None and p.is_file()}
         images = [p for p in files if is_image_file(p)]
         if not images:
             raise DatasetError(f"class folder {folder} has no images ({' '.join(sorted(IMAGE_EXTENSIONS))}); "
                                "add images or remove the folder")
-        entries += [(str(p.resolve()), folder.name) for p in images]
-        skipped += [(str(p.resolve()), f"not an image file ({p.suffix or 'no extension'})")
-                    for p in files if not is_image_file(p)]
+        entries += [(files[p], folder.name) for p in images]
+        skipped += [(real, f"not an image file ({p.suffix or 'no extension'})")
+                    for p, real in files.items() if not is_image_file(p)]
     return entries, skipped
 
 
-def _entries_from_csv(csv_path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _entries_from_csv(csv_path: Path, roots: Sequence[Path] | None
+                      ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A refused row is named by its place in the CSV, never by the path it gives."""
     base = csv_path.parent
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -183,8 +202,10 @@ def _entries_from_csv(csv_path: Path) -> tuple[list[tuple[str, str]], list[tuple
             if not rel or not label:
                 skipped.append((where, "empty path or label"))
                 continue
-            path = str((base / rel).resolve())
-            if path in seen:
+            path = _confined(base / rel, roots)
+            if path is None:
+                skipped.append((where, REFUSED))
+            elif path in seen:
                 skipped.append((where, f"{rel} listed again (first on row {seen[path]})"))
             elif not os.path.isfile(path):
                 skipped.append((path, f"file not found (row {row_no})"))
@@ -232,13 +253,29 @@ def _build(root: Path, entries: list[tuple[str, str]], found: list[tuple[str, st
                    np.array([index[label] for _, label in entries], dtype=np.int64), sorted(skipped))
 
 
-def load_dataset(source: str | Path, *, validate: bool = True, progress: Progress | None = None) -> Dataset:
+def load_dataset(source: str | Path, *, validate: bool = True, progress: Progress | None = None,
+                 roots: Sequence[Path] | None = None) -> Dataset:
     """Find the images and labels of a class-folder tree or a path,label CSV.
 
     With `validate`, every image's header is checked (and JPEGs for truncation); unreadable files go
     to `skipped` with a reason instead of failing training later.
+
+    A dataset inside the data roots (`roots`, default: the settings') reads only files inside them: rows
+    and links pointing elsewhere go to `skipped` with one reason whatever they point at, so the app can
+    neither show a file outside nor tell whether one exists. A dataset elsewhere (a command-line user's
+    own folder) is not confined.
     """
-    root = Path(source).expanduser().resolve()
+    if roots is None:
+        from core.settings import load_settings
+
+        roots = load_settings().data_roots
+    real_roots = [Path(r).expanduser().resolve() for r in roots]
+    named = Path(os.path.abspath(Path(source).expanduser()))
+    root = named.resolve()
+    confined = _inside(root, real_roots)
+    if _inside(named, real_roots) and not confined:
+        raise DatasetError(f"{named}: {REFUSED}; put the dataset itself inside a data folder")
+    limit = real_roots if confined else None
     if not root.exists():
         raise DatasetError(f"{root}: no such folder or CSV file; "
                            "check the name or put the dataset under a data root")
@@ -246,9 +283,9 @@ def load_dataset(source: str | Path, *, validate: bool = True, progress: Progres
         if root.suffix.lower() != ".csv":
             raise DatasetError(f"{root}: a dataset is a folder of class folders "
                                "or a CSV with columns path,label")
-        found, skipped = _entries_from_csv(root)
+        found, skipped = _entries_from_csv(root, limit)
     else:
-        found, skipped = _entries_from_folder(root)
+        found, skipped = _entries_from_folder(root, limit)
     entries = found
     if validate:
         entries, bad = _validate(found, progress)

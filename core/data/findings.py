@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.data.datasets import Dataset
+from core.data.datasets import REFUSED, Dataset
 from core.data.scan import ScanReport
 from core.data.splits import split_as
 
@@ -58,10 +58,17 @@ def _name(path: str, label: str = "") -> str:
     return f"{label}/{short}" if label else short
 
 
+def _bad_file(path: str, reason: str) -> Problem:
+    """A refused file is named, never given as a thumbnail: its path may be a link to a file outside."""
+    if reason == REFUSED:
+        return Problem("bad file", f"{_name(path)}: {reason}", [], [])
+    return Problem("bad file", reason, [path], [_name(path)])
+
+
 def problems(dataset: Dataset, report: ScanReport) -> list[Problem]:
     """Bad files, label conflicts, then exact and near duplicates not already shown as a conflict (most harmful first)."""
     label_of = {p: dataset.classes[c] for p, c in zip(dataset.paths, dataset.labels)}
-    found = [Problem("bad file", reason, [path], [_name(path)]) for path, reason in report.bad_files]
+    found = [_bad_file(path, reason) for path, reason in report.bad_files]
     found += [Problem("label conflict", f"the same picture ({c['kind']} copy) under labels "
                       f"{', '.join(sorted(set(c['labels'])))}", c["paths"],
                       [_name(p, lab) for p, lab in zip(c["paths"], c["labels"])])
