@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 
 import numpy as np
 import streamlit as st
@@ -10,12 +9,11 @@ import streamlit as st
 from core.data.datasets import DatasetError, list_datasets
 from core.data.findings import problems, split_table, usable
 from core.results import charts
-from core.spec.sweep import DataSpec
 from ui import state
+from ui.spec_form import split_inputs
 from ui.widgets import chart, image_grid, table, user_error
 
 SAMPLES_PER_CLASS = 8
-DATA_FIELDS = {f.name: f for f in fields(DataSpec)}
 
 st.title("Dataset")
 
@@ -103,20 +101,10 @@ with issues:
 with split:
     left, right = st.columns([1, 3])
     with left:
-        method = st.radio("Split", DATA_FIELDS["split"].metadata["choices"], help=DATA_FIELDS["split"].metadata["help"])
-        meta = DATA_FIELDS["test_fraction"].metadata
-        fraction = st.slider("Test fraction", meta["low"], meta["high"], DataSpec.test_fraction, 0.01,
-                             help=meta["help"], disabled=method != "stratified")
-        split_seed = st.number_input("Seed", min_value=0, value=DataSpec.seed, step=1,
-                                     help=DATA_FIELDS["seed"].metadata["help"])
-        n_train = st.number_input("Train count", min_value=0, max_value=len(dataset), value=len(dataset) * 2 // 3,
-                                  help=DATA_FIELDS["train_count"].metadata["help"], disabled=method != "ordered")
-        n_test = st.number_input("Test count", min_value=0, max_value=len(dataset), value=len(dataset) - n_train,
-                                 help=DATA_FIELDS["test_count"].metadata["help"], disabled=method != "ordered")
+        inputs = split_inputs(len(dataset))
     with right:
         try:
-            counts = split_table(dataset, report, method, test_fraction=fraction, seed=int(split_seed),
-                                 train_count=int(n_train), test_count=int(n_test))
+            counts = split_table(dataset, report, **inputs)
         except ValueError as error:
             user_error(error, "Change the split settings.")
         else:

@@ -61,7 +61,7 @@ def test_dataset_page_explores_the_chosen_dataset(data_root: Path) -> None:
     assert at.sidebar.selectbox(key="dataset_choice").value == str(data_root / "colours")
     assert metric(at, "Images") == "36" and metric(at, "Classes") == "3"
     assert len(at.get("plotly_chart")) >= 3     # counts, sizes, split
-    at.radio[0].set_value("ordered").run()
+    at.selectbox(key="preview.split").set_value("ordered").run()
     no_errors(at)
 
 

@@ -87,7 +87,7 @@ def _expected_preprocessing(kind: str, pixels: np.ndarray) -> np.ndarray:
 def test_every_backbone_builds_flat_with_preprocessing_inside(name: str) -> None:
     import keras
 
-    from core.models.backbones import BACKBONES, POOL_LAYER, backbone_layer_names, build_feature_extractor
+    from core.models.backbones import BACKBONES, POOL_LAYER, backbone_layers, build_feature_extractor
     info = BACKBONES[name]
     model = build_feature_extractor(name, 64, weights=None)
     assert model.output_shape == (None, info.feature_dim)
@@ -100,7 +100,7 @@ def test_every_backbone_builds_flat_with_preprocessing_inside(name: str) -> None
         preprocessed = keras.Model(model.input, preprocess[-1].output)(pixels)
         np.testing.assert_allclose(preprocessed, _expected_preprocessing(info.preprocessing, pixels), atol=1e-4)
     assert np.isfinite(np.asarray(model(pixels))).all()
-    cut_layers = backbone_layer_names(model)
+    cut_layers = [layer.name for layer in backbone_layers(model)]
     assert cut_layers and POOL_LAYER not in cut_layers and not cut_layers[0].startswith("preprocess")
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from core.data.datasets import load_dataset
 from core.data.images import load_image
-from core.models.classifier import backbone_layers, build_classifier, cut_points
+from core.models.backbones import backbone_layers
+from core.models.classifier import build_classifier, cut_points
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache
 from core.training.trial import TrialData, TrialRunner

@@ -50,17 +50,22 @@ def _step(value: float) -> float:
     return 10.0 ** math.floor(math.log10(abs(value))) if value else 0.01
 
 
-def _widget(field: FormField, disabled: bool = False) -> Any:
-    key, label = _key(field), field.label
+def field_widget(field: FormField, *, key: str | None = None, disabled: bool = False, default: Any = None) -> Any:
+    """The input for one spec field: its kind, range, choices and help from the schema.
+
+    `key` defaults to the Sweep form's own; `default` overrides the schema's (e.g. a page's preview).
+    """
+    key, label = key or _key(field), field.label
+    default = field.default if default is None else default
     common: dict[str, Any] = dict(key=key, help=field.help, disabled=disabled)
     fresh = key not in st.session_state       # pass a default only then, else Streamlit warns both were set
     choices = _choices(field)
     if choices is not None:
         fmt = (lambda p: state.dataset_label(Path(p))) if field.path == "data.dataset" else str
-        index = choices.index(field.default) if fresh and field.default in choices else 0
+        index = choices.index(default) if fresh and default in choices else 0
         return st.selectbox(label, choices, format_func=fmt, index=index, **common)
     if fresh:
-        common["value"] = field.default
+        common["value"] = default
     if field.kind is bool:
         return st.checkbox(label, **common)
     if field.kind is int:
@@ -71,6 +76,21 @@ def _widget(field: FormField, disabled: bool = False) -> Any:
         return st.number_input(label, min_value=field.low, max_value=field.high,
                                step=_step(field.default), format="%g", **common)
     return st.text_input(label, **common)
+
+
+def split_inputs(images: int) -> dict[str, Any]:
+    """The data spec's split fields as the Dataset page's preview inputs (`split_table`'s arguments);
+    an ordered split starts at two thirds train, one third test."""
+    by_path = {f.path: f for f in form_fields()}
+
+    def field(name: str, disabled: bool = False, default: Any = None) -> Any:
+        return field_widget(by_path[f"data.{name}"], key=f"preview.{name}", disabled=disabled, default=default)
+
+    method = field("split")
+    train = field("train_count", method != "ordered", images * 2 // 3)
+    return {"method": method, "test_fraction": field("test_fraction", method != "stratified"),
+            "seed": field("seed"), "train_count": train,
+            "test_count": field("test_count", method != "ordered", images - images * 2 // 3)}
 
 
 def load_uploaded_spec() -> None:
@@ -144,7 +164,7 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
     if UPLOAD_ERROR_KEY in st.session_state:
         st.error(st.session_state[UPLOAD_ERROR_KEY] + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]
-    values: dict[str, Any] = {"name": _widget(next(f for f in fields if f.path == "name")), "storage": ""}
+    values: dict[str, Any] = {"name": field_widget(next(f for f in fields if f.path == "name")), "storage": ""}
     space: dict[str, Dimension] = {}
     error: str | None = None
     swept: list[str] = st.session_state.get(SWEPT_KEY, [])
@@ -153,7 +173,7 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
         with columns[column]:
             st.markdown(f"##### {heading or '&nbsp;'}")
             for field in group:
-                values[field.path] = _widget(field, disabled=field.section == "params" and field.name in swept)
+                values[field.path] = field_widget(field, disabled=field.section == "params" and field.name in swept)
             if group and group[0].section == "search":
                 try:
                     space = _swept_space(values["search.method"])

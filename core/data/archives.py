@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from core.data.images import is_image_file
+from core.data.images import is_image_file, is_junk
 
 MAX_BYTES = 2 * 1024**3
 MAX_FILES = 100_000
-JUNK = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 _BLOCK = 1 << 20
 
 
@@ -35,7 +34,7 @@ def _safe_parts(name: str) -> tuple[str, ...] | None:
     parts = tuple(p for p in PurePosixPath(text).parts if p not in ("", "."))
     if ".." in parts:
         raise ArchiveError(f"entry '{name}' points outside the folder ('..'); refusing the archive")
-    if any(p in JUNK or p.startswith("._") for p in parts):
+    if any(is_junk(p) for p in parts):
         return None
     return parts
 
@@ -173,7 +172,7 @@ def _name(source: str | Path | BinaryIO) -> str:
 def find_dataset_root(folder: Path) -> Path:
     """Step down through single wrapping folders (flower_photos/ in flower_photos.tgz) to the classes."""
     while True:
-        children = [p for p in folder.iterdir() if p.name not in JUNK and not p.name.startswith(".")]
+        children = [p for p in folder.iterdir() if not is_junk(p.name)]
         subfolders = [p for p in children if p.is_dir()]
         if len(subfolders) != 1 or any(is_image_file(p) for p in children):
             return folder

@@ -17,11 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from core.data.images import IMAGE_EXTENSIONS, BadImageError, is_image_file, map_in_processes, probe_image
+from core.data.images import (
+    IMAGE_EXTENSIONS,
+    BadImageError,
+    is_image_file,
+    is_junk,
+    map_in_processes,
+    probe_image,
+)
 
 Progress = Callable[[int, int], None]
 
-JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 DIGEST_FILE = "file_digests.json"
 REFUSED = "outside the data folders; refused"
 
@@ -135,10 +141,6 @@ def file_digests(paths: Sequence[str], cache_dir: Path | None = None) -> list[st
     return digests
 
 
-def _is_junk(path: Path) -> bool:
-    return path.name in JUNK_NAMES or path.name.startswith(".")
-
-
 def _inside(path: str | Path, roots: Sequence[Path]) -> bool:
     return any(Path(path).is_relative_to(r) for r in roots)
 
@@ -157,7 +159,7 @@ def _confined(path: Path, roots: Sequence[Path] | None) -> str | None:
 def _entries_from_folder(root: Path, roots: Sequence[Path] | None
                          ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Refused links are named by their own path, and judged before anything reads their target."""
-    children = {p: _confined(p, roots) for p in sorted(root.iterdir()) if not _is_junk(p)}
+    children = {p: _confined(p, roots) for p in sorted(root.iterdir()) if not is_junk(p.name)}
     skipped = [(str(p), REFUSED) for p, real in children.items() if real is None]
     folders = [p for p, real in children.items() if real is not None and p.is_dir()]
     if not folders:
@@ -167,7 +169,7 @@ def _entries_from_folder(root: Path, roots: Sequence[Path] | None
     entries: list[tuple[str, str]] = []
     for folder in folders:
         found = {p: _confined(p, roots) for p in sorted(folder.rglob("*"))
-                 if not any(_is_junk(Path(part)) for part in p.relative_to(folder).parts)}
+                 if not any(is_junk(part) for part in p.relative_to(folder).parts)}
         skipped += [(str(p), REFUSED) for p, real in found.items() if real is None]
         files = {p: real for p, real in found.items() if real is not None and p.is_file()}
         images = [p for p in files if is_image_file(p)]
@@ -338,7 +340,7 @@ def list_datasets(roots: Sequence[Path], max_depth: int = 3) -> list[Path]:
 
     def walk(folder: Path, depth: int) -> None:
         try:
-            children = sorted(p for p in folder.iterdir() if not _is_junk(p))
+            children = sorted(p for p in folder.iterdir() if not is_junk(p.name))
         except OSError:
             return
         subfolders = [p for p in children if p.is_dir()]

@@ -222,6 +222,14 @@ def load_image(source: ImageSource, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+JUNK_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def is_junk(name: str) -> bool:
+    """Operating-system clutter and hidden files (macOS resource forks `._x`): never dataset content."""
+    return name in JUNK_NAMES or name.startswith(".")
+
+
 def is_image_file(path: str | Path) -> bool:
     """An image by name: a known extension and not a hidden or macOS resource-fork file."""
     p = Path(path)

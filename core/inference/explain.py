@@ -29,30 +29,20 @@ def target_layer(model: Any) -> Any:
 
 
 def _explainer(model: Any, method: str) -> Any:
-    """Cached tf-keras-vis explainer; the softmax is made linear on a clone, never on the caller's model."""
+    """Cached tf-keras-vis explainer. Grad-CAM wants class scores, not softmax probabilities (whose
+    gradients vanish for a confident class): tf-keras-vis makes the output linear on its own clone,
+    never on the caller's model."""
     if method not in METHODS:
         raise ValueError(f"unknown Grad-CAM method {method!r}; choose one of {', '.join(METHODS)}")
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     with _lock:
         per_model = _explainers.setdefault(model, {})
-        if "linear" not in per_model:
-            per_model["linear"] = _linear_clone(model)
         if method not in per_model:
             explainer_class = Gradcam if method == "gradcam" else GradcamPlusPlus
-            per_model[method] = explainer_class(per_model["linear"], clone=False)
+            per_model[method] = explainer_class(model, model_modifier=ReplaceToLinear(), clone=True)
         return per_model[method]
-
-
-def _linear_clone(model: Any) -> Any:
-    """A copy of `model` whose output layer has no activation: Grad-CAM wants class scores, not
-    softmax probabilities, whose gradients vanish for a confident class."""
-    import keras
-    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    ReplaceToLinear()(clone)
-    return clone
 
 
 def gradcam(model: Any, image: np.ndarray, class_index: int, method: str = "gradcam") -> np.ndarray:

@@ -155,14 +155,14 @@ def build_feature_extractor(name: str, image_size: int, weights: str | Path | No
     return model
 
 
-def backbone_layer_names(model: Any) -> list[str]:
-    """Names of the backbone's layers in graph order, without input, preprocessing and pooling: the
-    candidates for a fine-tuning or feature-cache cut."""
+def backbone_layers(model: Any) -> list[Any]:
+    """The pretrained layers in graph order, without input, preprocessing and the pooling we add:
+    the candidates for fine-tuning and for the feature-cache cut."""
     import keras
-    names = []
+    layers = []
     for layer in model.layers:
         if layer.name == POOL_LAYER:
             break
         if not (isinstance(layer, keras.layers.InputLayer) or layer.name.startswith(PREPROCESS_PREFIX)):
-            names.append(layer.name)
-    return names
+            layers.append(layer)
+    return layers

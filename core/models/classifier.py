@@ -13,7 +13,7 @@ from functools import lru_cache
 import keras
 import numpy as np
 
-from core.models.backbones import POOL_LAYER, build_feature_extractor
+from core.models.backbones import POOL_LAYER, backbone_layers, build_feature_extractor
 from core.models.heads import build_head
 from core.spec.sweep import TrialParams
 
@@ -99,17 +99,6 @@ def _freeze_dropout_below(backbone: list[keras.layers.Layer], order: list[str], 
         if isinstance(layer, keras.layers.Dropout):
             own = _PRETRAINED_RATES.setdefault(layer, layer.rate)
             layer.rate = 0.0 if order.index(layer.name) <= cut_index else own
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The pretrained layers in order: below the pooling we add, without the input and preprocessing."""
-    layers = []
-    for layer in model.layers:
-        if layer.name == POOL_LAYER:
-            break
-        if not isinstance(layer, keras.layers.InputLayer) and not layer.name.startswith("preprocess"):
-            layers.append(layer)
-    return layers
 
 
 def cut_points(model: keras.Model) -> list[str]:
