@@ -138,21 +138,22 @@ def shoot(page, shot: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {shot}"
 
 
+def open_tab(page, name: str, shot: str, wait_ms: int = 1500) -> None:
+    """Click a tab, let it draw, and keep a screenshot of it."""
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(wait_ms)
+    shoot(page, shot)
+
+
 def test_dataset_page(server: str, browser_page, home: Path) -> None:
     visit(browser_page, server, "1-dataset", "Dataset")
     log = (home / "server.log").read_text()
     assert "without `streamlit run`" not in log, f"a scan worker ran the app again:\n{log[-2000:]}"
     assert browser_page.get_by_text("Images per class").count() >= 1
-    browser_page.get_by_role("tab", name="Samples").click()
-    browser_page.wait_for_timeout(1500)
-    shoot(browser_page, "1-dataset-samples")
-    browser_page.get_by_role("tab", name="Problems").click()
-    browser_page.wait_for_timeout(1500)
-    shoot(browser_page, "1-dataset-problems")
+    open_tab(browser_page, "Samples", "1-dataset-samples")
+    open_tab(browser_page, "Problems", "1-dataset-problems")
     assert browser_page.get_by_text("label conflict").count() >= 1
-    browser_page.get_by_role("tab", name="Split preview").click()
-    browser_page.wait_for_timeout(1500)
-    shoot(browser_page, "1-dataset-split")
+    open_tab(browser_page, "Split preview", "1-dataset-split")
 
 
 def test_sweep_page_reattaches_from_the_url(server: str, browser_page) -> None:
@@ -170,12 +171,8 @@ def test_sweep_page_draws_live_curves(server: str, browser_page) -> None:
 
 def test_results_page(server: str, browser_page) -> None:
     visit(browser_page, f"{server}/Results?sweep={SWEEP}", "3-results", "Results")
-    browser_page.get_by_role("tab", name="Compare").click()
-    browser_page.wait_for_timeout(2000)
-    shoot(browser_page, "3-results-compare")
-    browser_page.get_by_role("tab", name="One trial").click()
-    browser_page.wait_for_timeout(2500)
-    shoot(browser_page, "3-results-trial")
+    open_tab(browser_page, "Compare", "3-results-compare", wait_ms=2000)
+    open_tab(browser_page, "One trial", "3-results-trial", wait_ms=2500)
     assert browser_page.get_by_text("Decision threshold").count() >= 1
 
 

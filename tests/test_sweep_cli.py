@@ -126,3 +126,21 @@ def two_worker_sweep(storage: str, name: str, dataset: Path, folder: Path) -> Ru
 
 def test_two_worker_processes_share_one_sweep(tiny_dataset, tmp_path):
     two_worker_sweep(f"sqlite:///{tmp_path / 'runs.db'}", "pair", tiny_dataset, tmp_path)
+
+
+def test_a_launched_driver_gets_the_store_url_by_environment_not_command_line(tiny_dataset, tmp_path):
+    """`ps` shows every user a process's command line: a PostgreSQL password must never be on it."""
+    from core.search import lifecycle
+    from core.spec.sweep import SweepSpec
+    store = RunStore(f"sqlite:///{tmp_path / 'secret-runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    spec = SweepSpec.from_yaml(write_spec(tmp_path / "spec.yaml", "detached", tiny_dataset, {},
+                                          backbone="mobilenetv2", weights="none", epochs=1).read_text())
+    store.create_sweep(spec)
+    pid = lifecycle.launch_detached(store, "detached")
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    assert "secret-runs" not in cmdline and "--storage" not in cmdline, cmdline
+    deadline = time.monotonic() + 300
+    while store.status("detached") != "done":     # the driver found the store through its environment
+        assert time.monotonic() < deadline, (store.artifacts_dir / "detached" / "driver.log").read_text()[-2000:]
+        time.sleep(1)
+    assert store.final("detached") is not None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from core.runs.records import FinalModel, SweepStatus, TrialState
 from core.runs.store import HEARTBEAT_S, RunStore
-from core.search.lifecycle import python_command
+from core.search.lifecycle import child_environment, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.refit import finalize
 from core.search.worker import Watch, run_worker
@@ -23,10 +23,6 @@ from core.training.plan import SweepData
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)
 POLL_S = 2.0
-
-
-def worker_command(storage_url: str, name: str) -> list[str]:
-    return python_command("worker", "--storage", storage_url, "--sweep", name)
 
 
 def running_status(store: RunStore, name: str) -> str:
@@ -91,8 +87,8 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, tick: Callab
     procs = []
     for i in range(workers):
         log = open(log_dir / f"worker-{i}.log", "ab")
-        procs.append((subprocess.Popen(worker_command(store.url, name), cwd=REPO_ROOT, stdout=log,
-                                       stderr=subprocess.STDOUT), log))
+        procs.append((subprocess.Popen(python_command("worker", "--sweep", name), cwd=REPO_ROOT,
+                                       env=child_environment(store), stdout=log, stderr=subprocess.STDOUT), log))
     try:
         while any(p.poll() is None for p, _ in procs):
             time.sleep(POLL_S)

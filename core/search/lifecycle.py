@@ -5,6 +5,7 @@ The Sweep page, its live panel, the server's start-up and the CLI all call these
 """
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,6 +23,12 @@ from core.spec.sweep import SweepSpec
 def python_command(*args: str) -> list[str]:
     """`python -m core ARGS` with this interpreter."""
     return [sys.executable, "-m", "core", *args]
+
+
+def child_environment(store: RunStore) -> dict[str, str]:
+    """The environment of a process working on `store`: the URL travels here, never on the command
+    line, where any user of the machine could read its password (`ps`)."""
+    return os.environ | {"TRANSFERLAB_STORAGE": store.url}
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,9 @@ def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
     """
     log_path = store.artifact_dir(name) / "driver.log"
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(python_command("resume", name, "--storage", store.url, "--workers", str(workers)),
-                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(python_command("resume", name, "--workers", str(workers)), cwd=REPO_ROOT,
+                                env=child_environment(store), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     store.set_driver(name, proc.pid)
     store.set_status(name, SweepStatus.RUNNING)
     return proc.pid
