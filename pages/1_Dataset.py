@@ -11,7 +11,7 @@ from core.data.findings import problems, split_table, usable
 from core.results import charts
 from ui import state
 from ui.spec_form import split_inputs
-from ui.widgets import chart, image_grid, table, user_error
+from ui.widgets import chart, image_grid, plain, table, user_error
 
 SAMPLES_PER_CLASS = 8
 
@@ -28,11 +28,11 @@ def upload_zip() -> None:
         if not st.button("Extract", disabled=upload is None or not name):
             return
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            st.error(f"'{name}' is not a usable folder name: use letters, digits, '-', '_' and '.'")
+            st.error(f"'{plain(name)}' is not a usable folder name: use letters, digits, '-', '_' and '.'")
             return
         target = state.settings().upload_root / name
         if target.exists():
-            st.error(f"A dataset named '{name}' already exists in {target.parent}: choose another name.")
+            st.error(f"A dataset named '{plain(name)}' already exists in {plain(target.parent)}: choose another name.")
             return
         try:
             with st.spinner(f"Extracting {upload.name}…"):
@@ -43,7 +43,7 @@ def upload_zip() -> None:
             return
         found = list_datasets([target])    # the zip may wrap its class folders in a top folder
         if not found:
-            st.error(f"{upload.name} holds no class folders of images; put each class's images in its own folder.")
+            st.error(f"{plain(upload.name)} holds no class folders of images; put each class's images in its own folder.")
             return
         state.select_dataset(found[0])
         st.rerun()
@@ -60,7 +60,7 @@ except DatasetError as error:
     user_error(error, "Fix the folder, or choose another dataset in the sidebar.")
     st.stop()
 
-st.caption(f"`{dataset.root}`")
+st.caption(plain(dataset.root))
 cols = st.columns(5)
 cols[0].metric("Images", len(report.sizes), help="readable images; bad files are counted apart")
 cols[1].metric("Classes", len(dataset.classes))
@@ -68,7 +68,7 @@ cols[2].metric("Bad files", len(report.bad_files))
 cols[3].metric("Duplicate groups", len(report.duplicate_groups) + len(report.near_duplicate_groups))
 cols[4].metric("Label conflicts", len(report.label_conflicts))
 if report.single_image_classes:
-    st.warning(f"Classes with a single image cannot be split: {', '.join(report.single_image_classes)}. "
+    st.warning(f"Classes with a single image cannot be split: {plain(', '.join(report.single_image_classes))}. "
                "Add images to them or remove them.")
 
 overview, samples, issues, split = st.tabs(["Overview", "Samples", "Problems", "Split preview"])
@@ -87,7 +87,7 @@ with samples:
     for index, name in enumerate(readable.classes):
         rows = np.flatnonzero(readable.labels == index)
         chosen = rng.choice(rows, size=min(SAMPLES_PER_CLASS, len(rows)), replace=False)
-        st.markdown(f"**{name}** · {len(rows)} images")
+        st.markdown(f"**{plain(name)}** · {len(rows)} images")
         image_grid([readable.paths[i] for i in chosen])
 
 with issues:
@@ -95,7 +95,7 @@ with issues:
     if not found:
         st.success("No bad files, duplicates or label conflicts found.")
     for problem in found:
-        st.markdown(f"**{problem.kind}**: {problem.reason}")
+        st.markdown(f"**{problem.kind}**: {plain(problem.reason)}")
         image_grid(problem.paths, problem.captions, side=144)
 
 with split:

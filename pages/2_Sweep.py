@@ -16,7 +16,7 @@ from ui import state
 from ui.cache_panel import cache_panel
 from ui.spec_form import sweep_form
 from ui.sweep_live import sweep_panel
-from ui.widgets import user_error
+from ui.widgets import plain, user_error
 
 st.title("Sweep")
 store = state.store()
@@ -37,7 +37,7 @@ def attach_picker() -> str | None:
     names = store.sweep_names()
     current = st.query_params.get("sweep")
     if current and current not in names:
-        st.warning(f"No sweep named '{current}' in the store; pick one below or define a new one.")
+        st.warning(f"No sweep named '{plain(current)}' in the store; pick one below or define a new one.")
         current = None
     if not names:
         return None

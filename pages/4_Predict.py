@@ -12,7 +12,7 @@ from core.inference.model_card import ModelFileError
 from core.inference.predict import predict_images
 from ui import state
 from ui.models import heatmap, loaded_model, save_upload
-from ui.widgets import png_bytes, table, user_error
+from ui.widgets import plain, png_bytes, table, user_error
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 MAX_PICKED = 24
@@ -62,7 +62,7 @@ try:
 except (ModelFileError, OSError) as error:
     user_error(error, "Choose another model, or upload a .keras file saved by Transfer Lab or Keras 3.")
     st.stop()
-st.caption(f"{len(loaded.classes)} classes ({', '.join(loaded.classes)}) · input {loaded.image_size} px")
+st.caption(f"{len(loaded.classes)} classes ({plain(', '.join(loaded.classes))}) · input {loaded.image_size} px")
 
 items = choose_images()
 a, b, c = st.columns(3)
@@ -78,7 +78,7 @@ with st.spinner(f"Classifying {len(items)} image(s)…"):
 for index, prediction in enumerate(predictions):
     st.divider()
     if prediction.error:
-        st.error(f"**{prediction.name}**: {prediction.error}. Upload an image file (JPEG, PNG, WebP, BMP, GIF, TIFF).")
+        st.error(f"**{plain(prediction.name)}**: {plain(prediction.error)}. Upload an image file (JPEG, PNG, WebP, BMP, GIF, TIFF).")
         continue
     best = prediction.top[0][0]
     cam = heatmap(model_path, loaded, prediction.image, loaded.classes.index(best), method)

@@ -264,3 +264,24 @@ def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
     next(b for b in at.button if b.label == "Clear caches").click().run()
     no_errors(at)
     assert not entry.exists() and any("Freed" in s.value for s in at.success)
+
+
+LINK = "[click](javascript:alert)"      # folder names hold no '/', so no full URLs here
+IMAGE = "![img](pixel.png)"
+
+
+def test_user_text_is_shown_as_text_never_as_markdown(data_root: Path) -> None:
+    """A crafted ?sweep= or class folder name must not become a live link or an image fetched from outside."""
+    write_class_folders(data_root / "crafted", per_class=3,
+                        classes={IMAGE: (200, 40, 40), LINK: (40, 180, 60)})
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["sweep"] = LINK
+    at.run()
+    at.switch_page("pages/2_Sweep.py").run()
+    shown = [w.value for w in at.warning]
+    assert shown and all(LINK not in text for text in shown), shown
+    at.session_state["dataset"] = str(data_root / "crafted")     # the sidebar's choice
+    at.switch_page("pages/1_Dataset.py").run()
+    markdown = [m.value for m in at.markdown] + [w.value for w in at.warning]
+    assert any("click" in text for text in markdown), markdown
+    assert all(LINK not in text and IMAGE not in text for text in markdown), markdown

@@ -8,7 +8,7 @@ import streamlit as st
 from core.results import charts
 from core.results.metrics import Evaluation
 from core.runs.records import FinalModel
-from ui.widgets import chart, image_grid, table
+from ui.widgets import chart, image_grid, plain, table
 
 MAX_CELL_IMAGES = 48
 
@@ -17,7 +17,7 @@ def _threshold(ev: Evaluation, key: str) -> tuple[int, float]:
     """(class, threshold) of the slider: binary decides for the positive class; else one class vs rest."""
     if ev.is_binary:
         c = ev.positive_class
-        st.caption(f"Positive class: **{ev.classes[c]}**")
+        st.caption(f"Positive class: **{plain(ev.classes[c])}**")
     else:
         c = st.selectbox("Class (one vs rest)", range(ev.n_classes), format_func=lambda i: ev.classes[i],
                          key=f"{key}-class")
@@ -34,7 +34,7 @@ def _cell_images(ev: Evaluation, selection: object, threshold: float | None) -> 
         return
     true, pred = cells[-1]
     rows = ev.cell(true, pred, threshold)
-    st.markdown(f"**True {ev.classes[true]}, predicted {ev.classes[pred]}**: {len(rows)} images")
+    st.markdown(f"**True {plain(ev.classes[true])}, predicted {plain(ev.classes[pred])}**: {len(rows)} images")
     if ev.paths is None:
         st.info("This record keeps no file paths, so its images cannot be shown.")
         return
@@ -49,7 +49,7 @@ def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
         st.success("No errors on this split.")
         return
     for kind, group in worst.groupby("kind", sort=False):
-        st.markdown(f"**{kind}**")
+        st.markdown(f"**{plain(kind)}**")
         if ev.paths is None:
             st.dataframe(group[["true", "predicted", "score"]], hide_index=True)
             continue

@@ -11,7 +11,7 @@ from core.search import lifecycle
 from core.search.lifecycle import SweepView
 from core.spec.sweep import SweepSpec
 from ui import state
-from ui.widgets import chart
+from ui.widgets import chart, plain
 
 POLL_S = 2.0
 
@@ -83,6 +83,6 @@ def sweep_panel(name: str) -> None:
         chart(charts.trial_progress(trials_frame(view.trials)), f"{name} progress")
         for trial in view.trials:
             if trial.state == TrialState.FAIL:
-                st.error(f"Trial {trial.number} failed: {trial.error or 'see the driver log'}")
+                st.error(f"Trial {trial.number} failed: {plain(trial.error) or 'see the driver log'}")
 
     panel()

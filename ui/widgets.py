@@ -19,6 +19,14 @@ from core.data.images import BadImageError, open_rgb
 from core.results.charts import fig_to_png
 
 THUMB_SIDE = 128
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def plain(text: object) -> str:
+    """User-supplied text (file and folder names, URL parameters, messages quoting them) for a Markdown
+    element: every Markdown character escaped, so a crafted name shows as itself, never as a link or an
+    image fetched from elsewhere."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def _slug(text: str) -> str:
@@ -100,4 +108,4 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def user_error(error: Exception, what_to_do: str = "") -> None:
     """A problem the user can fix: what happened (the engine's message names the file or field) and what to do."""
-    st.error(f"{error}" + (f"\n\n{what_to_do}" if what_to_do else ""), icon=":material/error:")
+    st.error(plain(error) + (f"\n\n{what_to_do}" if what_to_do else ""), icon=":material/error:")
