@@ -13,6 +13,7 @@ from core.data.datasets import DatasetError, resolve_dataset_path
 from core.models.backbones import list_backbones
 from core.spec.fields import (
     FormField,
+    fields_by_path,
     form_fields,
     form_values,
     parse_values,
@@ -81,7 +82,7 @@ def field_widget(field: FormField, *, key: str | None = None, disabled: bool = F
 def split_inputs(images: int) -> dict[str, Any]:
     """The data spec's split fields as the Dataset page's preview inputs (`split_table`'s arguments);
     an ordered split starts at two thirds train, one third test."""
-    by_path = {f.path: f for f in form_fields()}
+    by_path = fields_by_path()
 
     def field(name: str, disabled: bool = False, default: Any = None) -> Any:
         return field_widget(by_path[f"data.{name}"], key=f"preview.{name}", disabled=disabled, default=default)
@@ -107,7 +108,7 @@ def load_uploaded_spec() -> None:
         return
     values, space = form_values(spec)
     values["data.dataset"] = str(dataset)
-    by_path = {f.path: f for f in form_fields()}
+    by_path = fields_by_path()
     for path, value in values.items():
         if path not in HIDDEN:
             st.session_state[_key(by_path[path])] = value
