@@ -19,13 +19,15 @@ from core.data.images import BadImageError, open_rgb
 from core.results.charts import fig_to_png
 
 THUMB_SIDE = 128
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+# What makes links, images, emphasis, code, HTML, LaTeX, tables and Streamlit's :directives:. '.' '-' '#' '+'
+# matter only at a line's start (a list or a heading): a change of look, never a way out.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|<>~$:&])")
 
 
 def plain(text: object) -> str:
     """User-supplied text (file and folder names, URL parameters, messages quoting them) for a Markdown
-    element: every Markdown character escaped, so a crafted name shows as itself, never as a link or an
-    image fetched from elsewhere."""
+    element, escaped so that a crafted name shows as itself, never as a link, formatting, or an image
+    fetched from elsewhere."""
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 
