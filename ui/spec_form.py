@@ -88,10 +88,11 @@ def split_inputs(images: int) -> dict[str, Any]:
         return field_widget(by_path[f"data.{name}"], key=f"preview.{name}", disabled=disabled, default=default)
 
     method = field("split")
-    train = field("train_count", method != "ordered", images * 2 // 3)
-    return {"method": method, "test_fraction": field("test_fraction", method != "stratified"),
-            "seed": field("seed"), "train_count": train,
-            "test_count": field("test_count", method != "ordered", images - images * 2 // 3)}
+    fraction, seed = field("test_fraction", method != "stratified"), field("seed")
+    train = images * 2 // 3
+    return {"method": method, "test_fraction": fraction, "seed": seed,
+            "train_count": field("train_count", method != "ordered", train),
+            "test_count": field("test_count", method != "ordered", images - train)}
 
 
 def load_uploaded_spec() -> None:
