@@ -30,11 +30,6 @@ class TrialState(str, Enum):
     def of(cls, optuna_state: Any) -> TrialState:
         return cls(optuna_state.name)
 
-    @property
-    def done(self) -> bool:
-        """Counted as finished work: it completed, or was pruned as hopeless."""
-        return self in (TrialState.COMPLETE, TrialState.PRUNED)
-
 
 class SweepStatus(str, Enum):
     """The sweep's own status, beside its trials' states."""
@@ -152,9 +147,12 @@ class Driver:
     pid: int
     since: str
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> Driver | None:
-        return cls(str(data["host"]), int(data["pid"]), str(data.get("since", ""))) if data else None
+    def from_json(cls, data: dict[str, Any]) -> Driver:
+        return cls(str(data["host"]), int(data["pid"]), str(data.get("since", "")))
 
 
 @dataclass
@@ -185,14 +183,6 @@ class SweepRecord:
     stop_requested: bool = False
     driver: Driver | None = None
     final: FinalModel | None = None
-
-    @classmethod
-    def from_attrs(cls, name: str, attrs: dict[str, Any]) -> SweepRecord:
-        final = attrs.get("final")
-        return cls(name=name, spec=attrs.get("spec", {}), status=SweepStatus(attrs.get("status", "created")),
-                   created=attrs.get("created", ""), stop_requested=bool(attrs.get("stop_requested", False)),
-                   driver=Driver.from_json(attrs.get("driver")),
-                   final=FinalModel.from_json(final) if final else None)
 
 
 TRIAL_COLUMNS: dict[str, str] = {

@@ -12,8 +12,9 @@ import json
 import os
 import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import pandas as pd
@@ -21,6 +22,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
 from core.runs.records import (
+    Driver,
     FinalModel,
     LiveProgress,
     SweepRecord,
@@ -48,6 +50,9 @@ _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
 _SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
 
 
+T = TypeVar("T")
+
+
 class StoreError(ValueError):
     """A sweep is missing, or a name is taken by a different sweep."""
 
@@ -67,6 +72,13 @@ def _record(sweep: str, t: FrozenTrial) -> TrialRecord:
                        error=attrs.get(_ERROR, ""), duration_s=duration,
                        retry_of=t.system_attrs.get("failed_trial"),
                        intermediate_values=dict(t.intermediate_values))
+
+
+def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
+    return SweepRecord(name=name, spec=attrs.get(_SPEC, {}), status=SweepStatus(attrs.get(_STATUS, "created")),
+                       created=attrs.get(_CREATED, ""), stop_requested=bool(attrs.get(_STOP, False)),
+                       driver=Driver.from_json(attrs[_DRIVER]) if attrs.get(_DRIVER) else None,
+                       final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None)
 
 
 class RunStore:
@@ -109,7 +121,7 @@ class RunStore:
 
     def sweep(self, name: str) -> SweepRecord:
         """Everything kept for the sweep itself, in one query."""
-        return SweepRecord.from_attrs(name, self._attrs(name))
+        return _sweep_record(name, self._attrs(name))
 
     def spec(self, name: str) -> SweepSpec:
         return SweepSpec.from_dict(self._attrs(name)[_SPEC])
@@ -124,7 +136,7 @@ class RunStore:
             trials = self.trials(summary.study_name)
             counts = {s: sum(t.state == s for t in trials) for s in TrialState}
             values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-            sweep = SweepRecord.from_attrs(summary.study_name, summary.user_attrs)
+            sweep = _sweep_record(summary.study_name, summary.user_attrs)
             planned = SweepSpec.from_dict(sweep.spec).grid_size() if sweep.spec else None
             rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
                          "planned": planned, **{s.value.lower(): counts[s] for s in TrialState},
@@ -147,7 +159,7 @@ class RunStore:
 
     def set_driver(self, name: str, pid: int) -> None:
         """Which process drives the sweep, so a restarted server can tell whether to resume it."""
-        self._set_study_attr(name, _DRIVER, {"host": socket.gethostname(), "pid": pid, "since": _utcnow()})
+        self._set_study_attr(name, _DRIVER, Driver(socket.gethostname(), pid, _utcnow()).to_json())
 
     def set_final(self, name: str, record: FinalModel) -> None:
         """The refit best model: its trial, parameters, artifact paths and test evaluation."""
@@ -238,19 +250,19 @@ class RunStore:
             raise StoreError(f"no sweep named {name!r} in {self.url_for_humans} (sweeps there: {known})")
         return study_id
 
-    def _attrs(self, name: str) -> dict[str, Any]:
+    def _read(self, name: str, read: Callable[[int], T]) -> T:
+        """`read(study id)`, looking the id up again once if the study was deleted and made anew."""
         try:
-            return self.storage.get_study_user_attrs(self._require(name))
-        except KeyError:                     # deleted by someone else since it was looked up
-            self._ids.pop(name, None)
-            return self.storage.get_study_user_attrs(self._require(name))
-
-    def _frozen(self, name: str) -> list[FrozenTrial]:
-        try:
-            return self.storage.get_all_trials(self._require(name), deepcopy=False)
+            return read(self._require(name))
         except KeyError:
             self._ids.pop(name, None)
-            return self.storage.get_all_trials(self._require(name), deepcopy=False)
+            return read(self._require(name))
+
+    def _attrs(self, name: str) -> dict[str, Any]:
+        return self._read(name, self.storage.get_study_user_attrs)
+
+    def _frozen(self, name: str) -> list[FrozenTrial]:
+        return self._read(name, lambda study_id: self.storage.get_all_trials(study_id, deepcopy=False))
 
     def _set_study_attr(self, name: str, key: str, value: Any) -> None:
         self.storage.set_study_user_attr(self._require(name), key, value)
