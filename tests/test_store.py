@@ -4,7 +4,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from core.runs.records import FinalModel, FoldResult, TrialResult
+from core.runs.records import FinalModel, FoldResult, SweepStatus, TrialResult
 from core.runs.store import RunStore, StoreError
 from core.spec.sweep import SweepSpec
 
@@ -82,3 +82,17 @@ def test_two_store_objects_share_one_database(store, tmp_path):
     assert other.spec("s1") == store.spec("s1")
     other.delete_sweep("s1")
     assert store.sweep_names() == []
+
+
+def test_failure_and_who_launched_or_stopped_are_kept_with_the_sweep(tmp_path):
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    spec = SweepSpec.from_dict({"name": "kept", "data": {"dataset": "x"}})
+    store.create_sweep(spec)
+    store.set_launched_by("kept", "ada")
+    store.set_stopped_by("kept", "bob")
+    store.set_failed("kept", "class 'tulip' has one image")
+    sweep = store.sweep("kept")
+    assert (sweep.status, sweep.failure) == (SweepStatus.FAILED, "class 'tulip' has one image")
+    assert (sweep.launched_by, sweep.stopped_by) == ("ada", "bob")
+    store.set_status("kept", SweepStatus.RUNNING)       # tried again: the old reason no longer holds
+    assert store.sweep("kept").failure == ""

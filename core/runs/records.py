@@ -38,6 +38,7 @@ class SweepStatus(str, Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     DONE = "done"
+    FAILED = "failed"        # for a reason a retry cannot fix (`SweepRecord.failure` says which)
 
 
 @dataclass
@@ -183,6 +184,9 @@ class SweepRecord:
     stop_requested: bool = False
     driver: Driver | None = None
     final: FinalModel | None = None
+    failure: str = ""                   # why the sweep failed (status FAILED)
+    launched_by: str = ""               # who launched it last ("" when nobody is logged in)
+    stopped_by: str = ""                # who asked it to stop last
 
 
 TRIAL_COLUMNS: dict[str, str] = {

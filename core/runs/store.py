@@ -48,6 +48,7 @@ MAX_RETRY = 3
 # Attribute names: written and read only in this module.
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
 _SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
+_FAILURE, _LAUNCHED_BY, _STOPPED_BY = "failure", "launched_by", "stopped_by"
 
 
 T = TypeVar("T")
@@ -78,7 +79,9 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
     return SweepRecord(name=name, spec=attrs.get(_SPEC, {}), status=SweepStatus(attrs.get(_STATUS, "created")),
                        created=attrs.get(_CREATED, ""), stop_requested=bool(attrs.get(_STOP, False)),
                        driver=Driver.from_json(attrs[_DRIVER]) if attrs.get(_DRIVER) else None,
-                       final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None)
+                       final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None,
+                       failure=attrs.get(_FAILURE, ""), launched_by=attrs.get(_LAUNCHED_BY, ""),
+                       stopped_by=attrs.get(_STOPPED_BY, ""))
 
 
 class RunStore:
@@ -145,7 +148,22 @@ class RunStore:
                                            *[s.value.lower() for s in TrialState], "best_error"])
 
     def set_status(self, name: str, status: SweepStatus) -> None:
+        """Any status but FAILED clears the failure reason: the sweep is being tried again."""
+        if status != SweepStatus.FAILED:
+            self._set_study_attr(name, _FAILURE, "")
         self._set_study_attr(name, _STATUS, SweepStatus(status).value)
+
+    def set_failed(self, name: str, reason: str) -> None:
+        """The sweep cannot go on for a reason a retry would not fix; it is not relaunched."""
+        self.set_status(name, SweepStatus.FAILED)
+        self._set_study_attr(name, _FAILURE, reason)
+
+    def set_launched_by(self, name: str, user: str) -> None:
+        """Who launched (or resumed) the sweep last."""
+        self._set_study_attr(name, _LAUNCHED_BY, user)
+
+    def set_stopped_by(self, name: str, user: str) -> None:
+        self._set_study_attr(name, _STOPPED_BY, user)
 
     def status(self, name: str) -> SweepStatus:
         return self.sweep(name).status

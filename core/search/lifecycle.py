@@ -81,7 +81,7 @@ def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
     return proc.pid
 
 
-def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1) -> None:
+def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1, user: str | None = None) -> None:
     """Record a sweep defined in the app and launch its driver, unless it runs or is done already.
 
     The dataset must lie inside the data roots: a sweep launched from the app never reads elsewhere.
@@ -90,17 +90,23 @@ def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1
     store.create_sweep(spec)
     sweep = store.sweep(spec.name)
     if not driver_alive(sweep) and sweep.status != SweepStatus.DONE:
-        resume(store, spec.name, workers)
+        resume(store, spec.name, workers, user)
 
 
-def resume(store: RunStore, name: str, workers: int = 1) -> None:
-    """Launch a driver for what is left of the sweep (it then refits the best)."""
+def resume(store: RunStore, name: str, workers: int = 1, user: str | None = None) -> None:
+    """Launch a driver for what is left of the sweep (it then refits the best).
+
+    `user` launched it ("" for nobody logged in); None (a restart's resume) keeps who did before.
+    """
     store.request_stop(name, False)
+    if user is not None:
+        store.set_launched_by(name, user)
     launch_detached(store, name, workers)
 
 
-def stop(store: RunStore, name: str) -> None:
+def stop(store: RunStore, name: str, user: str = "") -> None:
     """Ask every worker of the sweep to stop after its current epoch; their trials are queued again."""
+    store.set_stopped_by(name, user)
     store.request_stop(name)
 
 
