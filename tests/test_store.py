@@ -1,6 +1,9 @@
 """The run store on a real SQLite database: sweeps, trials, final record, stop flag, errors."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import optuna
 import pytest
 
@@ -96,3 +99,20 @@ def test_failure_and_who_launched_or_stopped_are_kept_with_the_sweep(tmp_path):
     assert (sweep.launched_by, sweep.stopped_by) == ("ada", "bob")
     store.set_status("kept", SweepStatus.RUNNING)       # tried again: the old reason no longer holds
     assert store.sweep("kept").failure == ""
+
+
+def test_delete_removes_the_sweep_and_its_artifacts_but_never_a_running_one(tmp_path):
+    from core.search import lifecycle
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    store.create_sweep(SweepSpec.from_dict({"name": "old", "data": {"dataset": "x"}}))
+    (store.artifact_dir("old") / "final.keras").write_bytes(b"model")
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "core"])
+    try:
+        store.set_driver("old", driver.pid)
+        with pytest.raises(StoreError, match="stop it"):
+            lifecycle.delete(store, "old")
+    finally:
+        driver.kill()
+        driver.wait()
+    lifecycle.delete(store, "old")
+    assert store.sweep_names() == [] and not (tmp_path / "artifacts" / "old").exists()

@@ -6,6 +6,7 @@ The Sweep page, its live panel, the server's start-up and the CLI all call these
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from core.data.datasets import resolve_dataset_path
 from core.runs.records import SweepRecord, SweepStatus, TrialRecord
-from core.runs.store import RunStore
+from core.runs.store import RunStore, StoreError
 from core.search.oracle import TrialCounts
 from core.settings import REPO_ROOT, Settings
 from core.spec.sweep import SweepSpec
@@ -110,12 +111,22 @@ def stop(store: RunStore, name: str, user: str = "") -> None:
     store.request_stop(name)
 
 
+def delete(store: RunStore, name: str) -> None:
+    """Remove a sweep: its trials, its record and its artifact folder. A running sweep is refused:
+    stop it first, so no worker writes into a sweep that no longer exists."""
+    sweep = store.sweep(name)
+    if driver_alive(sweep):
+        raise StoreError(f"sweep {name!r} is running: stop it before deleting it")
+    store.delete_sweep(name)
+    shutil.rmtree(store.artifacts_dir / name, ignore_errors=True)
+
+
 def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
     """After a server restart: relaunch every sweep marked running whose driver is gone."""
     resumed = []
     for name in store.sweep_names():
         sweep = store.sweep(name)
-        if sweep.status == SweepStatus.RUNNING and not driver_alive(sweep):
+        if sweep.status == SweepStatus.RUNNING and not driver_alive(sweep):    # never FAILED ones
             resume(store, name, workers)
             resumed.append(name)
     return resumed
