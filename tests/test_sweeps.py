@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.runs.store import RunStore
-from core.search.oracle import make_pruner, make_sampler, remaining_trials
+from core.search.oracle import TrialCounts, make_pruner, make_sampler, remaining_trials
 from core.search.worker import Objective, run_worker
 from core.spec.sweep import SweepSpec
 from core.training.plan import SweepData
@@ -45,11 +45,13 @@ def test_stop_requeues_the_running_trial_and_resume_finishes_the_grid(tiny_datas
     assert run_worker(store, "stopped") == 0
     states = sorted(t.state.name for t in store.trials("stopped"))
     assert states == ["FAIL", "WAITING"]               # interrupted, and queued again with its grid point
+    assert TrialCounts.of(store.trials("stopped")) == TrialCounts(waiting=1)   # the retry stands for it
     store.request_stop("stopped", False)
     assert remaining_trials(store.trials("stopped"), spec) == 2
     run_worker(store, "stopped")
     done = [t for t in store.trials("stopped") if t.state.name == "COMPLETE"]
     assert sorted(t.params["optimizer"] for t in done) == ["adam", "sgd"]
+    assert TrialCounts.of(store.trials("stopped")) == TrialCounts(complete=2)  # not reported failed
     assert remaining_trials(store.trials("stopped"), spec) == 0
     live = store.trial("stopped", done[0].number).live
     assert live.curves["fold 2"]["val_loss"] and live.fold == 1

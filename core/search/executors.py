@@ -16,7 +16,7 @@ from core.runs.store import HEARTBEAT_S, RunStore
 from core.search.lifecycle import child_environment, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.refit import finalize
-from core.search.worker import Watch, run_worker
+from core.search.worker import EveryTrialFailed, Watch, fatal_reason, run_worker
 from core.settings import REPO_ROOT
 from core.training.plan import SweepData
 
@@ -36,10 +36,24 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
     """Run the sweep to its end here (1 worker) or in `workers` processes, then refit the best.
 
     `progress` gets (finished, planned) trials; `stage` a line on what runs right now.
-    Returns the final model record, or None when the sweep was stopped or nothing completed.
+    Returns the final model record, or None when the sweep was stopped, failed or nothing completed.
+    A sweep that fails for a reason no retry can fix (its data, an unwritable folder, every trial
+    failing) is marked FAILED with that reason, so a restarted server does not relaunch it.
     """
     say = say or print
-    stage = stage or (lambda _: None)
+    try:
+        return _drive(store, name, workers, say, progress, stage or (lambda _: None))
+    except Exception as error:
+        reason = fatal_reason(error)
+        if reason is None:
+            raise
+        store.set_failed(name, reason)
+        say(f"sweep {name!r} failed: {reason}")
+        return None
+
+
+def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progress | None,
+           stage: Say) -> FinalModel | None:
     spec = store.spec(name)
     planned = spec.grid_size()
     store.request_stop(name, False)
@@ -54,18 +68,23 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
         return remaining_trials(store.trials(name), spec)
 
     tick()
-    # Working here, the dataset is loaded, fingerprinted and split once for the trials and the refit.
-    data = SweepData(spec, say=say) if workers <= 1 and remaining() > 0 else None
+    # The dataset is loaded, checked and split once, before any worker starts: bad data fails the
+    # sweep here with its reason. Working here, the trials and the refit share it.
+    data = SweepData(spec, say=say) if remaining() > 0 or store.final(name) is None else None
     while True:
         if store.stop_requested(name):
             store.set_status(name, SweepStatus.STOPPED)
             say(f"sweep {name!r} stopped; resume it with: python -m core resume {name}")
             return None
+        if store.status(name) == SweepStatus.FAILED:       # a worker process met a fatal error
+            say(f"sweep {name!r} failed: {store.sweep(name).failure}")
+            return None
         if remaining() > 0:
             if workers <= 1:
                 run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick), data=data)
             else:
-                _run_worker_processes(store, name, workers, lambda: (tick(), stage(running_status(store, name))))
+                _run_worker_processes(store, name, workers, say,
+                                      lambda: (tick(), stage(running_status(store, name))))
             continue
         if TrialCounts.of(store.trials(name)).running:
             # Trials held by workers elsewhere, or by killed ones: the heartbeat turns the
@@ -75,13 +94,24 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
             tick()
             continue
         break
+    trials = store.trials(name)
+    if not TrialCounts.of(trials).complete:
+        errors = [t.error for t in trials if t.state == TrialState.FAIL and t.error]
+        raise EveryTrialFailed(f"no trial completed ({len(trials)} ran); the first error: "
+                               f"{errors[0] if errors else 'none recorded, see the driver log'}")
     stage("refitting the best configuration")
     record = finalize(store, name, say=say, data=data)
     store.set_status(name, SweepStatus.DONE)
     return record
 
 
-def _run_worker_processes(store: RunStore, name: str, workers: int, tick: Callable[[], None]) -> None:
+def _run_worker_processes(store: RunStore, name: str, workers: int, say: Say, tick: Callable[[], None]) -> None:
+    """Run `workers` worker processes until they all exit.
+
+    A worker killed by a signal (OOM killer, a user) is reported and the driver goes on: its trial turns
+    FAIL + a queued retry once its heartbeat stops. One that exits with an error fails the sweep with
+    the last line of its log, rather than being relaunched forever.
+    """
     log_dir = store.artifact_dir(name) / "logs"
     log_dir.mkdir(exist_ok=True)
     procs = []
@@ -98,6 +128,11 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, tick: Callab
             if p.poll() is None:
                 p.terminate()
             log.close()
-    failed = [p.returncode for p, _ in procs if p.returncode]
-    if failed:
-        raise RuntimeError(f"{len(failed)} worker process(es) exited with errors; see {log_dir}")
+    for i, (p, _) in enumerate(procs):
+        if p.returncode < 0:
+            say(f"worker {i} was killed (signal {-p.returncode}); its trial will be retried")
+        elif p.returncode > 0 and store.status(name) != SweepStatus.FAILED:
+            log_path = log_dir / f"worker-{i}.log"
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+            store.set_failed(name, f"worker {i} exited with code {p.returncode}: "
+                                   f"{lines[-1] if lines else 'no output'} (log: {log_path})")

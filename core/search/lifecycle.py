@@ -5,11 +5,14 @@ The Sweep page, its live panel, the server's start-up and the CLI all call these
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,23 +85,40 @@ def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
     return proc.pid
 
 
+@contextmanager
+def _launching(store: RunStore, name: str) -> Iterator[None]:
+    """One launch of a sweep at a time on this server: two Launch (or Resume) clicks at the same
+    moment, from two sessions, start one driver. A file lock, since the app's sessions are threads
+    of one server process and its restarts are other processes."""
+    with open(store.artifact_dir(name) / "launch.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1, user: str | None = None) -> None:
     """Record a sweep defined in the app and launch its driver, unless it runs or is done already.
 
     The dataset must lie inside the data roots: a sweep launched from the app never reads elsewhere.
     """
     resolve_dataset_path(spec.data.dataset, settings.data_roots)
-    store.create_sweep(spec)
-    sweep = store.sweep(spec.name)
-    if not driver_alive(sweep) and sweep.status != SweepStatus.DONE:
-        resume(store, spec.name, workers, user)
+    with _launching(store, spec.name):
+        store.create_sweep(spec)
+        if store.sweep(spec.name).status != SweepStatus.DONE:
+            _launch_unless_driven(store, spec.name, workers, user)
 
 
 def resume(store: RunStore, name: str, workers: int = 1, user: str | None = None) -> None:
-    """Launch a driver for what is left of the sweep (it then refits the best).
+    """Launch a driver for what is left of the sweep (it then refits the best), unless one runs.
 
     `user` launched it ("" for nobody logged in); None (a restart's resume) keeps who did before.
     """
+    with _launching(store, name):
+        _launch_unless_driven(store, name, workers, user)
+
+
+def _launch_unless_driven(store: RunStore, name: str, workers: int, user: str | None) -> None:
+    if driver_alive(store.sweep(name)):
+        return
     store.request_stop(name, False)
     if user is not None:
         store.set_launched_by(name, user)

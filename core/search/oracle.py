@@ -37,7 +37,8 @@ def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TrialCounts:
-    """How many trials of a sweep are in each state (surplus trials never counted)."""
+    """How many trials of a sweep are in each state (surplus trials never counted, nor a failure
+    whose retry holds its configuration: the retry's own state counts instead)."""
 
     complete: int = 0
     pruned: int = 0
@@ -47,7 +48,7 @@ class TrialCounts:
 
     @classmethod
     def of(cls, trials: list[TrialRecord]) -> TrialCounts:
-        count = {s: sum(t.state == s for t in trials) for s in TrialState}
+        count = {s: sum(t.state == s and not was_retried(t, trials) for t in trials) for s in TrialState}
         return cls(complete=count[TrialState.COMPLETE], pruned=count[TrialState.PRUNED],
                    running=count[TrialState.RUNNING], waiting=count[TrialState.WAITING],
                    failed=count[TrialState.FAIL])

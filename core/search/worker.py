@@ -5,16 +5,20 @@ storage hands each its next trial.
 """
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 
+from core.data.datasets import DatasetError
+from core.data.splits import SplitError
+from core.models.weights import WeightsNotFoundError
 from core.runs.records import LiveProgress
 from core.runs.store import RunStore
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
-from core.spec.sweep import TrialParams
+from core.spec.sweep import SpecError, TrialParams
 from core.training.plan import SweepData
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,25 @@ Say = Callable[[str], None]
 
 class StopRequested(Exception):
     """Someone pressed Stop: the running trial is queued again and the worker exits."""
+
+
+class EveryTrialFailed(RuntimeError):
+    """Not one trial of the sweep completed: there is nothing to refit."""
+
+
+# OSErrors a retry cannot fix: a folder the sweep must write to is unwritable or full.
+_FATAL_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def fatal_reason(error: BaseException) -> str | None:
+    """Why the whole sweep cannot go on, when `error` is one that running it again would meet
+    again (its data, its spec, missing weights, an unwritable folder); None otherwise."""
+    if isinstance(error, (DatasetError, SplitError, SpecError, WeightsNotFoundError, EveryTrialFailed)):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in _FATAL_ERRNOS:
+        where = f": {error.filename}" if error.filename else ""
+        return f"cannot write{where} ({error.strerror})"
+    return None
 
 
 @dataclass
@@ -91,8 +114,6 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
     spec = store.spec(name)
     if remaining_trials(store.trials(name), spec) == 0:
         return 0
-    data = data or SweepData(spec, say=watch.say)
-    study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
     ran = 0
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -103,7 +124,15 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
             study.stop()
 
     try:
+        data = data or SweepData(spec, say=watch.say)
+        study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
         study.optimize(Objective(store, name, data, watch), callbacks=[after_trial], catch=())
     except StopRequested as stop:
         watch.say(str(stop))
+    except Exception as error:          # fatal for the sweep: say so in the store, where every watcher looks
+        reason = fatal_reason(error)
+        if reason is None:
+            raise
+        store.set_failed(name, reason)
+        watch.say(f"sweep {name!r} failed: {reason}")
     return ran
