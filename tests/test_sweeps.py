@@ -57,14 +57,16 @@ def test_stop_requeues_the_running_trial_and_resume_finishes_the_grid(tiny_datas
     assert live.curves["fold 2"]["val_loss"] and live.fold == 1
 
 
-def test_a_failing_configuration_fails_its_trial_not_the_sweep(tiny_dataset, store):
-    spec = tiny_spec(tiny_dataset, "partly-broken", {"method": "grid", "space": {"batch_size": [8, 1000]}})
-    spec.params.backbone = "no-such-backbone"
+def test_a_failing_configuration_fails_its_trial_not_the_sweep(tiny_dataset, store, tmp_path, monkeypatch):
+    """ImageNet weights missing (downloads are off in tests): each trial fails with the reason."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-weights"))
+    spec = tiny_spec(tiny_dataset, "partly-broken", {"method": "grid", "space": {"batch_size": [8, 16]}})
+    spec.params.weights = "imagenet"
     store.create_sweep(spec)
     run_worker(store, "partly-broken")
     frame = store.trials_frame("partly-broken")
     assert list(frame["state"]) == ["FAIL", "FAIL"]
-    assert all("no-such-backbone" in e for e in frame["error"])
+    assert all("WeightsNotFound" in e and "mobilenet_v2" in e for e in frame["error"])
 
 
 def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_dataset, store):

@@ -103,19 +103,51 @@ class TrialResult:
 
 
 @dataclass
+class StepProgress:
+    """A long step inside a trial or a sweep (decoding images, a backbone pass, the refit, the test
+    evaluation): how far it is and how fast it goes."""
+
+    label: str
+    done: int
+    total: int
+    rate: float = 0.0                  # items (images, epochs) per second so far
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StepProgress:
+        return cls(label=str(data["label"]), done=int(data["done"]), total=int(data["total"]),
+                   rate=float(data.get("rate", 0.0)))
+
+
+@dataclass
 class LiveProgress:
-    """A running trial's position and its curves so far, rewritten after every epoch."""
+    """A running trial's position and its curves so far, rewritten after every epoch and, a few
+    seconds apart, while a long step (`step`) runs before the first epoch."""
 
     fold: int
     epoch: int
     curves: dict[str, Curves] = field(default_factory=dict)   # fold label -> curves
+    folds: int = 0                     # planned folds and epochs per fold (0: not known yet)
+    epochs: int = 0
+    epochs_done: int = 0               # epochs finished over all folds
+    first_epoch_at: float = 0.0        # unix time the trial's first epoch ended
+    last_epoch_at: float = 0.0
+    step: StepProgress | None = None   # the long step running now, if any
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LiveProgress:
-        return cls(fold=int(data["fold"]), epoch=int(data["epoch"]), curves=data.get("curves", {}))
+        step = data.get("step")
+        return cls(fold=int(data["fold"]), epoch=int(data["epoch"]), curves=data.get("curves", {}),
+                   folds=int(data.get("folds", 0)), epochs=int(data.get("epochs", 0)),
+                   epochs_done=int(data.get("epochs_done", 0)),
+                   first_epoch_at=float(data.get("first_epoch_at", 0.0)),
+                   last_epoch_at=float(data.get("last_epoch_at", 0.0)),
+                   step=StepProgress.from_json(step) if step else None)
 
 
 @dataclass
@@ -169,6 +201,7 @@ class TrialRecord:
     live: LiveProgress | None = None
     error: str = ""                     # why it failed
     duration_s: float | None = None
+    started: float | None = None        # unix time the trial started running
     retry_of: int | None = None         # the interrupted trial this one re-runs
     intermediate_values: dict[int, float] = field(default_factory=dict)   # pruning steps -> error so far
 
@@ -185,6 +218,7 @@ class SweepRecord:
     driver: Driver | None = None
     final: FinalModel | None = None
     failure: str = ""                   # why the sweep failed (status FAILED)
+    step: StepProgress | None = None    # the driver's long step after the trials (refit, test)
     launched_by: str = ""               # who launched it last ("" when nobody is logged in)
     stopped_by: str = ""                # who asked it to stop last
 

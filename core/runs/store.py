@@ -25,6 +25,7 @@ from core.runs.records import (
     Driver,
     FinalModel,
     LiveProgress,
+    StepProgress,
     SweepRecord,
     SweepStatus,
     TrialRecord,
@@ -48,7 +49,7 @@ MAX_RETRY = 3
 # Attribute names: written and read only in this module.
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
 _SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
-_FAILURE, _LAUNCHED_BY, _STOPPED_BY = "failure", "launched_by", "stopped_by"
+_FAILURE, _LAUNCHED_BY, _STOPPED_BY, _STEP = "failure", "launched_by", "stopped_by", "step"
 
 
 T = TypeVar("T")
@@ -71,6 +72,7 @@ def _record(sweep: str, t: FrozenTrial) -> TrialRecord:
                        result=TrialResult.from_json(attrs[_RESULT]) if _RESULT in attrs else None,
                        live=LiveProgress.from_json(attrs[_LIVE]) if _LIVE in attrs else None,
                        error=attrs.get(_ERROR, ""), duration_s=duration,
+                       started=t.datetime_start.timestamp() if t.datetime_start else None,
                        retry_of=t.system_attrs.get("failed_trial"),
                        intermediate_values=dict(t.intermediate_values))
 
@@ -81,7 +83,8 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        driver=Driver.from_json(attrs[_DRIVER]) if attrs.get(_DRIVER) else None,
                        final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None,
                        failure=attrs.get(_FAILURE, ""), launched_by=attrs.get(_LAUNCHED_BY, ""),
-                       stopped_by=attrs.get(_STOPPED_BY, ""))
+                       stopped_by=attrs.get(_STOPPED_BY, ""),
+                       step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
 
 
 class RunStore:
@@ -157,6 +160,10 @@ class RunStore:
         """The sweep cannot go on for a reason a retry would not fix; it is not relaunched."""
         self.set_status(name, SweepStatus.FAILED)
         self._set_study_attr(name, _FAILURE, reason)
+
+    def set_step(self, name: str, step: StepProgress | None) -> None:
+        """The driver's long step after the trials (refit, test evaluation); None when it is over."""
+        self._set_study_attr(name, _STEP, step.to_json() if step else None)
 
     def set_launched_by(self, name: str, user: str) -> None:
         """Who launched (or resumed) the sweep last."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +18,7 @@ import optuna
 from core.data.datasets import DatasetError
 from core.data.splits import SplitError
 from core.models.weights import WeightsNotFoundError
-from core.runs.records import LiveProgress
+from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
 from core.spec.sweep import SpecError, TrialParams
@@ -23,6 +26,8 @@ from core.training.plan import SweepData
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
+Progress = Callable[[int, int], None]
+STEP_WRITE_S = float(os.environ.get("TRANSFERLAB_STEP_WRITE_S", "3"))   # a long step's store writes, apart
 
 
 class StopRequested(Exception):
@@ -57,6 +62,39 @@ class Watch:
     trial_done: Callable[[], None] = lambda: None
 
 
+class LiveWriter:
+    """Writes a running trial's live progress to the store: after every epoch, and while a long step
+    runs at most every `every_s` seconds (and when it ends), so a PostgreSQL store is not hammered
+    by a pass that reports every few images."""
+
+    def __init__(self, store: RunStore, trial: optuna.Trial, live: LiveProgress, every_s: float = STEP_WRITE_S):
+        self.store, self.trial, self.live, self.every_s = store, trial, live, every_s
+
+    def step(self, label: str) -> Progress:
+        started, last = time.monotonic(), -math.inf
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if done < total and now - last < self.every_s:
+                return
+            last = now
+            self.live.step = StepProgress(label, done, total, rate=done / max(now - started, 1e-6))
+            self.store.set_live(self.trial, self.live)
+        return progress
+
+    def epoch(self, fold: int, epoch: int, logs: dict[str, float]) -> None:
+        live = self.live
+        fold_curves = live.curves.setdefault(f"fold {fold + 1}", {})
+        for key, value in logs.items():
+            fold_curves.setdefault(key, []).append(value)
+        live.fold, live.epoch, live.step = fold, epoch, None
+        live.epochs_done += 1
+        live.last_epoch_at = time.time()
+        live.first_epoch_at = live.first_epoch_at or live.last_epoch_at
+        self.store.set_live(self.trial, live)
+
+
 class Objective:
     """Optuna objective: one configuration's K-fold CV error, with live curves written per epoch."""
 
@@ -70,10 +108,12 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
-        runner = self.data.runner(params, cache_progress=lambda done, total: self.watch.stage(
-            f"trial {trial.number}: backbone activations {done}/{total}"))
+        live = LiveWriter(self.store, trial, LiveProgress(fold=0, epoch=0, folds=len(self.data.folds),
+                                                          epochs=params.epochs))
+        runner = self.data.runner(params, decode_progress=self._step(live, trial, "decoding images"),
+                                  cache_progress=self._step(live, trial, "backbone activations"))
         try:
-            result = runner.run(params, self._reporter(trial, params), base_cut=self.data.base_cut(params))
+            result = runner.run(params, self._reporter(trial, params, live), base_cut=self.data.base_cut(params))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
@@ -83,15 +123,18 @@ class Objective:
         self.store.set_result(trial, result)
         return result.value
 
-    def _reporter(self, trial: optuna.Trial, params: TrialParams):
-        live = LiveProgress(fold=0, epoch=0)
+    def _step(self, live: LiveWriter, trial: optuna.Trial, label: str) -> Progress:
+        """Progress of a long step: to the store (a few seconds apart) and to the in-process watcher."""
+        write = live.step(label)
 
+        def progress(done: int, total: int) -> None:
+            write(done, total)
+            self.watch.stage(f"trial {trial.number}: {label} {done}/{total}")
+        return progress
+
+    def _reporter(self, trial: optuna.Trial, params: TrialParams, live: LiveWriter):
         def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
-            fold_curves = live.curves.setdefault(f"fold {fold + 1}", {})
-            for key, value in logs.items():
-                fold_curves.setdefault(key, []).append(value)
-            live.fold, live.epoch = fold, epoch
-            self.store.set_live(trial, live)
+            live.epoch(fold, epoch, logs)
             accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
             self.watch.stage(f"trial {trial.number}: fold {fold + 1}/{len(self.data.folds)}, epoch {epoch + 1}/"
                              f"{params.epochs}, validation accuracy {accuracy:.3f}")

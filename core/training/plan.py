@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from core.spec.sweep import SweepSpec, TrialParams
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]
+SIZES_KEPT = 2          # decoded image sizes a sweep keeps open (a sweep rarely sweeps more)
 
 
 def resolve_dataset(dataset: str, settings: Settings) -> Path:
@@ -73,14 +74,20 @@ class SweepData:
                                     groups=groups[self.train_rows])]
         self.fingerprint = dataset.fingerprint()
         self._cuts: dict[tuple, str] = {}
+        self._trial_data: dict[int, Any] = {}
 
-    @lru_cache(maxsize=2)
-    def trial_data(self, image_size: int):
+    def trial_data(self, image_size: int, progress: Progress | None = None):
+        """The images at one size (decoded once, `progress` sees that pass); the last two sizes kept."""
         from core.training.trial import TrialData
-        images = decoded_images(self.dataset, image_size, self.settings.cache_dir)
-        return TrialData(images=images, labels=self.dataset.labels, classes=self.dataset.classes,
-                         train_rows=self.train_rows, test_rows=self.test_rows, folds=self.folds,
-                         fingerprint=self.fingerprint, paths=self.dataset.paths)
+        if image_size not in self._trial_data:
+            images = decoded_images(self.dataset, image_size, self.settings.cache_dir, progress=progress)
+            self._trial_data[image_size] = TrialData(
+                images=images, labels=self.dataset.labels, classes=self.dataset.classes,
+                train_rows=self.train_rows, test_rows=self.test_rows, folds=self.folds,
+                fingerprint=self.fingerprint, paths=self.dataset.paths)
+            while len(self._trial_data) > SIZES_KEPT:
+                self._trial_data.pop(next(iter(self._trial_data)))
+        return self._trial_data[image_size]
 
     def base_cut(self, params: TrialParams) -> str:
         """The cut of the sweep's deepest trial for this backbone: the backbone runs once, up to it,
@@ -92,12 +99,13 @@ class SweepData:
             self._cuts[key] = build_classifier(deepest, len(self.dataset.classes), seed=self.spec.data.seed).cut
         return self._cuts[key]
 
-    def runner(self, params: TrialParams, cache_progress: Progress | None = None, cached: bool | None = None):
+    def runner(self, params: TrialParams, cache_progress: Progress | None = None, cached: bool | None = None,
+               decode_progress: Progress | None = None):
         """A trial runner on this sweep's data at the trial's image size, sharing the activation cache
         (`cached`: override the spec's `use_cache`, as the speed benchmark does)."""
         from core.training.activations import ActivationCache
         from core.training.trial import TrialRunner
         seed = self.spec.data.seed
         cache = ActivationCache(self.settings.cache_dir) if (self.spec.use_cache if cached is None else cached) else None
-        return TrialRunner(self.trial_data(params.image_size), cache, seed=seed,
+        return TrialRunner(self.trial_data(params.image_size, decode_progress), cache, seed=seed,
                            weights_id=lambda p: weights_identity(p, seed), cache_progress=cache_progress)

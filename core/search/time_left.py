@@ -1,0 +1,85 @@
+"""How long a running trial and the whole sweep still need, from what has run so far.
+
+A trial's estimate comes from its own epochs (seconds per epoch times the epochs left in its
+folds); a long step before its first epoch (the backbone pass) from that step's rate. The sweep's
+comes from finished trials' durations, leaving out the trials that paid the one-off backbone
+pass (cache "miss") when others did not, times what remains of the grid or budget, shared by the
+trials running side by side. Early stopping only makes trials shorter: the estimates are upper
+bounds that tighten as trials finish.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from core.runs.records import LiveProgress, StepProgress, SweepRecord, TrialRecord, TrialState
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def step_seconds_left(step: StepProgress) -> float | None:
+    return (step.total - step.done) / step.rate if step.rate > 0 else None
+
+
+def trial_seconds_left(live: LiveProgress | None) -> float | None:
+    """Seconds until this trial's last epoch ends; None until two epochs have told its pace."""
+    if live is None or live.folds <= 0 or live.epochs <= 0 or live.epochs_done < 2:
+        return None
+    per_epoch = (live.last_epoch_at - live.first_epoch_at) / (live.epochs_done - 1)
+    return per_epoch * max(live.folds * live.epochs - live.epochs_done, 0)
+
+
+def trial_cost(trials: list[TrialRecord]) -> float | None:
+    """Typical seconds of one trial: the median of finished trials, without the backbone pass when
+    some trials ran without it."""
+    finished = [t for t in trials if t.state in FINISHED and t.duration_s]
+    warm = [t for t in finished if t.result is None or t.result.cache != "miss"]
+    durations = [t.duration_s for t in (warm or finished)]
+    return statistics.median(durations) if durations else None
+
+
+@dataclass(frozen=True)
+class TimeLeft:
+    """Seconds left: per running trial (None: not known yet) and for the whole sweep."""
+
+    trials: dict[int, float | None]
+    sweep: float | None
+
+
+def time_left(trials: list[TrialRecord], remaining: int, now: float | None = None) -> TimeLeft:
+    """`remaining`: trials not started yet (`oracle.remaining_trials`)."""
+    now = time.time() if now is None else now
+    cost = trial_cost(trials)
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    per_trial: dict[int, float | None] = {}
+    for t in running:
+        left = trial_seconds_left(t.live)
+        if left is None and cost is not None and t.started is not None:
+            left = max(cost - (now - t.started), 0.0)
+        per_trial[t.number] = left
+    if (cost is None and remaining) or any(v is None for v in per_trial.values()):
+        return TimeLeft(per_trial, None)
+    side_by_side = max(len(running), 1)
+    queued = remaining * (cost or 0.0)
+    return TimeLeft(per_trial, (sum(per_trial.values()) + queued) / side_by_side)
+
+
+def sweep_seconds(sweep: SweepRecord, trials: list[TrialRecord]) -> float | None:
+    """A finished sweep's wall time: from its first trial's start to its final model."""
+    starts = [t.started for t in trials if t.started is not None]
+    if sweep.final is None or not starts:
+        return None
+    from datetime import datetime
+    return datetime.fromisoformat(sweep.final.created).timestamp() - min(starts)
+
+
+def describe_seconds(seconds: float | None) -> str:
+    """"about 3 min", "1 h 05 min", "–" when not known."""
+    if seconds is None:
+        return "–"
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -1,0 +1,86 @@
+"""Time-left estimates against synthetic histories, and the bound on a long step's store writes."""
+from __future__ import annotations
+
+import time
+
+import optuna
+from conftest import write_class_folders
+
+from core.data.datasets import load_dataset
+from core.data.image_cache import decoded_images
+from core.runs.records import FoldResult, LiveProgress, StepProgress, TrialRecord, TrialResult, TrialState
+from core.runs.store import RunStore
+from core.search.time_left import describe_seconds, time_left, trial_cost, trial_seconds_left
+from core.search.worker import LiveWriter
+from core.spec.sweep import SweepSpec
+
+
+def finished(number: int, seconds: float, cache: str) -> TrialRecord:
+    fold = FoldResult(fold=0, val_error=0.1, best_epoch=0, curves={}, summary={})
+    return TrialRecord(sweep="s", number=number, state=TrialState.COMPLETE, value=0.1, params={},
+                       result=TrialResult(folds=[fold], cache=cache, cut="", duration_s=seconds),
+                       duration_s=seconds, started=1000.0 + number)
+
+
+def running(number: int, started: float, live: LiveProgress | None = None) -> TrialRecord:
+    return TrialRecord(sweep="s", number=number, state=TrialState.RUNNING, value=None, params={},
+                       live=live, started=started)
+
+
+def test_a_trial_left_is_its_pace_times_the_epochs_left_in_its_folds():
+    # 3 folds x 10 epochs, 12 done, 2 s apart from the first to the twelfth: 2 s/epoch, 18 left
+    live = LiveProgress(fold=1, epoch=1, folds=3, epochs=10, epochs_done=12, first_epoch_at=100.0,
+                        last_epoch_at=122.0)
+    assert trial_seconds_left(live) == 36.0
+    assert trial_seconds_left(LiveProgress(fold=0, epoch=0, folds=3, epochs=10, epochs_done=1,
+                                           first_epoch_at=5.0, last_epoch_at=5.0)) is None
+
+
+def test_the_one_off_backbone_pass_is_left_out_of_a_trials_cost():
+    trials = [finished(0, 300.0, "miss"), finished(1, 20.0, "hit"), finished(2, 40.0, "hit")]
+    assert trial_cost(trials) == 30.0
+    assert trial_cost(trials[:1]) == 300.0       # nothing better known yet
+
+
+def test_the_sweep_left_is_the_running_trials_plus_the_queued_ones_shared_by_the_workers():
+    now = 10_000.0
+    live = LiveProgress(fold=0, epoch=4, folds=2, epochs=10, epochs_done=5, first_epoch_at=now - 8,
+                        last_epoch_at=now)               # 2 s/epoch, 15 epochs left: 30 s
+    trials = [finished(0, 300.0, "miss"), finished(1, 20.0, "hit"), finished(2, 40.0, "hit"),
+              running(3, now - 10, live), running(4, now - 25)]   # no pace yet: cost 30 - 25 s run
+    left = time_left(trials, remaining=4, now=now)
+    assert left.trials == {3: 30.0, 4: 5.0}
+    assert left.sweep == (30.0 + 5.0 + 4 * 30.0) / 2
+    assert time_left(trials[3:4], remaining=4, now=now).sweep is None   # no finished trial: unknown yet
+    assert time_left(trials[:3], remaining=0, now=now).sweep == 0.0
+
+
+def test_describe_seconds():
+    assert [describe_seconds(s) for s in (None, 42, 600, 3900)] == ["–", "42 s", "10 min", "1 h 05 min"]
+
+
+def test_a_long_step_writes_to_the_store_a_few_seconds_apart_not_per_image(tmp_path):
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    store.create_sweep(SweepSpec.from_dict({"name": "watched", "data": {"dataset": "x"}}))
+    trial = store.study("watched").ask()
+    writes: list[StepProgress] = []
+    real_set_live = store.set_live
+
+    class CountingStore:           # the real store, with its writes counted on the way through
+        @staticmethod
+        def set_live(t: optuna.Trial, live: LiveProgress) -> None:
+            writes.append(live.step)
+            real_set_live(t, live)
+
+    dataset = load_dataset(write_class_folders(tmp_path / "many", per_class=100))
+    calls: list[int] = []
+    write = LiveWriter(CountingStore(), trial, LiveProgress(fold=0, epoch=0), every_s=0.5).step("decoding images")
+    started = time.monotonic()
+    decoded_images(dataset, 24, tmp_path / "cache", progress=lambda done, total: (calls.append(done),
+                                                                                  write(done, total)))
+    elapsed = time.monotonic() - started
+    assert len(calls) >= 50                                   # the pass reports every few images ...
+    assert 2 <= len(writes) <= 2 + elapsed / 0.5              # ... the store hears of it twice a second
+    assert (writes[-1].done, writes[-1].total) == (300, 300) and writes[-1].rate > 0
+    stored = store.trial("watched", trial.number).live.step
+    assert stored == writes[-1]
