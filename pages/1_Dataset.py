@@ -6,7 +6,7 @@ import re
 import numpy as np
 import streamlit as st
 
-from core.data.datasets import DatasetError, list_datasets
+from core.data.datasets import DatasetError, unpack_dataset
 from core.data.findings import problems, split_table, usable
 from core.results import charts
 from ui import state
@@ -19,7 +19,6 @@ st.title("Dataset")
 
 
 def upload_zip() -> None:
-    from core.data.archives import extract_zip  # only when someone uploads
     with st.expander("Add a dataset: upload a zip of class folders", icon=":material/upload:"):
         upload = st.file_uploader("Zip file (one folder per class inside)", type=["zip"], key="zip_upload")
         default = re.sub(r"[^A-Za-z0-9_.-]+", "_", upload.name.rsplit(".", 1)[0]) if upload else ""
@@ -36,16 +35,12 @@ def upload_zip() -> None:
             return
         try:
             with st.spinner(f"Extracting {upload.name}…"):
-                extract_zip(upload, target)
+                root = unpack_dataset(upload, target)
         except (ValueError, OSError) as error:
             user_error(error, "Fix the archive (class folders of images, no links or paths leaving it) "
                               "and upload it again.")
             return
-        found = list_datasets([target])    # the zip may wrap its class folders in a top folder
-        if not found:
-            st.error(f"{plain(upload.name)} holds no class folders of images; put each class's images in its own folder.")
-            return
-        state.select_dataset(found[0])
+        state.select_dataset(root)
         st.rerun()
 
 

@@ -11,7 +11,7 @@ from core.inference.explain import METHODS, overlay
 from core.inference.model_card import ModelFileError
 from core.inference.predict import predict_images
 from ui import state
-from ui.models import heatmap, loaded_model, save_upload
+from ui.models import drop_old_uploads, heatmap, loaded_model, save_upload
 from ui.widgets import plain, png_bytes, table, user_error
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
@@ -22,6 +22,7 @@ st.title("Predict")
 
 
 def choose_model() -> Path | None:
+    drop_old_uploads()
     store = state.store()
     finished = [n for n in store.sweep_names() if state.final(n)]
     source = st.radio("Model", ["Final model of a sweep", "Upload a .keras file"], horizontal=True,

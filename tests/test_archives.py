@@ -6,10 +6,12 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_class_folders
 
 from core.data.archives import ArchiveError, extract_tar, extract_zip
+from core.data.datasets import DatasetError, load_dataset, unpack_dataset
 
 
 def zip_of(entries: dict[str, bytes], path: Path) -> Path:
@@ -79,7 +81,7 @@ def test_zip_lying_about_sizes_is_caught_while_writing(tmp_path: Path) -> None:
     original = archives._Writer.check_declared
     archives._Writer.check_declared = lambda self, sizes: None  # as if the central directory lied
     try:
-        with pytest.raises(ArchiveError, match="more than 5,000 bytes"):
+        with pytest.raises(ArchiveError, match="more than the limit of 5,000 bytes"):
             extract_zip(archive, target, max_bytes=5000)
     finally:
         archives._Writer.check_declared = original
@@ -151,6 +153,91 @@ def test_tar_traversal_and_size_limit(tmp_path: Path) -> None:
         big = tarfile.TarInfo("zeros.bin")
         big.size = 20 * 1024**2
         tf.addfile(big, io.BytesIO(bytes(big.size)))
-    with pytest.raises(ArchiveError, match="more than 10,485,760 bytes"):
+    with pytest.raises(ArchiveError, match="more than the limit of 10,485,760 bytes"):
         extract_tar(tmp_path / "big.tgz", tmp_path / "out", max_bytes=10 * 1024**2)
     assert not (tmp_path / "out").exists()
+
+
+def lie_about_size(archive: Path, declared: int) -> Path:
+    """Rewrite every entry's uncompressed size, in the local headers and the central directory."""
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + offset:start + offset + 4] = declared.to_bytes(4, "little")
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+    return archive
+
+
+def test_a_member_whose_declared_size_lies_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    """The headers say 100 bytes, the member inflates to 64 KiB: nothing is trusted past what they say."""
+    archive = lie_about_size(zip_of({"cats/a.bin": bytes(64 * 1024)}, tmp_path / "liar.zip"), 100)
+    assert zipfile.ZipFile(archive).getinfo("cats/a.bin").file_size == 100
+    with pytest.raises(ArchiveError, match="liar.zip is not a readable zip"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_member_past_the_compression_ratio_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Zeros deflate 1000 to 1: 4 MiB from a 4 KiB member is a bomb, even among incompressible photos."""
+    photos = {f"cats/{i}.jpg": np.random.default_rng(i).bytes(16 * 1024) for i in range(4)}
+    archive = zip_of({**photos, "cats/zeros.bin": bytes(4 * 1024**2)}, tmp_path / "bomb.zip")
+    assert archive.stat().st_size * 100 > 4 * 1024**2     # the archive as a whole passes the ratio
+    with pytest.raises(ArchiveError, match="entry 'cats/zeros.bin' inflates more than 100 times its size"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_small_compressible_members_are_refused_as_a_whole(tmp_path: Path) -> None:
+    """Each member stays under the floor the per-member ratio starts at, together they are a bomb."""
+    archive = zip_of({f"cats/{i}.bin": bytes(512 * 1024) for i in range(16)}, tmp_path / "many.zip")
+    with pytest.raises(ArchiveError, match="many.zip inflates more than 100 times its size"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tar_bomb_is_weighed_against_the_archive_size(tmp_path: Path) -> None:
+    """A tar has no compressed size per member: its content is weighed against the whole archive's size."""
+    with tarfile.open(tmp_path / "bomb.tgz", "w:gz") as tf:
+        zeros = tarfile.TarInfo("cats/zeros.bin")
+        zeros.size = 4 * 1024**2
+        tf.addfile(zeros, io.BytesIO(bytes(zeros.size)))
+    assert (tmp_path / "bomb.tgz").stat().st_size < 20_000
+    with pytest.raises(ArchiveError, match="bomb.tgz inflates more than 100 times its size"):
+        extract_tar(tmp_path / "bomb.tgz", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nested_archive_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    inner = zip_of({"cats/a.png": b"x", "dogs/b.png": b"y"}, tmp_path / "inner.zip")
+    src = write_class_folders(tmp_path / "src", per_class=1)
+    entries = {f"pets/{p.relative_to(src)}": p.read_bytes() for p in src.rglob("*.jpg")}
+    archive = zip_of({**entries, "pets/more.zip": inner.read_bytes()}, tmp_path / "outer.zip")
+    with pytest.raises(ArchiveError, match="'pets/more.zip' is an archive inside the archive"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_zip_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    archive = zip_of({"__MACOSX/._x": b"junk"}, tmp_path / "empty.zip")
+    with pytest.raises(ArchiveError, match="empty.zip holds no files"):
+        extract_zip(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_one_class_zip_says_it_has_one_class_and_leaves_nothing(tmp_path: Path) -> None:
+    src = write_class_folders(tmp_path / "src", per_class=3, classes={"cats": (200, 100, 40)})
+    archive = zip_of({f"pets/{p.relative_to(src)}": p.read_bytes() for p in src.rglob("*.jpg")},
+                     tmp_path / "cats.zip")
+    with pytest.raises(DatasetError, match=r"has one class \(cats\)"):
+        unpack_dataset(archive, tmp_path / "data" / "cats", roots=[tmp_path / "data"])
+    assert not (tmp_path / "data" / "cats").exists()
+
+
+def test_an_uploaded_dataset_is_checked_and_its_root_returned(tmp_path: Path) -> None:
+    src = write_class_folders(tmp_path / "src", per_class=2)
+    entries = {f"photos/{p.relative_to(src)}": p.read_bytes() for p in src.rglob("*.jpg")}
+    archive = zip_of({**entries, "photos/labels.csv": b"path,label\n" * 2000}, tmp_path / "photos.zip")
+    root = unpack_dataset(archive, tmp_path / "data" / "photos", roots=[tmp_path / "data"])
+    assert root == tmp_path / "data" / "photos" / "photos" and len(load_dataset(root, roots=[tmp_path])) == 6

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import make_image, write_class_folders
 
-from core.data.datasets import REFUSED, DatasetError, load_dataset
+from core.data.datasets import LEFT_OUT, REFUSED, DatasetError, load_dataset
 from core.data.findings import problems
 from core.data.scan import ScanReport
 
@@ -72,14 +72,15 @@ def test_class_folder_linked_outside_is_refused_whole(tmp_path: Path, outside: P
     assert_nothing_of(outside, repr(ds.skipped) + repr(ds.paths))
 
 
-def test_class_of_refused_links_only_fails_without_naming_them(tmp_path: Path, outside: Path) -> None:
+def test_class_of_refused_links_only_is_left_out_without_naming_them(tmp_path: Path, outside: Path) -> None:
     root = tmp_path / "data"
     colours = write_class_folders(root / "colours", per_class=2)
     (colours / "stolen").mkdir()
     (colours / "stolen" / "a.jpg").symlink_to(outside / "photo.jpg")
-    with pytest.raises(DatasetError, match="class folder .*stolen has no images") as caught:
-        load_dataset(colours, roots=[root])
-    assert_nothing_of(outside, str(caught.value))
+    ds = load_dataset(colours, roots=[root])
+    assert ds.classes == ["blue", "green", "red"]
+    assert ds.skipped == [(str(colours / "stolen"), LEFT_OUT), (str(colours / "stolen" / "a.jpg"), REFUSED)]
+    assert_nothing_of(outside, repr(ds.skipped))
 
 
 def test_csv_class_of_refused_rows_only_is_left_out(tmp_path: Path, outside: Path) -> None:

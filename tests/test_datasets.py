@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from conftest import make_image, write_class_folders
 
-from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset, resolve_dataset_path
+from core.data.datasets import (
+    LEFT_OUT,
+    Dataset,
+    DatasetError,
+    list_datasets,
+    load_dataset,
+    resolve_dataset_path,
+)
 
 
 def test_class_folders_load_sorted_with_labels(tiny_dataset: Path) -> None:
@@ -42,9 +49,10 @@ def test_bad_files_are_skipped_with_reasons(tiny_dataset: Path) -> None:
     [
         (lambda root: None, "no such folder"),
         (lambda root: root.mkdir(), "no class folders"),
-        (lambda root: (write_class_folders(root, 2), (root / "empty").mkdir()),
-         "class folder .*empty has no images"),
-        (lambda root: write_class_folders(root, 2, {"only": (1, 2, 3)}), "at least 2 classes"),
+        (lambda root: write_class_folders(root, 2, {"only": (1, 2, 3)}),
+         r"has one class \(only\); a classifier needs at least 2"),
+        (lambda root: (write_class_folders(root, 2, {"only": (1, 2, 3)}), (root / "empty").mkdir()),
+         r"has one class \(only\).*left out.*empty"),
         (lambda root: (write_class_folders(root, 2), [p.write_bytes(b"") for p in (root / "red").iterdir()]),
          "class 'red' has no readable image .*0 bytes"),
     ],
@@ -54,6 +62,18 @@ def test_unusable_datasets_say_why(tmp_path: Path, setup, message: str) -> None:
     setup(root)
     with pytest.raises(DatasetError, match=message):
         load_dataset(root)
+
+
+def test_class_folders_without_images_are_reported_and_left_out(tiny_dataset: Path) -> None:
+    (tiny_dataset / "empty").mkdir()
+    (tiny_dataset / "notes").mkdir()
+    (tiny_dataset / "notes" / "readme.txt").write_text("no photos here")
+    for validate in (True, False):
+        ds = load_dataset(tiny_dataset, validate=validate)
+        assert ds.classes == ["blue", "green", "red"] and len(ds) == 36
+        assert ds.skipped == sorted([(str(tiny_dataset / "empty"), LEFT_OUT),
+                                     (str(tiny_dataset / "notes"), LEFT_OUT),
+                                     (str(tiny_dataset / "notes" / "readme.txt"), "not an image file (.txt)")])
 
 
 def test_dataset_inside_a_hidden_folder_still_loads(tmp_path: Path) -> None:

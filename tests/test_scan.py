@@ -41,7 +41,7 @@ def messy(tiny_dataset: Path) -> Path:
 def test_scan_finds_duplicates_conflicts_and_bad_files(messy: Path) -> None:
     report = scan_dataset(messy)
     red = messy / "red"
-    assert report.counts == {"blue": 13, "green": 13, "red": 15, "single": 1}
+    assert report.counts == {"blue": 13, "green": 12, "red": 15, "single": 1}
     assert report.bad_files == [(str(messy / "green" / "broken.jpg"), "truncated JPEG")]
     assert [str(red / "copy_of_000.jpg"), str(red / "red_000.jpg")] in report.duplicate_groups
     assert report.near_duplicate_groups == [[str(red / "scene.jpg"), str(red / "scene_bigger.png")]]
@@ -53,6 +53,19 @@ def test_scan_finds_duplicates_conflicts_and_bad_files(messy: Path) -> None:
     json.dumps(report.to_dict())
     text = report.format_text()
     assert "label conflicts: 1" in text and "truncated JPEG" in text
+
+
+def test_the_header_and_the_counts_are_of_readable_images(messy: Path) -> None:
+    """Bad files are counted apart: a class of two files, one of them broken, holds a single image."""
+    (messy / "pair").mkdir()
+    make_image((9, 9, 9), seed=8).save(messy / "pair" / "good.png")
+    (messy / "pair" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (messy / "empty").mkdir()
+    report = scan_dataset(messy)
+    assert report.format_text().splitlines()[0] == f"{messy}: 42 readable images in 5 classes, 3 bad files"
+    assert report.counts["green"] == 12 and report.counts["pair"] == 1
+    assert sum(report.counts.values()) == len(report.sizes) == 42
+    assert report.single_image_classes == ["pair", "single"]
 
 
 def test_duplicate_groups_for_gives_copies_one_id(messy: Path) -> None:

@@ -83,3 +83,8 @@ def test_bad_arguments_say_which():
                       class_names=["rose", "tulip"])
     with pytest.raises(SplitError, match="share indices"):
         Split(np.array([1, 2]), np.array([2, 3]))
+
+
+def test_a_one_image_class_is_named_and_not_said_to_have_duplicates():
+    with pytest.raises(SplitError, match=r"2-fold CV: class 'tulip' has only 1 image;"):
+        kfold_indices(np.array([0, 0, 0, 1]), 2, seed=0, groups=np.arange(4), class_names=["rose", "tulip"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from conftest import write_class_folders
 
-from core.data.datasets import load_dataset
+from core.data.datasets import LEFT_OUT, load_dataset
 from core.data.findings import group_ids, problems, split_table
 from core.data.scan import scan_dataset
 
@@ -56,3 +56,11 @@ def test_problems_name_the_files_and_the_reason(tmp_path: Path) -> None:
     assert sorted(conflict.captions) == ["blue/looks_green.jpg", "green/green_000.jpg"]
     assert found[0].paths[0].endswith("empty.jpg")
     assert [p.paths for p in found].count(conflict.paths) == 1     # the conflict is not listed again as a duplicate
+
+
+def test_a_class_folder_left_out_is_named_without_a_thumbnail(tmp_path: Path) -> None:
+    root = write_class_folders(tmp_path / "d", per_class=2)
+    (root / "empty").mkdir()
+    dataset = load_dataset(root, validate=False)
+    found = problems(dataset, scan_dataset(dataset))
+    assert [(p.kind, p.reason, p.paths) for p in found] == [("empty class", f"empty: {LEFT_OUT}", [])]

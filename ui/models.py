@@ -1,4 +1,5 @@
-"""Trained models for the Predict page: loaded once per server, uploads kept by content, Grad-CAM cached.
+"""Trained models for the Predict page: loaded once per server, uploads kept by content for a while,
+Grad-CAM cached.
 
 Importing this module imports TensorFlow (through `core.inference.model_card`): only the Predict page does.
 """
@@ -12,6 +13,7 @@ import streamlit as st
 
 from core.inference.explain import gradcam
 from core.inference.model_card import LoadedModel, load_model
+from core.inference.uploads import keep_upload, prune_uploads
 from ui import state
 
 
@@ -25,14 +27,18 @@ def loaded_model(path: Path) -> LoadedModel:
     return _load(str(path), path.stat().st_mtime_ns)
 
 
+def _upload_folder() -> Path:
+    return state.settings().home / "uploads" / "models"
+
+
 def save_upload(data: bytes) -> Path:
     """An uploaded .keras file, kept under the project's home by content hash (never a user-given path)."""
-    folder = state.settings().home / "uploads" / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha1(data).hexdigest()}.keras"
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+    return keep_upload(data, _upload_folder(), ".keras")
+
+
+def drop_old_uploads() -> None:
+    """Remove uploaded models older than UPLOAD_MAX_AGE (a session still using one writes it again)."""
+    prune_uploads(_upload_folder())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -1,25 +1,35 @@
 """Unpack uploaded or downloaded zip/tar archives without trusting them.
 
-Refused: absolute paths, `..` components, links and device files, more bytes or files than the
-limits (declared sizes are checked first, then real bytes are counted while writing, since a zip can
-lie about its sizes). Nothing is written outside `target`; on refusal what was written is removed.
+Refused: absolute paths, `..` components, links and device files, archives inside the archive, empty
+archives, more bytes or files than the limits, and bombs: content inflating more than MAX_RATIO times
+its compressed size, member by member (zip) and for the archive as a whole (weighed against the
+archive's real size on disk). Declared sizes are checked first, so a bomb is refused before anything
+is written; then the real bytes are counted while writing, since a zip can lie about its sizes.
+Nothing is written outside `target`; on refusal (also by the caller's `check`) what was written is
+removed.
 """
 from __future__ import annotations
 
+import io
 import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from core.data.images import is_image_file, is_junk
 
-MAX_BYTES = 2 * 1024**3
-MAX_FILES = 100_000
+MAX_BYTES = 2 * 1024**3   # inflated bytes of one archive, counted as they are written
+MAX_FILES = 100_000       # files in one archive
+MAX_RATIO = 100           # inflated / compressed bytes: photos stay near 1, deflate bombs reach 1000
+RATIO_FLOOR = 1 << 20     # up to this many inflated bytes nothing is a bomb (small text compresses well)
+NESTED = frozenset({".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar"})  # archives inside
 _BLOCK = 1 << 20
+
+Check = Callable[[Path], object]
 
 
 class ArchiveError(ValueError):
@@ -40,19 +50,39 @@ def _safe_parts(name: str) -> tuple[str, ...] | None:
 
 
 class _Writer:
-    """Writes entries under one folder, counting files and real bytes against the limits."""
+    """Writes entries under one folder, counting files and real bytes against the limits.
 
-    def __init__(self, target: Path, max_bytes: int, max_files: int) -> None:
-        self.target, self.max_bytes, self.max_files = target.resolve(), max_bytes, max_files
+    `packed`: the archive's size on disk, which the content may inflate MAX_RATIO times at most.
+    """
+
+    def __init__(self, target: Path, archive: str, packed: int, max_bytes: int, max_files: int,
+                 max_ratio: float) -> None:
+        self.target, self.archive, self.packed = target.resolve(), archive, packed
+        self.max_bytes, self.max_files, self.max_ratio = max_bytes, max_files, max_ratio
         self.bytes = self.files = 0
 
-    def check_declared(self, sizes: list[int]) -> None:
-        if len(sizes) > self.max_files:
-            raise ArchiveError(f"archive holds {len(sizes):,} files, "
+    def _check_ratio(self, what: str, inflated: int, packed: int) -> None:
+        if inflated > max(RATIO_FLOOR, self.max_ratio * packed):
+            raise ArchiveError(f"{what} inflates more than {self.max_ratio:g} times its size "
+                               f"({inflated:,} bytes from {packed:,}); refusing the archive as a zip bomb")
+
+    def check_total(self, inflated: int, name: str = "") -> None:
+        """The archive's inflated bytes (so far, or declared) against the size and ratio limits."""
+        if inflated > self.max_bytes:
+            at = f" (at '{name}')" if name else ""
+            raise ArchiveError(f"archive unpacks to more than the limit of {self.max_bytes:,} bytes{at} "
+                               "(a zip bomb, or a dataset too big to upload)")
+        self._check_ratio(self.archive, inflated, self.packed)
+
+    def check_declared(self, members: list[zipfile.ZipInfo]) -> None:
+        """Sizes as the zip declares them: refuses most bombs before a byte is written."""
+        if len(members) > self.max_files:
+            raise ArchiveError(f"archive holds {len(members):,} files, "
                                f"more than the limit of {self.max_files:,}")
-        if sum(sizes) > self.max_bytes:
-            raise ArchiveError(f"archive unpacks to {sum(sizes):,} bytes, more than the limit of "
-                               f"{self.max_bytes:,} (a zip bomb, or a dataset too big to upload)")
+        self.check_total(sum(info.file_size for info in members))
+        for info in members:
+            packed = min(info.compress_size, self.packed)
+            self._check_ratio(f"entry '{info.filename}'", info.file_size, packed)
 
     def _destination(self, parts: tuple[str, ...], name: str) -> Path:
         dest = self.target.joinpath(*parts)
@@ -63,22 +93,31 @@ class _Writer:
     def folder(self, parts: tuple[str, ...], name: str) -> None:
         self._destination(parts, name).mkdir(parents=True, exist_ok=True)
 
-    def file(self, parts: tuple[str, ...], name: str, stream: BinaryIO) -> None:
+    def file(self, parts: tuple[str, ...], name: str, stream: BinaryIO, packed: int | None = None) -> None:
+        """One entry, its real bytes counted as written; `packed`: its compressed size, when known."""
         self.files += 1
         if self.files > self.max_files:
             raise ArchiveError(f"archive holds more than {self.max_files:,} files")
+        if PurePosixPath(parts[-1]).suffix.lower() in NESTED:
+            raise ArchiveError(f"entry '{name}' is an archive inside the archive; "
+                               "upload one archive of class folders of images")
         dest = self._destination(parts, name)
         if dest.exists():
             raise ArchiveError(f"entry '{name}' appears twice in the archive; refusing it")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
         with open(dest, "xb") as out:
             for block in iter(lambda: stream.read(_BLOCK), b""):
                 self.bytes += len(block)
-                if self.bytes > self.max_bytes:
-                    raise ArchiveError(f"archive unpacks to more than {self.max_bytes:,} bytes "
-                                       f"(at '{name}'); "
-                                       "refusing it as a zip bomb")
+                written += len(block)
+                self.check_total(self.bytes, name)
+                if packed is not None:
+                    self._check_ratio(f"entry '{name}'", written, packed)
                 out.write(block)
+
+    def finish(self) -> None:
+        if not self.files:
+            raise ArchiveError(f"{self.archive} holds no files; upload an archive of class folders of images")
 
 
 @contextmanager
@@ -111,36 +150,52 @@ def _zip_entries(zf: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, tuple[s
             yield info, parts
 
 
+def _size(source: str | Path | BinaryIO) -> int:
+    """Bytes of the archive itself: a path's size on disk, or an open file's length."""
+    if isinstance(source, (str, Path)):
+        return Path(source).stat().st_size
+    here = source.tell()
+    size = source.seek(0, io.SEEK_END)
+    source.seek(here)
+    return size
+
+
 def extract_zip(zip_path_or_file: str | Path | BinaryIO, target: Path, *, max_bytes: int = MAX_BYTES,
-                max_files: int = MAX_FILES) -> Path:
-    """Unpack a zip into the new or empty folder `target`; returns the dataset root inside it."""
+                max_files: int = MAX_FILES, max_ratio: float = MAX_RATIO, check: Check | None = None) -> Path:
+    """Unpack a zip into the new or empty folder `target`; returns the dataset root inside it.
+
+    `check(root)` runs before returning; if it raises, the archive is refused like any other.
+    """
+    name = _name(zip_path_or_file)
     with _fresh_folder(target) as folder:
-        writer = _Writer(folder, max_bytes, max_files)
+        writer = _Writer(folder, name, _size(zip_path_or_file), max_bytes, max_files, max_ratio)
         try:
             with zipfile.ZipFile(zip_path_or_file) as zf:
                 entries = list(_zip_entries(zf))
-                writer.check_declared([info.file_size for info, _ in entries if not info.is_dir()])
+                writer.check_declared([info for info, _ in entries if not info.is_dir()])
                 for info, parts in entries:
                     if info.is_dir():
                         writer.folder(parts, info.filename)
                     else:
                         with zf.open(info) as stream:
-                            writer.file(parts, info.filename, stream)
+                            writer.file(parts, info.filename, stream, min(info.compress_size, writer.packed))
         except zipfile.BadZipFile as exc:
-            raise ArchiveError(f"{_name(zip_path_or_file)} is not a readable zip file ({exc})") from exc
+            raise ArchiveError(f"{name} is not a readable zip file ({exc})") from exc
         except RuntimeError as exc:  # zipfile's word for encrypted entries
-            raise ArchiveError(f"{_name(zip_path_or_file)}: {exc}; upload an unencrypted zip") from exc
-    return find_dataset_root(folder)
+            raise ArchiveError(f"{name}: {exc}; upload an unencrypted zip") from exc
+        writer.finish()
+        return _checked_root(folder, check)
 
 
 def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTES,
-                max_files: int = MAX_FILES) -> Path:
+                max_files: int = MAX_FILES, max_ratio: float = MAX_RATIO) -> Path:
     """Unpack a tar (.tar, .tgz, .tar.bz2, .tar.xz) in one streaming pass; returns the dataset root.
 
-    Tar sizes are real (no compression per entry), so they are counted as entries stream by.
+    Tar sizes are real (no compression per entry), so they are checked as entries stream by, the
+    whole weighed against the archive's size.
     """
     with _fresh_folder(target) as folder:
-        writer = _Writer(folder, max_bytes, max_files)
+        writer = _Writer(folder, str(tar_path), _size(tar_path), max_bytes, max_files, max_ratio)
         try:
             with tarfile.open(tar_path, mode="r:*") as tf:
                 for member in tf:
@@ -154,15 +209,21 @@ def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTE
                     if member.isdir():
                         writer.folder(parts, member.name)
                         continue
-                    if writer.bytes + member.size > max_bytes:
-                        raise ArchiveError(f"archive unpacks to more than {max_bytes:,} bytes "
-                                           f"(at '{member.name}')")
+                    writer.check_total(writer.bytes + member.size, member.name)
                     stream = tf.extractfile(member)
                     assert stream is not None  # regular files always have one
                     writer.file(parts, member.name, stream)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise ArchiveError(f"{tar_path} is not a readable tar archive ({exc})") from exc
-    return find_dataset_root(folder)
+        writer.finish()
+        return _checked_root(folder, None)
+
+
+def _checked_root(folder: Path, check: Check | None) -> Path:
+    root = find_dataset_root(folder)
+    if check is not None:
+        check(root)
+    return root
 
 
 def _name(source: str | Path | BinaryIO) -> str:
@@ -170,10 +231,17 @@ def _name(source: str | Path | BinaryIO) -> str:
 
 
 def find_dataset_root(folder: Path) -> Path:
-    """Step down through single wrapping folders (flower_photos/ in flower_photos.tgz) to the classes."""
+    """Step down through single wrapping folders (flower_photos/ in flower_photos.tgz) to the classes.
+
+    A single folder holding images is a class, not a wrapper: a one-class archive stays one class.
+    """
     while True:
         children = [p for p in folder.iterdir() if not is_junk(p.name)]
         subfolders = [p for p in children if p.is_dir()]
-        if len(subfolders) != 1 or any(is_image_file(p) for p in children):
+        if len(subfolders) != 1 or any(is_image_file(p) for p in children) or _holds_images(subfolders[0]):
             return folder
         folder = subfolders[0]
+
+
+def _holds_images(folder: Path) -> bool:
+    return any(is_image_file(p) for p in folder.iterdir() if not is_junk(p.name))

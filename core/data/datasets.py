@@ -13,10 +13,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from core.data.archives import extract_zip
 from core.data.images import (
     IMAGE_EXTENSIONS,
     BadImageError,
@@ -30,6 +31,7 @@ Progress = Callable[[int, int], None]
 
 DIGEST_FILE = "file_digests.json"
 REFUSED = "outside the data folders; refused"
+LEFT_OUT = f"class folder without images ({' '.join(sorted(IMAGE_EXTENSIONS))}); left out"
 
 
 class DatasetError(ValueError):
@@ -174,8 +176,7 @@ def _entries_from_folder(root: Path, roots: Sequence[Path] | None
         files = {p: real for p, real in found.items() if real is not None and p.is_file()}
         images = [p for p in files if is_image_file(p)]
         if not images:
-            raise DatasetError(f"class folder {folder} has no images ({' '.join(sorted(IMAGE_EXTENSIONS))}); "
-                               "add images or remove the folder")
+            skipped.append((str(folder), LEFT_OUT))
         entries += [(files[p], folder.name) for p in images]
         skipped += [(real, f"not an image file ({p.suffix or 'no extension'})")
                     for p, real in files.items() if not is_image_file(p)]
@@ -246,8 +247,11 @@ def _build(root: Path, entries: list[tuple[str, str]], found: list[tuple[str, st
             raise DatasetError(f"{root}: class '{name}' has no readable image (e.g. {reason}); "
                                "fix or replace its files")
     if len(classes) < 2:
-        raise DatasetError(f"{root}: found {len(classes)} class ({', '.join(classes) or 'none'}); "
-                           "a classifier needs at least 2 classes")
+        left_out = [Path(p).name for p, reason in skipped if reason == LEFT_OUT]
+        also = f" (left out, without images: {', '.join(left_out)})" if left_out else ""
+        has = f"has one class ({classes[0]})" if classes else "has no class with images"
+        raise DatasetError(f"{root}: {has}{also}; a classifier needs at least 2: "
+                           "put each class's images in its own folder")
     index = {name: i for i, name in enumerate(classes)}
     base = root.parent if root.is_file() else root
     entries = sorted(entries, key=lambda e: (e[1], os.path.relpath(e[0], base)))
@@ -294,6 +298,21 @@ def load_dataset(source: str | Path, *, validate: bool = True, progress: Progres
         skipped = skipped + bad
     return _build(root, entries, found, skipped)
 
+
+def unpack_dataset(archive: str | Path | BinaryIO, target: Path, *,
+                   roots: Sequence[Path] | None = None) -> Path:
+    """Unpack an uploaded zip into the new folder `target`; its dataset root, as `list_datasets` finds it.
+
+    A zip that is no dataset (no class folders, one class, ...) is refused like an unsafe one: nothing
+    of it stays on disk.
+    """
+    def check(root: Path) -> None:
+        load_dataset(root, validate=False, roots=roots)
+        if root.resolve() not in list_datasets([target]):
+            raise DatasetError(f"{root}: the class folders hold their images in subfolders; "
+                               "put each class's images directly in its folder")
+
+    return extract_zip(archive, target, check=check).resolve()
 
 
 def resolve_dataset_path(name_or_path: str, roots: Sequence[Path]) -> Path:

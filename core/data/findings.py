@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.data.datasets import REFUSED, Dataset
+from core.data.datasets import LEFT_OUT, REFUSED, Dataset
 from core.data.scan import ScanReport
 from core.data.splits import split_as
 
@@ -59,7 +59,10 @@ def _name(path: str, label: str = "") -> str:
 
 
 def _bad_file(path: str, reason: str) -> Problem:
-    """A refused file is named, never given as a thumbnail: its path may be a link to a file outside."""
+    """A refused file or a left-out folder is named, never given as a thumbnail: a refused path may be a
+    link to a file outside, a folder is no image."""
+    if reason == LEFT_OUT:
+        return Problem("empty class", f"{_name(path)}: {reason}", [], [])
     if reason == REFUSED:
         return Problem("bad file", f"{_name(path)}: {reason}", [], [])
     return Problem("bad file", reason, [path], [_name(path)])

@@ -43,7 +43,7 @@ class ImageFacts:
 class ScanReport:
     root: str
     classes: list[str]
-    counts: dict[str, int]
+    counts: dict[str, int]                 # readable images per class; bad files are counted apart
     sizes: list[tuple[str, int, int]]
     bad_files: list[tuple[str, str]]
     duplicate_groups: list[list[str]]
@@ -57,8 +57,9 @@ class ScanReport:
 
     def format_text(self, limit: int = 10) -> str:
         """Human summary for the terminal; lists are cut at `limit` entries."""
-        total = sum(self.counts.values())
-        lines = [f"{self.root}: {total} images in {len(self.classes)} classes"]
+        bad = len(self.bad_files)
+        lines = [f"{self.root}: {len(self.sizes)} readable images in {len(self.classes)} classes, "
+                 f"{bad} bad file{'' if bad == 1 else 's'}"]
         lines += [f"  {name:<20} {n:>7}" for name, n in self.counts.items()]
         if self.sizes:
             w = np.array([s[1] for s in self.sizes])
@@ -200,7 +201,7 @@ def scan_dataset(source: str | Path | Dataset, *, near_threshold: int = NEAR_THR
         if len({labels[i] for i in members}) > 1:
             conflicts.append({"kind": "exact" if len(exact_sets) == 1 else "near",
                               "paths": group_paths, "labels": [labels[i] for i in members]})
-    counts = dataset.class_counts()
+    counts = dataset.subset([i for i, f in enumerate(facts) if f.error is None]).class_counts()
     return ScanReport(
         root=dataset.root,
         classes=list(dataset.classes),

@@ -102,10 +102,11 @@ def kfold_indices(labels: Sequence[int] | np.ndarray, k: int, seed: int,
     if k < 2:
         raise SplitError(f"folds: {k}-fold CV needs k >= 2")
     for c in np.unique(y):
-        distinct = np.unique(g[y == c]).size
+        images, distinct = int(np.sum(y == c)), np.unique(g[y == c]).size
         if distinct < k:
             name = f"class '{class_names[c]}'" if class_names else f"class #{c}"
-            what = "distinct image(s) once duplicates are merged" if groups is not None else "image(s)"
+            what = ("image" if images == 1 else "images") if distinct == images else \
+                f"distinct image(s) once duplicates are merged (of {images} files)"
             raise SplitError(f"{k}-fold CV: {name} has only {distinct} {what}; it needs at least {k} "
                              "(add images, merge the class, or lower the number of folds)")
     if groups is None:

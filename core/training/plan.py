@@ -70,7 +70,7 @@ class SweepData:
                          train_count=data.train_count, test_count=data.test_count, groups=groups)
         self.train_rows, self.test_rows = split.train, split.test
         self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
-                      kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed,
+                      kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed, class_names=dataset.classes,
                                     groups=groups[self.train_rows])]
         self.fingerprint = dataset.fingerprint()
         self._cuts: dict[tuple, str] = {}
