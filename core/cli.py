@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +21,39 @@ EXIT_USER_ERROR = 2
 
 def _store(args: argparse.Namespace):
     from core.runs.store import RunStore
-    return RunStore(args.storage)
+    try:
+        return RunStore(args.storage)
+    except (ImportError, OSError) as error:        # a database driver not installed, a folder not made
+        raise UserError(f"run store {_hide_password(_storage_url(args))}: {error}") from None
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    from core.settings import load_settings
+    return getattr(args, "storage", None) or load_settings().storage_url
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _writable(folder: Path, what: str) -> None:
+    """UserError naming `folder` unless a file can be written in it (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{what} folder {folder} is not writable ({error.strerror or error})") from None
+
+
+def _work_store(args: argparse.Namespace):
+    """The store for a command that runs trials, once the folders they write to are known to be writable
+    (else every trial would fail on them, one traceback each)."""
+    from core.settings import load_settings
+    store = _store(args)
+    _writable(load_settings().cache_dir, "cache")
+    _writable(store.artifacts_dir, "artifacts")
+    return store
 
 
 def _bar(desc: str, unit: str, total: int | None = None, **options):
@@ -45,6 +79,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _run(store, name: str, workers: int) -> int:
+    """Run the sweep to its end: 0 when it finished or stopped, 1 when it failed (the reason on stderr)."""
+    from core.runs.records import SweepStatus
     from core.search.executors import run_sweep
     bar = _bar(name, "trial", store.spec(name).grid_size())
     try:
@@ -52,10 +88,18 @@ def _run(store, name: str, workers: int) -> int:
                            stage=lambda line: bar.set_postfix_str(line[-90:]))
     finally:
         bar.close()
+    sweep = store.sweep(name)
+    if sweep.status == SweepStatus.FAILED:
+        print(_failure_line(sweep), file=sys.stderr)
+        return 1
     if record:
         print(f"best trial {record.trial}: CV error {record.cv_error:.4f}, "
               f"test accuracy {record.test_accuracy:.4f}; model {record.model_path}")
     return 0
+
+
+def _failure_line(sweep) -> str:
+    return f"sweep {sweep.name} failed: {sweep.failure or 'no reason recorded'}"
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -63,7 +107,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     path = Path(args.spec)
     if not path.is_file():
         raise UserError(f"spec file {path} does not exist")
-    spec = SweepSpec.from_yaml(path.read_text())
+    spec = SweepSpec.from_yaml(path.read_bytes())
     if args.name:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
@@ -71,7 +115,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.training.plan import resolve_dataset
     if not resolve_dataset(spec.data.dataset, load_settings()).exists():
         raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
-    store = _store(args)
+    store = _work_store(args)
     created = store.create_sweep(spec)
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
           f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
@@ -79,12 +123,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _run(_store(args), args.name, args.workers)
+    return _run(_work_store(args), args.name, args.workers)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from core.search.worker import Watch, run_worker
-    ran = run_worker(_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
+    ran = run_worker(_work_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
     print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
     return 0
 
@@ -96,14 +140,50 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    from core.search.lifecycle import delete
+    store = _store(args)
+    trials = len(store.trials(args.name))         # also: StoreError when there is no such sweep
+    question = (f"delete sweep {args.name!r}: its {trials} trial(s) and its folder "
+                f"{store.artifacts_dir / args.name}? [y/N] ")
+    if not (args.yes or _confirm(question)):
+        print(f"kept sweep {args.name!r}", file=sys.stderr)
+        return 1
+    delete(store, args.name)
+    print(f"deleted sweep {args.name!r}")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:                              # no terminal, nobody to answer: no
+        print()
+        return False
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from core.runs.records import SweepStatus
+    store = _store(args)
+    table = store.sweeps()
+    with pd.option_context("display.width", 160, "display.max_columns", 30):
+        print(table.to_string(index=False) if len(table) else "no sweeps yet")
+    for name in table.loc[table["status"] == SweepStatus.FAILED.value, "sweep"]:
+        print(_failure_line(store.sweep(name)))
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     store = _store(args)
     frame = store.trials_frame(args.name)
-    final = store.final(args.name)
+    sweep = store.sweep(args.name)
+    final = sweep.final
     if args.json:
         summary = {k: v for k, v in final.to_json().items() if k not in ("test", "train")} \
             | {"test_summary": _summary(final.test)} if final else {}
-        print(json.dumps({"sweep": args.name, "status": store.status(args.name).value,
+        print(json.dumps({"sweep": args.name, "status": sweep.status.value, "failure": sweep.failure,
                           "trials": json.loads(frame.to_json(orient="records")), "final": summary}, indent=2))
     elif args.csv:
         print(frame.to_csv(index=False), end="")
@@ -114,6 +194,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         if final:
             print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f}, "
                   f"{final.model_path}")
+        if sweep.failure:
+            print(f"\n{_failure_line(sweep)}")
     return 0
 
 
@@ -124,9 +206,12 @@ def _summary(evaluation_json: dict) -> dict:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.inference.model_card import load_model
-    from core.inference.predict import predict_images
+    from core.inference.predict import Prediction, predict_images
     loaded = load_model(args.model)
-    results = predict_images(loaded, [(p, p) for p in args.images], top_k=args.top_k)
+    files = [p for p in args.images if not Path(p).is_dir()]
+    predicted: Iterator[Prediction] = iter(predict_images(loaded, [(p, p) for p in files], top_k=args.top_k))
+    results = [Prediction(name=p, error="a folder, not an image file: name its images") if Path(p).is_dir()
+               else next(predicted) for p in args.images]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -144,14 +229,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not final:
         raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
     out = Path(args.out)
-    if args.format == "keras":
-        out = out if out.suffix == ".keras" else out / "model.keras"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(final.model_path, out)
-        shutil.copy(card_path(Path(final.model_path)), card_path(out))
-    else:
-        load_model(final.model_path).model.export(str(out), format="tf_saved_model", verbose=False)
-        shutil.copy(card_path(Path(final.model_path)), out / "card.json")
+    try:
+        if args.format == "keras":
+            out = out if out.suffix == ".keras" else out / "model.keras"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(final.model_path, out)
+            shutil.copy(card_path(Path(final.model_path)), card_path(out))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            load_model(final.model_path).model.export(str(out), format="tf_saved_model", verbose=False)
+            shutil.copy(card_path(Path(final.model_path)), out / "card.json")
+    except OSError as error:
+        raise UserError(f"cannot export to {args.out}: {error.strerror or error}"
+                        f"{f' ({error.filename})' if error.filename else ''}") from None
     print(f"exported {args.name!r} best model to {out}")
     return 0
 
@@ -184,6 +274,33 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
+def _int_from(low: int, high: Callable[[], int] | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number in low..high() (`why` says where the top comes from)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
+        if high is not None and value > high():
+            raise argparse.ArgumentTypeError(f"{value} is above the maximum {high()} ({why})")
+        return value
+    return parse
+
+
+def _sweep_name(text: str) -> str:
+    """An argparse type: the spec's one rule for sweep names."""
+    from core.spec.sweep import SpecError, check_sweep_name
+    try:
+        return check_sweep_name(text)
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("name: ")) from None
+
+
+WORKERS = _int_from(1, lambda: os.cpu_count() or 1, "this machine's CPUs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab engine: datasets, "
                                      "K-fold sweeps of pretrained CNNs, results, prediction.")
@@ -202,15 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("sweep", cmd_sweep, "run (or resume) the sweep a YAML spec describes", storage=True)
     p.add_argument("spec")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
-    p.add_argument("--name", help="override the spec's sweep name")
+    p.add_argument("--workers", type=WORKERS, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--name", type=_sweep_name, help="override the spec's sweep name")
     p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
     p.add_argument("name")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=WORKERS, default=1)
     p = add("worker", cmd_worker, "join a running sweep from any machine that reaches the store", storage=True)
     p.add_argument("--sweep", required=True)
     p = add("stop", cmd_stop, "ask a running sweep's workers to stop", storage=True)
     p.add_argument("name")
+    p = add("delete", cmd_delete, "delete a sweep that is not running: its trials, record and artifacts",
+            storage=True)
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add("list", cmd_list, "every sweep in the store: status, trial counts, best error, why it failed",
+        storage=True)
     p = add("results", cmd_results, "trials, values, parameters and test metrics of a sweep", storage=True)
     p.add_argument("name")
     fmt = p.add_mutually_exclusive_group()
@@ -219,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("predict", cmd_predict, "classify images with a trained model (.keras)")
     p.add_argument("model")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=_int_from(1), default=3, help="classes shown per image (default 3)")
     p.add_argument("--json", action="store_true")
     p = add("export", cmd_export, "export a sweep's best model", storage=True)
     p.add_argument("name")
@@ -241,10 +364,28 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        if not _is_user_error(error):
+        store_failure = _store_failure(error)
+        if store_failure:
+            print(f"error: run store {_hide_password(_storage_url(args))}: {store_failure}", file=sys.stderr)
+        elif _is_user_error(error):
+            print(f"error: {error}", file=sys.stderr)
+        else:
             raise
-        print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _store_failure(error: BaseException) -> str:
+    """The first line of the database's own reason when `error` (or what caused it) is the store's URL,
+    connection or permissions failing, else ""."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None:
+        return ""
+    while error is not None:
+        if isinstance(error, (exc.ArgumentError, exc.NoSuchModuleError, exc.OperationalError)):
+            reason = str(getattr(error, "orig", None) or error)
+            return reason.strip().splitlines()[0] if reason.strip() else type(error).__name__
+        error = error.__cause__ or error.__context__
+    return ""
 
 
 def _is_user_error(error: Exception) -> bool:
@@ -254,7 +395,8 @@ def _is_user_error(error: Exception) -> bool:
     kinds: list[type] = [UserError, SpecError, StoreError, FileNotFoundError]
     for module, name in (("core.data.datasets", "DatasetError"), ("core.inference.model_card", "ModelFileError"),
                          ("core.models.weights", "WeightsNotFoundError"), ("core.data.fetch", "FetchError"),
-                         ("core.data.images", "BadImageError"), ("core.data.splits", "SplitError")):
+                         ("core.data.images", "BadImageError"), ("core.data.splits", "SplitError"),
+                         ("core.settings", "SettingsError")):
         mod = sys.modules.get(module)
         if mod is not None and hasattr(mod, name):
             kinds.append(getattr(mod, name))

@@ -144,3 +144,16 @@ def test_a_launched_driver_gets_the_store_url_by_environment_not_command_line(ti
         assert time.monotonic() < deadline, (store.artifacts_dir / "detached" / "driver.log").read_text()[-2000:]
         time.sleep(1)
     assert store.final("detached") is not None
+
+
+def test_a_sweep_that_cannot_run_exits_1_with_its_reason(tiny_dataset, tmp_path):
+    """ImageNet weights missing (offline, none cached): no trial can run; the last line says why, exit 1."""
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    spec = write_spec(tmp_path / "spec.yaml", "no-weights", tiny_dataset, {}, backbone="resnet50", epochs=1)
+    env = os.environ | {"KERAS_HOME": str(tmp_path / "keras"), "TRANSFERLAB_WEIGHTS_DOWNLOAD": "off"}
+    run = cli("sweep", str(spec), "--storage", storage, env=env, check=False)
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert last.startswith("sweep no-weights failed: ") and "weights: none" in last, last
+    report = json.loads(cli("results", "no-weights", "--storage", storage, "--json").stdout)
+    assert report["status"] == "failed" and report["failure"] in last

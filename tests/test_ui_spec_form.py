@@ -65,3 +65,63 @@ def test_spec_from_form_names_the_bad_field() -> None:
     values["folds"] = 1
     with pytest.raises(SpecError, match="^folds: 1 is below the minimum 2"):
         spec_from_form(values, {})
+
+
+# --- an uploaded spec through the real form (AppTest): refused by field, never silently changed ---------
+
+def _form_page() -> None:
+    """The Sweep form alone, as the Sweep page draws it."""
+    import streamlit as st
+
+    from ui.spec_form import sweep_form
+    spec, error = sweep_form()
+    st.text(error or spec.to_yaml())
+
+
+@pytest.fixture
+def two_datasets(tmp_path, monkeypatch):
+    """A data root whose first dataset ('alpha') is what a substituted choice would turn into."""
+    from conftest import write_class_folders
+    root = tmp_path / "data"
+    write_class_folders(root / "alpha", per_class=2)
+    write_class_folders(root / "good", per_class=2, classes={"cats": (200, 40, 40), "dogs": (40, 60, 200)})
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(root))
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'runs.db'}")
+    return root
+
+
+def upload(text: str):
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_function(_form_page, default_timeout=30).run()
+    at.file_uploader(key="spec_upload").upload("mine.yaml", text.encode(), "application/x-yaml").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("body, field, value", [
+    ("data: {dataset: good/cats}", "data.dataset", "good/cats"),
+    ("data: {dataset: good}\nparams: {backbone: inception_v3}", "params.backbone", "inception_v3"),
+    ("data: {dataset: good}\nsearch: {space: {backbone: [mobilenetv2, inception_v3]}}",
+     "search.space.backbone[1]", "inception_v3"),
+    ("data: {dataset: good}\nparams: {learning_rate: .nan}", "params.learning_rate", "nan"),
+    ("data: {dataset: good}\nsearch: {space: {dropout: [0.1, .nan]}}", "search.space.dropout[1]", "nan"),
+])
+def test_an_uploaded_value_the_form_cannot_show_is_refused_by_field(two_datasets, body, field, value):
+    at = upload(f"name: mine\n{body}\n")
+    errors = [e.value.replace("\\", "") for e in at.error]       # unescaped Markdown
+    assert any(f"{field}:" in e and value in e for e in errors), errors
+    assert at.text_input(key="spec.name").value != "mine"          # nothing of the refused file was loaded
+
+
+def test_an_uploaded_spec_the_form_can_show_is_kept_exactly(two_datasets):
+    at = upload("name: mine\ndata: {dataset: good}\nparams: {backbone: mobilenetv2, learning_rate: 0.02}\n"
+                "search: {space: {backbone: [resnet50, vgg16]}}\n")
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="spec.data.dataset").value == str(two_datasets.resolve() / "good")
+    assert at.number_input(key="spec.params.learning_rate").value == 0.02
+    assert at.multiselect(key="space.backbone").value == ["resnet50", "vgg16"]
+
+
+def test_an_upload_error_quoting_the_file_is_plain_text(two_datasets):
+    at = upload("name: mine\ndata: {dataset: good}\nparams: {backbone: '![x](http://example.invalid/a.png)'}\n")
+    assert "params.backbone" in at.error[0].value and "\\!\\[x\\]\\(http" in at.error[0].value

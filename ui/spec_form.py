@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from core.data.datasets import DatasetError, resolve_dataset_path
-from core.models.backbones import list_backbones
 from core.spec.fields import (
     FormField,
     fields_by_path,
@@ -23,6 +23,7 @@ from core.spec.fields import (
 from core.spec.space import Choice, Dimension
 from core.spec.sweep import SpecError, SweepSpec
 from ui import state
+from ui.widgets import plain
 
 HIDDEN = {"storage", "search.space"}     # the store is the server's; the space has its own widgets
 SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation"}
@@ -39,12 +40,35 @@ def _space_key(name: str) -> str:
 
 
 def _choices(field: FormField) -> list[Any] | None:
-    """Registry-backed choices the metadata cannot hold (backbones, datasets), else the metadata's."""
-    if field.path == "params.backbone":
-        return list_backbones()
+    """The datasets found in the data roots (the metadata cannot hold them), else the metadata's choices."""
     if field.path == "data.dataset":
         return [str(p) for p in state.datasets()]
     return list(field.choices) if field.choices else None
+
+
+def _format(field: FormField) -> Callable[[Any], str]:
+    """How a choice is shown: a dataset by its name under its data root."""
+    return (lambda p: state.dataset_label(Path(p))) if field.path == "data.dataset" else str
+
+
+def _check_offered(field: FormField, value: Any, where: str) -> None:
+    """SpecError naming the field and value when a widget does not offer `value` (a selectbox would
+    silently show its first choice instead)."""
+    choices, shown = _choices(field), _format(field)
+    if choices is not None and value not in choices:
+        raise SpecError(f"{where}: '{shown(value)}' is not one of the choices here "
+                        f"({', '.join(map(shown, choices)) or 'none'})")
+
+
+def _check_form_can_show(values: dict[str, Any], space: dict[str, Dimension]) -> None:
+    """Every value of an uploaded spec is one the form can show; never substitute a choice."""
+    by_path = fields_by_path()
+    for path, value in values.items():
+        if path not in HIDDEN:
+            _check_offered(by_path[path], value, path)
+    for name, dim in space.items():
+        for i, value in enumerate(dim.values if isinstance(dim, Choice) else ()):
+            _check_offered(by_path[f"params.{name}"], value, f"search.space.{name}[{i}]")
 
 
 def _step(value: float) -> float:
@@ -62,9 +86,8 @@ def field_widget(field: FormField, *, key: str | None = None, disabled: bool = F
     fresh = key not in st.session_state       # pass a default only then, else Streamlit warns both were set
     choices = _choices(field)
     if choices is not None:
-        fmt = (lambda p: state.dataset_label(Path(p))) if field.path == "data.dataset" else str
         index = choices.index(default) if fresh and default in choices else 0
-        return st.selectbox(label, choices, format_func=fmt, index=index, **common)
+        return st.selectbox(label, choices, format_func=_format(field), index=index, **common)
     if fresh:
         common["value"] = default
     if field.kind is bool:
@@ -102,13 +125,13 @@ def load_uploaded_spec() -> None:
     if upload is None:
         return
     try:
-        spec = SweepSpec.from_yaml(upload.getvalue().decode("utf-8"))
-        dataset = resolve_dataset_path(spec.data.dataset, state.settings().data_roots)
-    except (SpecError, DatasetError, UnicodeDecodeError) as error:
+        spec = SweepSpec.from_yaml(upload.getvalue())
+        values, space = form_values(spec)
+        values["data.dataset"] = str(resolve_dataset_path(spec.data.dataset, state.settings().data_roots))
+        _check_form_can_show(values, space)
+    except (SpecError, DatasetError) as error:
         st.session_state[UPLOAD_ERROR_KEY] = f"{upload.name}: {error}"
         return
-    values, space = form_values(spec)
-    values["data.dataset"] = str(dataset)
     by_path = fields_by_path()
     for path, value in values.items():
         if path not in HIDDEN:
@@ -164,7 +187,7 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
     st.file_uploader("Load a spec (YAML)", type=["yaml", "yml"], key="spec_upload", on_change=load_uploaded_spec,
                      help="a spec downloaded from this page or written for `python -m core sweep`")
     if UPLOAD_ERROR_KEY in st.session_state:
-        st.error(st.session_state[UPLOAD_ERROR_KEY] + "\n\nFix the file and upload it again.")
+        st.error(plain(st.session_state[UPLOAD_ERROR_KEY]) + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]
     values: dict[str, Any] = {"name": field_widget(next(f for f in fields if f.path == "name")), "storage": ""}
     space: dict[str, Dimension] = {}

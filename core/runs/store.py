@@ -20,6 +20,7 @@ import optuna
 import pandas as pd
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
+from sqlalchemy.engine import make_url
 
 from core.runs.records import (
     Driver,
@@ -94,8 +95,9 @@ class RunStore:
         settings = load_settings()
         self.url = url or settings.storage_url
         self.artifacts_dir = Path(artifacts_dir or settings.artifacts_dir)
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(self.url).database if self.url.startswith("sqlite") else None
+        if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
         self.storage = RDBStorage(
             self.url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
@@ -257,7 +259,6 @@ class RunStore:
     @property
     def url_for_humans(self) -> str:
         """The URL without a password, for messages."""
-        from sqlalchemy.engine import make_url
         return make_url(self.url).render_as_string(hide_password=True)
 
     def _study_id(self, name: str) -> int | None:

@@ -47,8 +47,7 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
         reason = fatal_reason(error)
         if reason is None:
             raise
-        store.set_failed(name, reason)
-        say(f"sweep {name!r} failed: {reason}")
+        store.set_failed(name, reason)          # the CLI says so, once, with the reason
         return None
 
 
@@ -77,7 +76,6 @@ def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progres
             say(f"sweep {name!r} stopped; resume it with: python -m core resume {name}")
             return None
         if store.status(name) == SweepStatus.FAILED:       # a worker process met a fatal error
-            say(f"sweep {name!r} failed: {store.sweep(name).failure}")
             return None
         if remaining() > 0:
             if workers <= 1:

@@ -117,7 +117,10 @@ class Objective:
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
-            log.exception("trial %s failed", trial.number)
+            if fatal_reason(error):         # a known cause (missing weights, bad data): its line says it all
+                log.warning("trial %s failed: %s", trial.number, error)
+            else:
+                log.exception("trial %s failed", trial.number)
             self.store.set_error(trial, f"{type(error).__name__}: {error}")
             return float("nan")
         self.store.set_result(trial, result)

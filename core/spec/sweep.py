@@ -16,15 +16,56 @@ import yaml
 
 from core.spec.space import Choice, Range
 
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnetb0",
+             "mobilenetv2", "resnet101", "resnet50", "resnet50v2", "vgg16")
+"""The names in `core.models.backbones`' registry, default first (the spec knows no Keras; a test
+keeps the two equal)."""
 HEADS = ("linear", "dense_dropout", "dense_bn_l2")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
 SPLITS = ("stratified", "ordered")
 SEARCH_METHODS = ("grid", "random", "tpe")
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class SpecError(ValueError):
     """A spec value is wrong; the message starts with the dotted field name."""
+
+
+def check_sweep_name(name: str) -> str:
+    """The one rule for sweep names, wherever a name comes from (spec, CLI, page): it is a study name,
+    a folder name and part of a URL."""
+    if not SWEEP_NAME.fullmatch(name or ""):
+        raise SpecError(f"name: {name!r} is not a valid sweep name (letters, digits, '-', '_', '.', "
+                        "starting with a letter or digit; at most 100 characters)")
+    return name
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, prefix: str) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{prefix.removesuffix('.')}[{i}].")
+    elif isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key, value in node.value:
+            if (key.tag, key.value) in seen:
+                line = key.start_mark.line + 1
+                raise SpecError(f"{prefix}{key.value}: given twice (again on line {line}); keep one")
+            seen.add((key.tag, key.value))
+            _refuse_duplicate_keys(value, f"{prefix}{key.value}.")
 
 
 def spec_field(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
@@ -40,7 +81,8 @@ def spec_field(default: Any, help: str, *, choices: tuple | None = None, low: fl
 class TrialParams:
     """Everything one trial needs to build and train a model; any field can be swept."""
 
-    backbone: str = spec_field("efficientnet_lite0", "pretrained CNN the features come from", sweepable=True)
+    backbone: str = spec_field(BACKBONES[0], "pretrained CNN the features come from", choices=BACKBONES,
+                               sweepable=True)
     weights: str = spec_field("imagenet", "'imagenet' (resolved offline) or 'none' (random init)",
                               choices=("imagenet", "none"))
     image_size: int = spec_field(224, "side of the square input in pixels", low=32, high=600, sweepable=True)
@@ -107,9 +149,7 @@ class SweepSpec:
     storage: str = spec_field("", "run store URL (SQLAlchemy); empty = the project's default store")
 
     def validate(self) -> "SweepSpec":
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", self.name or ""):
-            raise SpecError(f"name: {self.name!r} is not a valid sweep name "
-                            "(letters, digits, '-', '_', '.'; at most 100 characters)")
+        check_sweep_name(self.name)
         if not self.data.dataset:
             raise SpecError("data.dataset: no dataset given")
         _check_fields(self, "")
@@ -131,9 +171,16 @@ class SweepSpec:
         return _from_dict(cls, data, "").validate()
 
     @classmethod
-    def from_yaml(cls, text: str) -> "SweepSpec":
+    def from_yaml(cls, text: str | bytes) -> "SweepSpec":
+        """From YAML text, or a file's bytes (UTF-8)."""
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise SpecError(f"spec: not UTF-8 text (byte 0x{error.object[error.start]:02x} at position "
+                                f"{error.start}); save the file as UTF-8") from None
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as error:
             raise SpecError(f"spec: not valid YAML ({error})") from None
         if not isinstance(data, dict):
@@ -187,12 +234,15 @@ def _from_dict(cls: type, data: dict, prefix: str) -> Any:
 
 
 def _coerce(value: Any, kind: type, where: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    if (kind is bool) != isinstance(value, bool):       # bool is an int to Python, never to a spec
+        expected = "true or false" if kind is bool else kind.__name__
+        raise SpecError(f"{where}: expected {expected}, got {value!r}")
+    if kind is float and isinstance(value, int):
         return float(value)
-    if kind is bool and not isinstance(value, bool):
-        raise SpecError(f"{where}: expected true or false, got {value!r}")
     if kind in (int, float, str, dict) and not isinstance(value, kind):
         raise SpecError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if kind is float and math.isnan(value):
+        raise SpecError(f"{where}: nan is not a number")
     return value
 
 
@@ -245,7 +295,7 @@ def _check_space(search: SearchSpec) -> None:
             high = _check_value(meta, kind, values["high"], f"{where}.high")
             if low >= high:
                 raise SpecError(f"{where}: low must be below high")
-            search.space[name] = Range(low, high, values.get("log", False))
+            search.space[name] = Range(low, high, _coerce(values.get("log", False), bool, f"{where}.log"))
         else:
             raise SpecError(f"{where}: expected a list of values or a {{low, high}} range")
     if search.method != "grid" and search.budget <= 0:
