@@ -20,7 +20,8 @@ BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "
              "mobilenetv2", "resnet101", "resnet50", "resnet50v2", "vgg16")
 """The names in `core.models.backbones`' registry, default first (the spec knows no Keras; a test
 keeps the two equal)."""
-HEADS = ("linear", "dense_dropout", "dense_bn_l2")
+HEADS = ("linear", "dense_dropout", "two_dense_dropout", "dense_bn_l2")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
 SPLITS = ("stratified", "ordered")
@@ -93,9 +94,18 @@ class TrialParams:
     dense_units: int = spec_field(512, "width of the dense head's hidden layer", low=8, high=4096,
                                   sweepable=True)
     dropout: float = spec_field(0.2, "dropout rate in the dense head", low=0.0, high=0.9, sweepable=True)
+    dense_units_2: int = spec_field(128, "width of the two-dense head's second hidden layer", low=8, high=4096,
+                                    sweepable=True)
+    dropout_2: float = spec_field(0.2, "dropout after the two-dense head's second layer", low=0.0, high=0.9,
+                                  sweepable=True)
     l2: float = spec_field(1e-4, "L2 weight penalty in the dense+BN head", low=0.0, high=1.0, sweepable=True)
     optimizer: str = spec_field("adam", "optimizer", choices=OPTIMIZERS, sweepable=True)
     learning_rate: float = spec_field(1e-3, "initial learning rate", low=1e-6, high=10.0, sweepable=True)
+    lr_schedule: str = spec_field("constant", "learning rate over the epochs: constant; step (x0.1 after each "
+                                  "third); exponential (to x0.01 at the end); cosine (to 0). A schedule "
+                                  "replaces reduce_lr", choices=LR_SCHEDULES, sweepable=True)
+    warmup_epochs: int = spec_field(0, "epochs of linear warm-up to the learning rate, before the schedule",
+                                    low=0, high=50, sweepable=True)
     momentum: float = spec_field(0.9, "momentum (SGD and RMSprop)", low=0.0, high=0.999, sweepable=True)
     batch_size: int = spec_field(32, "images per training step", low=1, high=1024, sweepable=True)
     epochs: int = spec_field(10, "maximum training epochs per fold", low=1, high=500, sweepable=True)

@@ -21,6 +21,7 @@ from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
+from core.training.schedules import learning_rate_at, scheduled
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
 PREDICT_BATCH = 64
@@ -161,6 +162,16 @@ class TrialRunner:
             evaluations.append(Evaluation(self.data.classes, self.data.labels[rows], scores, paths=paths))
         return clf, evaluations[0], evaluations[1]
 
+    def pooled_features(self, params: TrialParams) -> np.ndarray:
+        """Every image's frozen, pooled backbone features (N, D): the activation cache of a frozen
+        trial, read by the scikit-learn trial kinds and the quality benchmark's probe."""
+        frozen = dataclasses.replace(params, trainable_layers=0, augmentation="none")
+        clf = build_classifier(frozen, len(self.data.classes), seed=self.seed)
+        if self.cache is None:
+            return predict_scores(clf.bottom_model(), self.data.images, np.arange(len(self.data.images)))
+        _, sources, _, _ = self._inputs(clf, frozen, None)
+        return np.asarray(sources[0], dtype=np.float64)
+
     def _inputs(self, clf: Classifier, params: TrialParams, base_cut: str | None):
         """The model to fit and what it reads: cached activations, or images (augmented on the fly)."""
         views = params.augment_views if params.augmentation != "none" else 0
@@ -209,9 +220,11 @@ class TrialRunner:
             callbacks.append(best)
             if params.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.early_stopping))
-            if params.reduce_lr:
+            if params.reduce_lr and not scheduled(params):
                 callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                                    patience=params.reduce_lr))
+        if scheduled(params):
+            callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(params, epoch)))
         if reporter is not None:
             callbacks.append(_EpochReport(reporter, fold))
         history = model.fit(train, validation_data=validation, epochs=params.epochs, callbacks=callbacks,
