@@ -5,14 +5,25 @@ Environment variables (all optional):
 - TRANSFERLAB_DATA_ROOTS: folders datasets may live in, separated by os.pathsep (default: HOME/data).
 - TRANSFERLAB_STORAGE: SQLAlchemy URL of the run store (default: SQLite file HOME/runs/transferlab.db).
 - TRANSFERLAB_CACHE: cache folder for decoded images and backbone activations (default: HOME/cache).
+- TRANSFERLAB_WEIGHTS_DOWNLOAD: "on" (default) or "off": may missing ImageNet weights be downloaded.
+- TRANSFERLAB_WEIGHTS_MIRROR: base URL (http, https or file) serving the standard Keras weight files
+  as MIRROR/<file name>, for machines behind a firewall (default: keras.applications' own servers).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_ON = ("on", "1", "true", "yes")
+_OFF = ("off", "0", "false", "no")
+MIRROR_SCHEMES = ("http", "https", "file")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value this project cannot use; the message names both."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,8 @@ class Settings:
     storage_url: str
     cache_dir: Path
     artifacts_dir: Path = field(default=Path())
+    weights_download: bool = True
+    weights_mirror: str | None = None
 
     @property
     def upload_root(self) -> Path:
@@ -39,4 +52,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     storage = env.get("TRANSFERLAB_STORAGE") or f"sqlite:///{home / 'runs' / 'transferlab.db'}"
     cache = Path(env.get("TRANSFERLAB_CACHE") or home / "cache").resolve()
     return Settings(home=home, data_roots=roots, storage_url=storage, cache_dir=cache,
-                    artifacts_dir=home / "runs" / "artifacts")
+                    artifacts_dir=home / "runs" / "artifacts",
+                    weights_download=_on_off(env, "TRANSFERLAB_WEIGHTS_DOWNLOAD", default=True),
+                    weights_mirror=_mirror(env, "TRANSFERLAB_WEIGHTS_MIRROR"))
+
+
+def _on_off(env: dict[str, str], name: str, default: bool) -> bool:
+    """A switch; a value that is neither on nor off is an error, not silently one of them."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in _ON + _OFF:
+        raise SettingsError(f"{name}={env[name]!r}: use on or off")
+    return value in _ON
+
+
+def _mirror(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if value and urlparse(value).scheme not in MIRROR_SCHEMES:
+        raise SettingsError(f"{name}={value!r} is not a URL: use http://, https:// or file:// and a folder")
+    return value or None

@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-tests-")
 os.environ.pop("TRANSFERLAB_STORAGE", None)
 os.environ.pop("TRANSFERLAB_CACHE", None)
+os.environ["TRANSFERLAB_WEIGHTS_DOWNLOAD"] = "off"  # never the internet (test_weights.py: a loopback mirror)
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}

@@ -1,24 +1,19 @@
 """Example download over a loopback server: progress, checksum, offline and timeout paths. No internet."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import socket
 import tarfile
 import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import write_class_folders
+from loopback import serve_folder, unused_port
 
-from core.data.fetch import EXAMPLES, FetchError, fetch_example
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+from core.data.fetch import EXAMPLES, DownloadError, FetchError, download_verified, fetch_example
 
 
 @pytest.fixture
@@ -29,15 +24,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     src = write_class_folders(tmp_path / "src", per_class=2)
     with tarfile.open(site / "photos.tgz", "w:gz") as tf:
         tf.add(src, arcname="flower_photos")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield (f"http://127.0.0.1:{server.server_address[1]}/photos.tgz",
-               hashlib.sha256((site / "photos.tgz").read_bytes()).hexdigest())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(site) as server:
+        yield f"{server.url}/photos.tgz", hashlib.sha256((site / "photos.tgz").read_bytes()).hexdigest()
 
 
 def test_fetch_downloads_verifies_and_unpacks_once(served: tuple[str, str], tmp_path: Path) -> None:
@@ -61,10 +49,7 @@ def test_checksum_mismatch_removes_the_download(served: tuple[str, str], tmp_pat
 
 
 def test_unreachable_server_says_what_to_do_by_hand(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
-    url = f"http://127.0.0.1:{port}/flower_photos.tgz"
+    url = f"http://127.0.0.1:{unused_port()}/flower_photos.tgz"
     with pytest.raises(FetchError, match=f"could not reach 127.0.0.1.*no internet\\? Download {url} by hand"):
         fetch_example("flowers", tmp_path / "data", url=url, timeout=2)
     assert list((tmp_path / "data").iterdir()) == []
@@ -93,3 +78,40 @@ def test_registry_holds_the_published_checksum() -> None:
     flowers = EXAMPLES["flowers"]
     assert flowers.url.endswith("/flower_photos.tgz") and flowers.size == 228_813_984
     assert flowers.sha256 and len(flowers.sha256) == 64
+
+
+class CutShort(BaseHTTPRequestHandler):
+    """Promises 100 bytes, sends 10, hangs up: urllib reads that as a normal end of the body."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b"x" * 10)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_download_cut_short_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutShort)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(DownloadError, match="stopped after 10 of 100 bytes"):
+            download_verified(f"http://127.0.0.1:{server.server_address[1]}/x.bin", tmp_path / "x.bin")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha256"])
+def test_download_verified_checks_the_hash_keras_style(served: tuple[str, str], tmp_path: Path,
+                                                       algorithm: str) -> None:
+    """Like keras.utils.get_file: a 64-digit hash is sha256, a shorter one md5."""
+    url, _ = served
+    body = (tmp_path / "site" / "photos.tgz").read_bytes()
+    dest = tmp_path / "got" / "photos.tgz"
+    assert download_verified(url, dest, expected_hash=hashlib.new(algorithm, body).hexdigest()) == dest
+    assert dest.read_bytes() == body

@@ -1,6 +1,8 @@
 """Download a public example dataset, verify it, and unpack it safely under a data root.
 
 Machines without internet get a message saying which file to fetch by hand and where to unpack it.
+`download_verified` is the one download helper (progress, hash, nothing half-written left behind);
+the ImageNet weights (core.models.weights) use it too.
 """
 from __future__ import annotations
 
@@ -18,6 +20,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core.data.archives import ArchiveError, extract_tar, find_dataset_root
+
+ProgressFn = Callable[[int, int], None]  # (done_bytes, total_bytes); total 0 when unknown
+
+
+class DownloadError(RuntimeError):
+    """A download failed: unreachable, an HTTP error, cut short, or not the file expected (one sentence)."""
 
 
 class FetchError(RuntimeError):
@@ -42,14 +50,20 @@ EXAMPLES = {
 _BLOCK = 1 << 16
 
 
-def _download(url: str, into: Path, timeout: float, expected_size: int | None,
-              progress: Callable[[int, int], None] | None) -> str:
-    """Stream `url` to the file `into`; returns its sha256. Network failures become FetchError."""
+def hash_algorithm(expected_hash: str) -> str:
+    """keras.utils.get_file's "auto" rule: a 64-digit hash is sha256, anything else md5."""
+    return "sha256" if len(expected_hash) == 64 else "md5"
+
+
+def _stream(url: str, into: Path, algorithm: str, timeout: float, expected_size: int | None,
+            progress: ProgressFn | None) -> str:
+    """Stream `url` to the file `into`; returns its hex digest. Failures become DownloadError."""
     host = urlparse(url).hostname or url
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(into, "wb") as out:
-            total = int(response.headers.get("Content-Length") or expected_size or 0)
+            announced = int(response.headers.get("Content-Length") or 0)
+            total = announced or expected_size or 0
             done = 0
             for block in iter(lambda: response.read(_BLOCK), b""):
                 out.write(block)
@@ -58,16 +72,45 @@ def _download(url: str, into: Path, timeout: float, expected_size: int | None,
                 if progress:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise FetchError(f"{url} answered HTTP {exc.code} ({exc.reason}); check the URL") from exc
+        raise DownloadError(f"{url} answered HTTP {exc.code} ({exc.reason}): check the URL.") from exc
     except (urllib.error.URLError, socket.timeout, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"could not reach {host} ({reason}): no internet? Download {url} by hand and "
-                         f"unpack it into {into.parent}") from exc
+        raise DownloadError(f"could not reach {host} ({reason}): no internet?") from exc
+    if announced and done != announced:  # urllib takes a connection closed early for the end of the body
+        raise DownloadError(f"{url} stopped after {done} of {announced} bytes.")
     return digest.hexdigest()
 
 
+def download_verified(url: str, dest: Path, *, expected_hash: str | None = None,
+                      expected_size: int | None = None, check: Callable[[Path], None] | None = None,
+                      progress: ProgressFn | None = None, timeout: float = 30) -> Path:
+    """Download `url` to `dest`, which appears only complete and verified, or not at all.
+
+    The bytes go to a hidden temporary file beside `dest`, which is renamed into place once its
+    length, its hash (md5 or sha256, as keras.utils.get_file reads `expected_hash`) and `check`
+    (which raises DownloadError for a file that is not what it should be) all pass.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    part = Path(tmp_name)
+    try:
+        algorithm = hash_algorithm(expected_hash) if expected_hash else "sha256"
+        got = _stream(url, part, algorithm, timeout, expected_size, progress)
+        if expected_hash and got != expected_hash.lower():
+            raise DownloadError(f"checksum mismatch for {url}: expected {algorithm} {expected_hash}, "
+                                f"got {got}; the download is corrupt or the file changed upstream "
+                                "(deleted it).")
+        if check is not None:
+            check(part)
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
 def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256: str | None = None,
-                  progress: Callable[[int, int], None] | None = None, timeout: float = 30) -> Path:
+                  progress: ProgressFn | None = None, timeout: float = 30) -> Path:
     """`data_root/<name>`'s dataset folder, downloaded, checked and unpacked on first use only.
 
     `url`/`sha256` override the registry (tests, mirrors). Unpacking goes to a hidden staging
@@ -91,10 +134,11 @@ def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256:
     archive = Path(tmp_name)
     staging = dest.parent / f".{name}.partial-{archive.stem.rsplit('.', 1)[-1]}"
     try:
-        got = _download(url, archive, timeout, size, progress)
-        if expected and got != expected.lower():
-            raise FetchError(f"checksum mismatch for {url}: expected sha256 {expected}, got {got}; "
-                             "the download is corrupt or the file changed upstream (deleted it; try again)")
+        try:
+            download_verified(url, archive, expected_hash=expected, expected_size=size, progress=progress,
+                              timeout=timeout)
+        except DownloadError as exc:
+            raise FetchError(f"{exc} Download {url} by hand and unpack it into {dest.parent}.") from exc
         try:
             extract_tar(archive, staging)
         except ArchiveError as exc:
