@@ -69,8 +69,10 @@ def test_missing_weights_say_which_file_goes_where(empty_keras_home: Path) -> No
 def test_registry() -> None:
     from core.models.backbones import BACKBONES, DEFAULT_BACKBONE, list_backbones
     assert list_backbones()[0] == DEFAULT_BACKBONE == "efficientnet_lite0"
-    assert set(BACKBONES) == {"efficientnet_lite0", "resnet50v2", "resnet50", "resnet101", "mobilenetv2",
-                              "vgg16", "efficientnetb0"} == set(WEIGHTS_SOURCES)
+    assert set(BACKBONES) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50v2",
+                              "resnet50", "resnet101", "mobilenetv2", "vgg16",
+                              "efficientnetb0"} == set(WEIGHTS_SOURCES)
+    assert [BACKBONES[f"efficientnet_lite{i}"].default_size for i in range(3)] == [224, 240, 260]
 
 
 def _expected_preprocessing(kind: str, pixels: np.ndarray) -> np.ndarray:
@@ -82,8 +84,9 @@ def _expected_preprocessing(kind: str, pixels: np.ndarray) -> np.ndarray:
     return resnet50.preprocess_input(pixels.copy())  # caffe
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50v2", "resnet50", "resnet101", "mobilenetv2",
-                                  "vgg16", "efficientnetb0"])
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                                  "resnet50v2", "resnet50", "resnet101", "mobilenetv2", "vgg16",
+                                  "efficientnetb0"])
 def test_every_backbone_builds_flat_with_preprocessing_inside(name: str) -> None:
     import keras
 
@@ -141,3 +144,22 @@ def test_efficientnetb0_file_std_becomes_variance(empty_keras_home: Path) -> Non
     model = build_feature_extractor("efficientnetb0", 64)
     loaded = model.get_layer("preprocess_normalization")
     np.testing.assert_allclose(np.asarray(loaded.variance).ravel(), np.square(IMAGENET_STDDEV_RGB), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_bigger_lites_load_their_own_shipped_weights(name: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry's feature extractor gives the pooled features of the variant's ImageNet classifier."""
+    import keras
+
+    from core.models.backbones import POOL_LAYER, build_feature_extractor
+    from core.models.lite import build_imagenet_classifier
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
+    size = 96
+    features = build_feature_extractor(name, size)
+    classifier = build_imagenet_classifier(name, size)
+    reference = keras.Model(classifier.input, classifier.get_layer(POOL_LAYER).output)
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    pooled = np.asarray(features(pixels))
+    np.testing.assert_allclose(pooled, np.asarray(reference(pixels)), rtol=1e-4, atol=1e-5)
+    assert float(np.abs(pooled).max()) > 0

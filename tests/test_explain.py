@@ -75,9 +75,9 @@ def test_lite0_with_imagenet_weights_looks_at_the_cup(tmp_path: Path, monkeypatc
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
-    from core.models.lite0 import build_imagenet_classifier_lite0
+    from core.models.lite import build_imagenet_classifier
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
-    model = build_imagenet_classifier_lite0()
+    model = build_imagenet_classifier("efficientnet_lite0")
     image = np.asarray(Image.fromarray(skimage_data.coffee()).resize((224, 224), Image.Resampling.BILINEAR))
     for method in METHODS:
         heat = gradcam(model, image, class_index=967, method=method)

