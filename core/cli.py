@@ -82,6 +82,7 @@ def _run(store, name: str, workers: int) -> int:
     """Run the sweep to its end: 0 when it finished or stopped, 1 when it failed (the reason on stderr)."""
     from core.runs.records import SweepStatus
     from core.search.executors import run_sweep
+    _fetch_weights(store.spec(name))
     bar = _bar(name, "trial", store.spec(name).grid_size())
     try:
         record = run_sweep(store, name, workers=workers, say=bar.write, progress=_follow(bar),
@@ -96,6 +97,26 @@ def _run(store, name: str, workers: int) -> int:
         print(f"best trial {record.trial}: CV error {record.cv_error:.4f}, "
               f"test accuracy {record.test_accuracy:.4f}; model {record.model_path}")
     return 0
+
+
+def _fetch_weights(spec) -> None:
+    """Download the ImageNet weights the sweep will need now, with a bar, rather than silently inside
+    its first trial. A file that cannot be had is left for the trials, whose failure names it."""
+    from core.models.weights import WeightsNotFoundError, resolve_weights
+    from core.spec.space import Choice
+    if spec.params.weights != "imagenet":
+        return
+
+    def values(field: str) -> list:
+        dim = spec.search.space.get(field)
+        return list(dim.values) if isinstance(dim, Choice) else [getattr(spec.params, field)]
+    for backbone in values("backbone"):
+        for size in values("image_size"):
+            with _bar(f"weights {backbone}", "B", unit_scale=True, leave=False) as bar:
+                try:
+                    resolve_weights(backbone, image_size=size, progress=_follow(bar))
+                except WeightsNotFoundError:
+                    continue
 
 
 def _failure_line(sweep) -> str:

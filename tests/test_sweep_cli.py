@@ -157,3 +157,28 @@ def test_a_sweep_that_cannot_run_exits_1_with_its_reason(tiny_dataset, tmp_path)
     assert last.startswith("sweep no-weights failed: ") and "weights: none" in last, last
     report = json.loads(cli("results", "no-weights", "--storage", storage, "--json").stdout)
     assert report["status"] == "failed" and report["failure"] in last
+
+
+def test_the_cli_downloads_the_weights_a_sweep_needs_before_its_first_trial(tiny_dataset, tmp_path):
+    """From a loopback mirror, with a bar on stderr; a file that is no backbone's weights then fails the
+    trials, and the sweep, with the reason."""
+    import h5py
+    import numpy as np
+    from loopback import serve_folder
+
+    site = tmp_path / "site"
+    site.mkdir()
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    with h5py.File(site / name, "w") as f:
+        f.create_dataset("kernel", data=np.zeros((8, 4)))
+    spec = write_spec(tmp_path / "spec.yaml", "fetched", tiny_dataset, {}, backbone="mobilenetv2",
+                      weights="imagenet", image_size=96, epochs=1)
+    keras_home = tmp_path / "keras"
+    with serve_folder(site) as mirror:
+        env = os.environ | {"KERAS_HOME": str(keras_home), "TRANSFERLAB_WEIGHTS_DOWNLOAD": "on",
+                            "TRANSFERLAB_WEIGHTS_MIRROR": mirror.url}
+        run = cli("sweep", str(spec), "--storage", f"sqlite:///{tmp_path / 'runs.db'}", env=env, check=False)
+    assert mirror.requests == [f"/{name}"]
+    assert (keras_home / "models" / name).is_file()
+    assert "weights mobilenetv2" in run.stderr
+    assert run.returncode == 1 and "sweep fetched failed" in run.stderr

@@ -1,0 +1,112 @@
+"""Is the app's model better than ten lines of scikit-learn? Three runs on one split and seed.
+
+1. probe: logistic regression (scikit-learn) on frozen, pooled EfficientNet-Lite0 features;
+2. the app's plain default sweep (every SweepSpec default, only the dataset given);
+3. a preset spec (default examples/recommended.yaml, when it exists) with its data.dataset filled in.
+
+Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
+macro F1 and wall time side by side.
+
+    .venv/bin/python bench/quality.py ../shared/datasets/flowers5
+    .venv/bin/python bench/quality.py DATASET --runs probe default --max-per-class 100
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from core.results.metrics import Evaluation  # noqa: E402
+from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
+
+RUNS = ("probe", "default", "preset")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--preset", type=Path, default=REPO / "examples" / "recommended.yaml")
+    p.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-per-class", type=int, default=0, help="images per class (0 = all)")
+    return p.parse_args()
+
+
+def data_section(args: argparse.Namespace) -> dict:
+    return {"dataset": str(args.dataset.resolve()), "test_fraction": args.test_fraction, "seed": args.seed,
+            "max_per_class": args.max_per_class}
+
+
+def probe(args: argparse.Namespace) -> Evaluation:
+    """The notebook baseline: frozen pooled Lite0 features -> standardised logistic regression."""
+    from core.training.plan import SweepData
+    spec = SweepSpec.from_dict({"name": "probe", "data": data_section(args)})
+    data = SweepData(spec)
+    features = data.runner(spec.params, cached=True).pooled_features(spec.params)
+    y = data.dataset.labels
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(features[data.train_rows], y[data.train_rows])
+    return Evaluation(data.dataset.classes, y[data.test_rows], model.predict_proba(features[data.test_rows]))
+
+
+def sweep(spec: SweepSpec) -> Evaluation:
+    """The spec run to its end as `python -m core sweep` runs it, in a store of its own."""
+    from core.runs.store import RunStore
+    from core.search.executors import run_sweep
+    store = RunStore(os.environ["TRANSFERLAB_STORAGE"])
+    store.create_sweep(spec)
+    final = run_sweep(store, spec.name, say=lambda line: print(f"  {line}", file=sys.stderr))
+    if final is None:
+        raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
+    return Evaluation.from_json(final.test)
+
+
+def run(name: str, args: argparse.Namespace) -> Evaluation:
+    if name == "probe":
+        return probe(args)
+    if name == "default":
+        return sweep(SweepSpec.from_dict({"name": "default", "data": data_section(args)}))
+    preset = load_yaml(args.preset.read_text())
+    preset["data"] = {**preset.get("data", {}), **data_section(args)}
+    return sweep(SweepSpec.from_dict(preset | {"name": "preset"}))
+
+
+def main() -> None:
+    args = parse_args()
+    if "preset" in args.runs and not args.preset.is_file():
+        raise SystemExit(f"no preset at {args.preset}")
+    rows = []
+    for name in args.runs:
+        with tempfile.TemporaryDirectory() as home:      # cold caches, fresh store
+            os.environ.update({"TRANSFERLAB_CACHE": str(Path(home) / "cache"),
+                               "TRANSFERLAB_STORAGE": f"sqlite:///{Path(home) / 'runs.db'}",
+                               "TRANSFERLAB_HOME": home})
+            started = time.perf_counter()
+            evaluation = run(name, args)
+            seconds = time.perf_counter() - started
+        summary = evaluation.summary()
+        rows.append((name, evaluation.accuracy(), summary["f1_macro"], seconds, len(evaluation.y_true)))
+        print(f"{name}: test accuracy {rows[-1][1]:.4f}, macro F1 {rows[-1][2]:.4f}, {seconds / 60:.1f} min",
+              file=sys.stderr)
+    probe_accuracy = next((r[1] for r in rows if r[0] == "probe"), None)
+    print(f"\n{args.dataset.name}: seed {args.seed}, test fraction {args.test_fraction}")
+    print(f"{'run':<10}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
+    for name, accuracy, f1, seconds, n in rows:
+        gain = f"{(accuracy - probe_accuracy) * 100:+.1f} pt" if probe_accuracy is not None else "-"
+        print(f"{name:<10}{accuracy:>10.4f}{f1:>10.4f}{seconds / 60:>10.1f}{n:>8}{gain:>10}")
+
+
+if __name__ == "__main__":
+    main()
