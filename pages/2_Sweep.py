@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.datasets import DatasetError
-from core.runs.store import StoreError
 from core.search import lifecycle
 from core.spec.fields import SweepSize
 from core.spec.sweep import SweepSpec
-from ui import state
+from ui import auth, state
 from ui.cache_panel import cache_panel
 from ui.spec_form import sweep_form
 from ui.sweep_live import sweep_panel
-from ui.widgets import plain, user_error
+from ui.widgets import plain
 
 st.title("Sweep")
 store = state.store()
@@ -24,20 +22,16 @@ store = state.store()
 
 def launch(spec: SweepSpec) -> None:
     """Record the sweep in the store, start its driver outside this script, and attach to it."""
-    try:
-        lifecycle.start(store, spec, state.settings())
-    except (DatasetError, StoreError) as error:
-        user_error(error)
-        return
-    st.query_params["sweep"] = spec.name
-    st.rerun()
+    if state.store_action(lambda: lifecycle.start(store, spec, state.settings(), user=auth.user())):
+        st.query_params["sweep"] = spec.name
+        st.rerun()
 
 
 def attach_picker() -> str | None:
-    names = store.sweep_names()
+    names = state.sweep_names()
     current = st.query_params.get("sweep")
     if current and current not in names:
-        st.warning(f"No sweep named '{plain(current)}' in the store; pick one below or define a new one.")
+        st.warning(f"No sweep named '{plain(current)}' can be shown; pick one below or define a new one.")
         current = None
     if not names:
         return None

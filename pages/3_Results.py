@@ -10,8 +10,7 @@ from ui.evaluation import evaluation_views
 from ui.widgets import chart, table
 
 st.title("Results")
-store = state.store()
-names = store.sweep_names()
+names = state.sweep_names()
 if not names:
     st.info("No sweeps yet: launch one on the Sweep page.")
     st.page_link("pages/2_Sweep.py", label="Go to Sweep", icon=":material/tune:")

@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("home")
 
 
+def server_env(home: Path) -> dict[str, str]:
+    """The environment of a server whose data (home/data) and run store live under `home`."""
+    env = {**os.environ, "TRANSFERLAB_HOME": str(home), "TRANSFERLAB_DATA_ROOTS": str(home / "data"),
+           "TRANSFERLAB_STORAGE": f"sqlite:///{home / 'runs.db'}", "BROWSER_PATH": str(CHROMIUM)}
+    env.pop("TRANSFERLAB_CACHE", None)
+    return env
+
+
 @pytest.fixture(scope="module")
 def server(home: Path) -> Iterator[str]:
     if not CHROMIUM.exists():
@@ -63,9 +73,7 @@ def server(home: Path) -> Iterator[str]:
     shutil.copy(colours / "red" / "red_000.jpg", colours / "red" / "red_copy.jpg")         # a duplicate
     shutil.copy(colours / "green" / "green_001.jpg", colours / "blue" / "odd_one.jpg")    # a label conflict
     (colours / "blue" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")                   # a bad file
-    env = {**os.environ, "TRANSFERLAB_HOME": str(home), "TRANSFERLAB_DATA_ROOTS": str(data),
-           "TRANSFERLAB_STORAGE": f"sqlite:///{home / 'runs.db'}", "BROWSER_PATH": str(CHROMIUM)}
-    env.pop("TRANSFERLAB_CACHE", None)
+    env = server_env(home)
     spec = home / "spec.yaml"
     spec.write_text(SPEC)
     sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
@@ -78,11 +86,18 @@ def server(home: Path) -> Iterator[str]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    with serve(home, env) as url:
+        yield url
+
+
+@contextmanager
+def serve(home: Path, env: dict[str, str], *options: str) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port until the block ends; its output: home/server.log."""
     port = _free_port()
     log = open(home / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log,
+                             "--browser.gatherUsageStats", "false", *options], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -103,21 +118,36 @@ def server(home: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser_page(server: str):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
+def chromium():
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser test: {CHROMIUM} is missing (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="browser test: the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        yield page
+        yield browser
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def browser_page(server: str, chromium):
+    page = chromium.new_page(viewport=VIEWPORT)
+    yield page
+    page.close()
+
+
 def settle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the script run is over (the "Running…" status widget is gone) and the page is quiet."""
+    """Wait until the script run is over and stays over (the "Running…" status widget gone for a second:
+    a fresh server's first run starts the next at once) and the page is quiet."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     page.wait_for_timeout(1500)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_ms)
-    page.wait_for_timeout(1000)
+    status = page.locator('[data-testid="stStatusWidget"]')
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        status.wait_for(state="detached", timeout=timeout_ms)
+        page.wait_for_timeout(1000)
+        if status.count() == 0 or time.monotonic() > deadline:
+            return
 
 
 def visit(page, url: str, shot: str, expect_heading: str) -> None:
@@ -187,3 +217,83 @@ def test_predict_page(server: str, browser_page) -> None:
     settle(browser_page)
     shoot(browser_page, "4-predict-gradcam")
     assert browser_page.get_by_text("notes.txt").count() >= 1
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended: a driver that died with the previous server."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_deep_link_first_after_a_restart_resumes_sweeps_and_draws_the_sidebar(tmp_path: Path,
+                                                                                chromium) -> None:
+    """Issue 8, item 9: the first request a fresh server gets is /Sweep?sweep=NAME, not the home page."""
+    from core.runs.store import RunStore
+    from core.spec.sweep import SweepSpec
+    write_class_folders(tmp_path / "data" / "colours", per_class=6)
+    env = server_env(tmp_path)
+    store = RunStore(env["TRANSFERLAB_STORAGE"], artifacts_dir=tmp_path / "runs" / "artifacts")
+    store.create_sweep(SweepSpec.from_yaml(SPEC.replace(f"name: {SWEEP}", "name: deep")))
+    dead = dead_pid()
+    store.set_driver("deep", dead)
+    store.set_status("deep", "running")
+    page = chromium.new_page(viewport=VIEWPORT)
+    try:
+        with serve(tmp_path, env) as url:
+            visit(page, f"{url}/Sweep?sweep=deep", "9-deep-link-first", "Sweep")
+            assert store.sweep("deep").driver.pid != dead, "the server's start-up did not resume the sweep"
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            assert sidebar.get_by_text("Run store").count() == 1, "the shared sidebar is not drawn"
+            assert sidebar.get_by_text("Results").count() >= 1
+    finally:
+        page.close()
+        driver = store.sweep("deep").driver
+        if driver.pid != dead:
+            os.killpg(driver.pid, signal.SIGKILL)      # the relaunched driver runs in a session of its own
+
+
+def test_login_refuses_without_the_password_and_admits_with_it(tmp_path: Path, chromium) -> None:
+    write_class_folders(tmp_path / "data" / "colours", per_class=6)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[login]\npassword = "correct horse battery"\n')
+    page = chromium.new_page(viewport=VIEWPORT)
+    try:
+        with serve(tmp_path, server_env(tmp_path), "--secrets.files", str(secrets)) as url:
+            page.goto(f"{url}/Sweep")
+            settle(page)
+            shoot(page, "0-login")
+            assert page.get_by_role("heading", name="Sweep").count() == 0
+            assert page.get_by_text("Launch").count() == 0
+            page.get_by_role("textbox", name="Your name").fill("ann")
+            page.get_by_role("textbox", name="Team password").fill("a guess")
+            page.get_by_role("button", name="Sign in").click()
+            settle(page)
+            assert page.get_by_text("Wrong password").count() == 1
+            assert page.get_by_role("heading", name="Sweep").count() == 0
+            page.get_by_role("textbox", name="Team password").fill("correct horse battery")
+            page.get_by_role("button", name="Sign in").click()
+            settle(page)
+            page.get_by_role("heading", name="Sweep").first.wait_for(timeout=60_000)
+            shoot(page, "0-login-admitted")
+            assert page.locator('[data-testid="stSidebar"]').get_by_text("Signed in as ann").count() == 1
+    finally:
+        page.close()
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_on_every_page(tmp_path: Path, chromium) -> None:
+    write_class_folders(tmp_path / "data" / "colours", per_class=6)
+    env = server_env(tmp_path) | {"TRANSFERLAB_STORAGE": "postgresql+psycopg2://u:hunter2@127.0.0.1:1/x"}
+    page = chromium.new_page(viewport=VIEWPORT)
+    try:
+        with serve(tmp_path, env) as url:
+            for path in ("Sweep?sweep=x", "Results", "Predict", ""):
+                page.goto(f"{url}/{path}")
+                settle(page)
+                errors = page.locator('[data-testid="stAlertContentError"]')
+                assert errors.count() == 1, path
+                assert "u:***@127.0.0.1:1/x" in errors.inner_text() and "hunter2" not in page.content(), path
+                assert page.get_by_role("heading").count() == 0, f"{path}: the page ran"
+                assert page.locator('[data-testid="stException"]').count() == 0, path
+    finally:
+        page.close()

@@ -8,22 +8,50 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
+from optuna.exceptions import StorageInternalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from streamlit.runtime.pages_manager import PagesManager
 
-from core.data.datasets import Dataset, list_datasets, load_dataset
+from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset
 from core.data.scan import ScanReport, scan_dataset
 from core.runs.records import FinalModel, TrialRecord
-from core.runs.store import RunStore
-from core.settings import Settings, load_settings
+from core.runs.store import RunStore, StoreError
+from core.settings import Settings, SettingsError, load_settings
+from core.spec.sweep import SweepSpec
+from ui.widgets import plain, user_error
 
 SECRET_ENV = {"data_roots": "TRANSFERLAB_DATA_ROOTS", "storage": "TRANSFERLAB_STORAGE", "home": "TRANSFERLAB_HOME"}
 DATASET_KEY = "dataset"
 WIDGET_KEY = "dataset_choice"
 SCANS_KEPT = 8
+# What a store that cannot be reached, parsed or written raises (the driver's error, Optuna's wrapper of it)
+STORE_FAILURES = (SQLAlchemyError, StorageInternalError, OSError)
+# What reading a record written by other code may raise (a bad name or spec, an unknown status, a wrong type)
+BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
+
+
+def _run_through_the_entry() -> None:
+    """Make this run go through app.py (login, start-up, sidebar) whichever page the URL names.
+
+    An app with a `pages/` folder runs in Streamlit's old multipage mode until its entry has called
+    `st.navigation` once in the process, so a fresh server's first visitor at a page's URL (a deep link)
+    got that page alone: no login, no resume, a bare sidebar. Every page imports this module first;
+    on that first import, leave the old mode and run again, through app.py.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_run_through_the_entry()
 
 
 def _secrets() -> dict[str, Any]:
@@ -55,6 +83,56 @@ def store() -> RunStore:
     return _store(s.storage_url, str(s.artifacts_dir))
 
 
+def url_for_humans(url: str) -> str:
+    """A store URL for messages, without its password, even when SQLAlchemy cannot parse it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            return "(not a URL)"
+        return url.replace(f":{password}@", ":***@") if password else url
+
+
+def store_failure(error: BaseException) -> str:
+    """One line for a store that cannot be reached or written: the database's reason, never a traceback."""
+    while error.__cause__ is not None:          # Optuna wraps SQLAlchemy, which wraps the driver
+        error = error.__cause__
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return (f"Cannot use the run store {plain(url_for_humans(settings().storage_url))}: "
+            f"{plain(reason[0] if reason else error)} "
+            "(set TRANSFERLAB_STORAGE or storage in .streamlit/secrets.toml)")
+
+
+def require_store() -> RunStore:
+    """The run store, or one clear line and the end of this run (a URL that is garbage, a server that
+    cannot be reached, a new database that cannot be written) instead of an exception box on every page."""
+    try:
+        opened = store()
+        opened.sweep_names()           # still reachable
+        return opened
+    except SettingsError as error:
+        st.error(plain(error), icon=":material/error:")
+    except STORE_FAILURES as error:
+        st.error(store_failure(error), icon=":material/error:")
+    st.stop()
+
+
+def store_action(action: Callable[[], None]) -> bool:
+    """Make a change to the store; a refusal (a running sweep, a dataset outside the roots) or a store
+    that cannot be written shows as one line. True when it went through."""
+    try:
+        action()
+    except (DatasetError, StoreError) as error:
+        user_error(error)
+    except STORE_FAILURES as error:
+        st.error(store_failure(error), icon=":material/error:")
+    else:
+        return True
+    return False
+
+
 @st.cache_resource(show_spinner="Resuming sweeps left running by a restart…")
 def _resume_once(url: str) -> list[str]:
     from core.search.lifecycle import resume_unfinished
@@ -62,8 +140,14 @@ def _resume_once(url: str) -> list[str]:
 
 
 def start_server() -> list[str]:
-    """Once per server process: relaunch sweeps whose driver died with the previous server."""
-    return _resume_once(settings().storage_url)
+    """Once per server process: relaunch sweeps whose driver died with the previous server. A record it
+    cannot read (or a driver it cannot start) is a warning, tried again next run, never a page down."""
+    try:
+        return _resume_once(settings().storage_url)
+    except BAD_RECORD + STORE_FAILURES as error:
+        st.warning(f"Sweeps left running by a restart were not all resumed: {plain(error)}",
+                   icon=":material/warning:")
+        return []
 
 
 # --- datasets ---------------------------------------------------------------------------------------
@@ -148,6 +232,34 @@ def scan(path: Path) -> tuple[Dataset, ScanReport]:
 
 
 # --- sweeps ------------------------------------------------------------------------------------------
+
+def _unreadable(rs: RunStore, name: str) -> str | None:
+    """Why a sweep's record cannot be shown (written by other code or an older version), or None."""
+    try:
+        record = rs.sweep(name)
+        if not record.spec:
+            return "no spec is stored with it"
+        spec = SweepSpec.from_dict(record.spec)
+    except BAD_RECORD as error:
+        return str(error)
+    return None if spec.name == name else f"its spec is named {spec.name!r}"
+
+
+def sweep_names() -> list[str]:
+    """The sweeps a page can show; a warning names each one whose record cannot be read, left out."""
+    rs = store()
+    names, problems = [], []
+    for name in rs.sweep_names():
+        problem = _unreadable(rs, name)
+        if problem:
+            problems.append(f"'{plain(name)}': {plain(problem)}")
+        else:
+            names.append(name)
+    if problems:
+        st.warning("Left out of this page, as their records cannot be read: " + "; ".join(problems),
+                   icon=":material/warning:")
+    return names
+
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _trials(url: str, names: tuple[str, ...], versions: tuple) -> pd.DataFrame:

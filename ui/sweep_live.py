@@ -1,36 +1,76 @@
 """The live view of one sweep: progress, counts, best so far, per-epoch curves of running trials,
-Stop / Resume. It polls the store (the one source of truth), so any session, after any reload or
-server restart, sees the same sweep; a poll costs two queries (`lifecycle.view`)."""
+who launched or stopped it, why it failed, Stop / Resume / Delete. It polls the store (the one source
+of truth), so any session, after any reload or server restart, sees the same sweep; a poll costs two
+queries (`lifecycle.view`)."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core.results import charts
-from core.runs.records import SweepStatus, TrialState, trials_frame
+from core.runs.records import SweepRecord, SweepStatus, TrialState, trials_frame
 from core.search import lifecycle
 from core.search.lifecycle import SweepView
 from core.spec.sweep import SweepSpec
-from ui import state
+from ui import auth, state
 from ui.widgets import chart, plain
 
 POLL_S = 2.0
+CONFIRM_KEY = "sweep_live.confirm_delete"
+
+
+def _delete_refusal(sweep: SweepRecord) -> str:
+    if sweep.launched_by:
+        return f"only {plain(sweep.launched_by)}, who launched it, or an admin may delete it"
+    return "only an admin may delete it (nobody is recorded as its launcher)"
+
+
+def _delete(sweep: SweepRecord) -> None:
+    """A second click confirms; the policy (`ui.auth.may_delete`) says who may."""
+    name, allowed = sweep.name, auth.may_delete(sweep, auth.user())
+    if st.session_state.get(CONFIRM_KEY) != name:
+        st.button("Delete", icon=":material/delete:", disabled=not allowed, key="sweep-delete",
+                  on_click=st.session_state.__setitem__, args=(CONFIRM_KEY, name),
+                  help="remove the sweep, its trials and its models" if allowed else _delete_refusal(sweep))
+        return
+    st.warning(f"Delete **{plain(name)}**, its trials and its models? This cannot be undone.")
+    yes, no = st.columns(2)
+    no.button("Cancel", key="sweep-delete-cancel", on_click=st.session_state.pop, args=(CONFIRM_KEY, None))
+    if yes.button("Delete for good", type="primary", icon=":material/delete_forever:",
+                  key="sweep-delete-confirm"):
+        st.session_state.pop(CONFIRM_KEY, None)
+        if state.store_action(lambda: lifecycle.delete(state.store(), name)):
+            st.query_params.pop("sweep", None)
+            st.toast(f"Deleted {name}", icon=":material/delete:")
+            st.rerun()
 
 
 def _controls(view: SweepView) -> None:
     store, name, sweep = state.store(), view.sweep.name, view.sweep
-    stop_col, resume_col, yaml_col, _ = st.columns([1, 1, 1, 3])
+    stop_col, resume_col, yaml_col, delete_col, _ = st.columns([1, 1, 1, 2, 1])
     if stop_col.button("Stop", icon=":material/stop:",
                        disabled=sweep.status != SweepStatus.RUNNING or sweep.stop_requested,
                        help="workers stop after their current epoch; the trial is queued again for Resume"):
-        lifecycle.stop(store, name)
-        st.toast(f"Stop requested for {name}")
+        if state.store_action(lambda: lifecycle.stop(store, name, user=auth.user())):
+            st.toast(f"Stop requested for {name}")
     if resume_col.button("Resume", icon=":material/play_arrow:", disabled=view.driven or sweep.status == SweepStatus.DONE,
-                         help="start the sweep's driver again: it runs what is left, then refits the best"):
-        lifecycle.resume(store, name)
-        st.rerun()
+                         help="start the sweep's driver again (after fixing what made it fail): "
+                              "it runs what is left, then refits the best"):
+        if state.store_action(lambda: lifecycle.resume(store, name, user=auth.user())):
+            st.rerun()
     yaml_col.download_button("Spec (YAML)", SweepSpec.from_dict(sweep.spec).to_yaml(), file_name=f"{name}.yaml",
                              mime="application/x-yaml", icon=":material/download:",
                              help=f"re-run it from the command line: python -m core sweep {name}.yaml")
+    with delete_col:
+        _delete(sweep)
+
+
+def _who(sweep: SweepRecord) -> str:
+    """Who launched the sweep (last) and who asked it to stop, as far as the store knows."""
+    said = [f"launched by {plain(sweep.launched_by)}"] if sweep.launched_by else []
+    if sweep.stopped_by and (sweep.stop_requested or sweep.status == SweepStatus.STOPPED):
+        said.append(f"stop asked by {plain(sweep.stopped_by)}")
+    text = " · ".join(said)
+    return text[:1].upper() + text[1:]
 
 
 def _live_curves(view: SweepView) -> None:
@@ -61,6 +101,11 @@ def sweep_panel(name: str) -> None:
             st.rerun()
         st.progress(min(counts.done / max(view.planned, 1), 1.0),
                     text=f"**{name}** · {sweep.status.value} · {counts.done} of {view.planned} trials")
+        if who := _who(sweep):
+            st.caption(who)
+        if sweep.status == SweepStatus.FAILED:
+            st.error(f"This sweep failed: {plain(sweep.failure) or 'see the driver log'}. "
+                     "Fix the cause, then press Resume.", icon=":material/error:")
         if view.needs_resume:
             st.warning("No process is driving this sweep (the server restarted or it crashed): press Resume.")
         if sweep.stop_requested and sweep.status == SweepStatus.RUNNING:

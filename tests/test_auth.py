@@ -1,0 +1,170 @@
+"""The optional login in Streamlit's AppTest: refused without it, admitted with it (a shared password, an
+OIDC provider through st.login, a server requiring a login it does not have), who launched and stopped a
+sweep, and who may delete it.
+
+AppTest runs app.py on its first run only: it resets Streamlit's old-multipage flag before every run
+(this app has a pages/ folder), so later runs execute the page alone. The entry's gate is checked on
+first runs here, the sign-in form in a script of its own, and deep links on a real server in
+test_browser.py.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import write_class_folders
+from streamlit.testing.v1 import AppTest
+from test_app import APP, TF_TIMEOUT, button, fill_tiny_sweep, tiny_spec
+
+PASSWORD = "correct horse battery"
+TEAM = {"login": {"password": PASSWORD, "admins": ["Carol"]}}
+PAGES = {"Dataset", "Sweep", "Results", "Predict"}
+OIDC = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "random-secret",
+                 "client_id": "transferlab", "client_secret": "s3cret",
+                 "server_metadata_url": "http://127.0.0.1:1/.well-known/openid-configuration"}}
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root with a tiny dataset and a run store of this test alone."""
+    root = tmp_path / "data"
+    write_class_folders(root / "colours", per_class=6)
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(root))
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'auth.db'}")
+    return root
+
+
+def app(secrets: dict, *, user: dict | None = None, signed_in: str = "", sweep: str = "",
+        timeout: float = 60) -> AppTest:
+    """The app's first run, with these secrets, this OIDC user, a session signed in with the password."""
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.secrets.update(secrets)
+    if user is not None:
+        at.user = user
+    if signed_in:
+        at.session_state["auth.user"] = signed_in
+    if sweep:
+        at.query_params["sweep"] = sweep
+    return at.run()
+
+
+def shown_pages(at: AppTest) -> set[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return {t.value for t in at.title} & PAGES
+
+
+def refused(at: AppTest) -> bool:
+    """Nothing of any page and no sidebar: only the sign-in."""
+    return not shown_pages(at) and not at.metric and not at.selectbox and not at.get("plotly_chart")
+
+
+def store():
+    from core.runs.store import RunStore
+    return RunStore()
+
+
+def test_the_entry_refuses_a_stranger_and_admits_a_signed_in_session(data_root: Path) -> None:
+    at = app(TEAM)
+    assert refused(at) and [b.label for b in at.button] == ["Sign in"]
+    at = app(TEAM, signed_in="ann")
+    assert shown_pages(at) == {"Dataset"} and any("Signed in as ann" in c.value for c in at.caption)
+    assert any(b.label == "Sign out" for b in at.button)
+
+
+def gated() -> None:
+    """A page behind the gate, as app.py puts every page."""
+    import streamlit as st
+
+    from ui import auth
+    user = auth.require(auth.current_user())
+    st.title(f"Inside as {user}")
+    auth.account(user)
+
+
+def sign_in(at: AppTest, name: str, password: str = PASSWORD) -> AppTest:
+    at.text_input(key="auth.name").input(name)
+    at.text_input(key="auth.password").input(password)
+    return button(at, "Sign in").click().run()
+
+
+def test_the_password_form_wants_a_name_and_the_password(data_root: Path) -> None:
+    at = AppTest.from_function(gated, default_timeout=30)
+    at.secrets.update(TEAM)
+    at.run()
+    inside = lambda: [t.value for t in at.title if t.value.startswith("Inside")]    # noqa: E731
+    assert not inside()
+    sign_in(at, "ann", "guess")
+    assert not inside() and [e.value for e in at.error] == ["Wrong password."]
+    sign_in(at, "  ", PASSWORD)
+    assert not inside() and "name" in at.error[0].value
+    sign_in(at, " ann ", PASSWORD)
+    assert inside() == ["Inside as ann"] and not at.error
+    at.run()
+    assert inside() == ["Inside as ann"], "kept for the session"
+    button(at, "Sign out").click().run()
+    assert not inside()
+
+
+def test_oidc_provider_refuses_a_signed_out_user_and_admits_a_signed_in_one(data_root: Path) -> None:
+    at = app(TEAM | OIDC, user={"is_logged_in": False})
+    assert refused(at) and [b.label for b in at.button] == ["Sign in"]
+    assert not at.text_input, "with a provider, no password is asked"
+    at = app(TEAM | OIDC, user={"is_logged_in": True, "email": "ann@example.org", "name": "Ann"})
+    assert shown_pages(at) == {"Dataset"}
+
+
+def test_a_required_login_that_is_not_configured_lets_nobody_in(data_root: Path) -> None:
+    at = app({"login": {"required": True}})
+    assert refused(at) and not at.text_input and not at.button
+    assert len(at.error) == 1 and "[login]" in at.error[0].value
+
+
+def signed_in_on(sweep: str, name: str) -> AppTest:
+    return app(TEAM, signed_in=name, sweep=sweep).switch_page("pages/2_Sweep.py").run()
+
+
+def test_who_launched_and_stopped_is_recorded_shown_and_decides_who_deletes(data_root: Path) -> None:
+    at = app(TEAM, signed_in="ann", timeout=TF_TIMEOUT).switch_page("pages/2_Sweep.py").run()
+    fill_tiny_sweep(at, "anns-sweep")
+    button(at, "Launch").click().run()
+    assert not at.exception, at.exception
+    sweep = store().sweep("anns-sweep")
+    os.killpg(sweep.driver.pid, signal.SIGKILL)       # its driver (own session) is not what is tested
+    assert sweep.launched_by == "ann"
+
+    bob = signed_in_on("anns-sweep", "bob")
+    assert any("ann" in c.value for c in bob.caption), [c.value for c in bob.caption]
+    button(bob, "Stop").click().run().run()             # (the second run is the live panel's next poll)
+    assert store().sweep("anns-sweep").stopped_by == "bob"
+    assert any("bob" in c.value for c in bob.caption), [c.value for c in bob.caption]
+    assert button(bob, "Delete").disabled, "only who launched it, or an admin, deletes a sweep"
+
+    other = tiny_spec("daves-sweep", data_root / "colours")
+    store().create_sweep(other)
+    store().set_launched_by(other.name, "dave")
+    carol = signed_in_on(other.name, "carol")          # an admin, whatever the case of her name
+    button(carol, "Delete").click().run()
+    button(carol, "Delete for good").click().run()
+    assert other.name not in store().sweep_names()
+
+    ann = signed_in_on("anns-sweep", "ann")
+    button(ann, "Delete").click().run()
+    button(ann, "Delete for good").click().run()
+    assert not ann.exception and store().sweep_names() == []
+
+
+@pytest.mark.parametrize("address, warned",
+                         [("0.0.0.0", True), ("", True), ("127.0.0.1", False), ("localhost", False)])
+def test_a_server_open_to_the_network_without_a_login_says_so(address: str, warned: bool,
+                                                             data_root: Path) -> None:
+    from streamlit import config
+    saved = config.get_option("server.address")
+    config.set_option("server.address", address)
+    try:
+        open_door = [w.value for w in app({}).warning if "anyone who reaches this server" in w.value]
+        assert bool(open_door) == warned, (address, open_door)
+        assert not [w.value for w in app(TEAM, signed_in="ann").warning if "anyone" in w.value]
+    finally:
+        config.set_option("server.address", saved)
