@@ -23,8 +23,7 @@ st.title("Predict")
 
 def choose_model() -> Path | None:
     drop_old_uploads()
-    store = state.store()
-    finished = [n for n in store.sweep_names() if state.final(n)]
+    finished = [n for n in state.sweep_names() if state.final(n)]
     source = st.radio("Model", ["Final model of a sweep", "Upload a .keras file"], horizontal=True,
                       index=0 if finished else 1)
     if source == "Upload a .keras file":

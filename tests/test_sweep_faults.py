@@ -125,3 +125,17 @@ def test_two_launches_of_one_sweep_at_the_same_moment_start_one_driver(tiny_data
     finally:
         for pid in _processes("resume", "twice"):
             os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_record_other_code_wrote_does_not_stop_the_others_from_resuming(tiny_dataset, tmp_path):
+    import optuna
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    optuna.create_study(study_name="alien", storage=store.storage).set_user_attr("status", "exploded")
+    spec = SweepSpec.from_yaml(write_spec(tmp_path / "spec.yaml", "orphan", tiny_dataset, {}, epochs=1).read_text())
+    store.create_sweep(spec)
+    store.set_status("orphan", SweepStatus.RUNNING)          # its driver died with the server
+    try:
+        assert lifecycle.resume_unfinished(store) == ["orphan"]
+    finally:
+        for pid in _processes("resume", "orphan"):
+            os.killpg(pid, signal.SIGKILL)

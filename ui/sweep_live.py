@@ -7,9 +7,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core.results import charts
-from core.runs.records import SweepRecord, SweepStatus, TrialState, trials_frame
+from core.runs.records import StepProgress, SweepRecord, SweepStatus, TrialRecord, TrialState, trials_frame
 from core.search import lifecycle
 from core.search.lifecycle import SweepView
+from core.search.oracle import was_retried
+from core.search.time_left import describe_seconds, step_seconds_left
 from core.spec.sweep import SweepSpec
 from ui import auth, state
 from ui.widgets import chart, plain
@@ -73,20 +75,44 @@ def _who(sweep: SweepRecord) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _live_curves(view: SweepView) -> None:
-    for trial in view.trials:
-        if trial.state != TrialState.RUNNING:
-            continue
-        live = trial.live
-        if live is None or not live.curves:
-            st.caption(f"Trial {trial.number}: preparing data and features…")
-            continue
-        st.markdown(f"**Trial {trial.number}** · fold {live.fold + 1}, epoch {live.epoch + 1}")
-        left, right = st.columns(2)
-        with left:
+def _step_bar(step: StepProgress) -> None:
+    """A long step (decoding, the backbone pass, the refit) as a bar with its rate and time left."""
+    unit = "epochs" if "epochs" in step.label else "images"
+    st.progress(min(step.done / max(step.total, 1), 1.0),
+                text=f"{step.label}: {step.done:,} of {step.total:,} · {step.rate:,.1f} {unit}/s · "
+                     f"{describe_seconds(step_seconds_left(step))} left")
+
+
+def _running_trial(trial: TrialRecord, left: float | None) -> None:
+    """Where a running trial is (its long step, or fold k of K, epoch e of E), its time left and curves."""
+    live = trial.live
+    if live is None:
+        st.caption(f"Trial {trial.number}: starting…")
+        return
+    if live.step is not None:
+        st.markdown(f"**Trial {trial.number}** · preparing data and features")
+        _step_bar(live.step)
+        return
+    of_folds = f" of {live.folds}" if live.folds else ""
+    of_epochs = f" of {live.epochs}" if live.epochs else ""
+    st.markdown(f"**Trial {trial.number}** · fold {live.fold + 1}{of_folds}, epoch {live.epoch + 1}{of_epochs}"
+                f" · about {describe_seconds(left)} left")
+    if live.curves:
+        left_col, right_col = st.columns(2)
+        with left_col:
             chart(charts.learning_curves(live.curves, metric="loss"), f"trial {trial.number} loss")
-        with right:
+        with right_col:
             chart(charts.learning_curves(live.curves, metric="accuracy"), f"trial {trial.number} accuracy")
+
+
+def _timing(view: SweepView) -> str:
+    """"about 12 min left" while it runs, "took 34 min" once done."""
+    if view.sweep.status == SweepStatus.DONE:
+        return f"took {describe_seconds(view.took_s)}" if view.took_s is not None else ""
+    if view.sweep.status == SweepStatus.RUNNING:
+        return f"about {describe_seconds(view.left.sweep)} left" if view.left.sweep is not None \
+            else "time left: known once a trial has finished"
+    return ""
 
 
 def sweep_panel(name: str) -> None:
@@ -99,8 +125,10 @@ def sweep_panel(name: str) -> None:
         sweep, counts = view.sweep, view.counts
         if sweep.status != started_as:
             st.rerun()
+        timing = _timing(view)
         st.progress(min(counts.done / max(view.planned, 1), 1.0),
-                    text=f"**{name}** · {sweep.status.value} · {counts.done} of {view.planned} trials")
+                    text=f"**{plain(name)}** · {sweep.status.value} · {counts.done} of {view.planned} trials"
+                         + (f" · {timing}" if timing else ""))
         if who := _who(sweep):
             st.caption(who)
         if sweep.status == SweepStatus.FAILED:
@@ -124,10 +152,14 @@ def sweep_panel(name: str) -> None:
                        f"(CV error {final.cv_error:.4f}).")
             st.page_link("pages/3_Results.py", label="See the results", icon=":material/monitoring:",
                          query_params={"sweep": name})
-        _live_curves(view)
+        if sweep.step is not None:
+            _step_bar(sweep.step)
+        for trial in view.trials:
+            if trial.state == TrialState.RUNNING:
+                _running_trial(trial, view.left.trials.get(trial.number))
         chart(charts.trial_progress(trials_frame(view.trials)), f"{name} progress")
         for trial in view.trials:
-            if trial.state == TrialState.FAIL:
+            if trial.state == TrialState.FAIL and not was_retried(trial, view.trials):
                 st.error(f"Trial {trial.number} failed: {plain(trial.error) or 'see the driver log'}")
 
     panel()

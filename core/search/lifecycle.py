@@ -6,6 +6,7 @@ The Sweep page, its live panel, the server's start-up and the CLI all call these
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -19,9 +20,12 @@ from pathlib import Path
 from core.data.datasets import resolve_dataset_path
 from core.runs.records import SweepRecord, SweepStatus, TrialRecord
 from core.runs.store import RunStore, StoreError
-from core.search.oracle import TrialCounts
+from core.search.oracle import TrialCounts, remaining_trials
+from core.search.time_left import TimeLeft, sweep_seconds, time_left
 from core.settings import REPO_ROOT, Settings
 from core.spec.sweep import SweepSpec
+
+log = logging.getLogger(__name__)
 
 
 def python_command(*args: str) -> list[str]:
@@ -44,6 +48,8 @@ class SweepView:
     counts: TrialCounts
     planned: int
     driven: bool                     # a live process on this machine drives it
+    left: TimeLeft                   # seconds left, per running trial and for the sweep
+    took_s: float | None             # a finished sweep's wall time
 
     @property
     def needs_resume(self) -> bool:
@@ -55,8 +61,10 @@ def view(store: RunStore, name: str) -> SweepView:
     """Two queries: the sweep's attributes and its trials."""
     sweep = store.sweep(name)
     trials = store.trials(name)
-    return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials),
-                     planned=SweepSpec.from_dict(sweep.spec).grid_size(), driven=driver_alive(sweep))
+    spec = SweepSpec.from_dict(sweep.spec)
+    return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials), planned=spec.grid_size(),
+                     driven=driver_alive(sweep), left=time_left(trials, remaining_trials(trials, spec)),
+                     took_s=sweep_seconds(sweep, trials))
 
 
 def driver_alive(sweep: SweepRecord) -> bool:
@@ -145,7 +153,11 @@ def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
     """After a server restart: relaunch every sweep marked running whose driver is gone."""
     resumed = []
     for name in store.sweep_names():
-        sweep = store.sweep(name)
+        try:
+            sweep = store.sweep(name)
+        except (ValueError, KeyError, TypeError) as error:     # a record other code wrote: not ours to run
+            log.warning("not resuming sweep %r: its record cannot be read (%s)", name, error)
+            continue
         if sweep.status == SweepStatus.RUNNING and not driver_alive(sweep):    # never FAILED ones
             resume(store, name, workers)
             resumed.append(name)

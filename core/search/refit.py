@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable
 
-from core.runs.records import FinalModel, TrialRecord, TrialState
+from core.runs.records import FinalModel, StepProgress, TrialRecord, TrialState
 from core.runs.store import RunStore
 from core.training.plan import SweepData
 
@@ -42,7 +43,15 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     epochs = refit_epochs(best)
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part for {epochs} epochs")
     data = data or SweepData(spec, say=say)
-    clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params))
+    started = time.monotonic()
+
+    def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
+        rate = (epoch + 1) / max(time.monotonic() - started, 1e-6)
+        store.set_step(name, StepProgress("refitting the best configuration (epochs)", epoch + 1, epochs, rate))
+    try:
+        clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params), reporter=report)
+    finally:
+        store.set_step(name, None)
     model_path = store.artifact_dir(name) / "best.keras"
     save_model(clf.model, model_path, classes=data.dataset.classes, image_size=params.image_size,
                extra={"sweep": name, "trial": best.number, "params": dataclasses.asdict(params)})

@@ -147,14 +147,14 @@ class TrialRunner:
         return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
                            duration_s=time.monotonic() - started)
 
-    def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None
-              ) -> tuple[Classifier, Evaluation, Evaluation]:
-        """Train on the whole train part for `epochs`, then evaluate on test and train."""
+    def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
+              reporter: Reporter | None = None) -> tuple[Classifier, Evaluation, Evaluation]:
+        """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train."""
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, _ = self._inputs(clf, params, base_cut)
         final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
         self._compile(model, final)
-        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, None)
+        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter)
         evaluations = []
         for rows in (self.data.test_rows, self.data.train_rows):
             scores = predict_scores(model, sources[0], rows)
