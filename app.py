@@ -10,10 +10,10 @@ from ui import auth, state
 st.set_page_config(page_title="Transfer Lab", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
-    st.Page("pages/1_Dataset.py", title="Dataset", icon=":material/photo_library:", default=True),
-    st.Page("pages/2_Sweep.py", title="Sweep", icon=":material/tune:"),
-    st.Page("pages/3_Results.py", title="Results", icon=":material/monitoring:"),
-    st.Page("pages/4_Predict.py", title="Predict", icon=":material/image_search:"),
+    st.Page("views/1_Dataset.py", title="Dataset", icon=":material/photo_library:", default=True),
+    st.Page("views/2_Sweep.py", title="Sweep", icon=":material/tune:"),
+    st.Page("views/3_Results.py", title="Results", icon=":material/monitoring:"),
+    st.Page("views/4_Predict.py", title="Predict", icon=":material/image_search:"),
 ]
 user = auth.current_user()
 page = st.navigation(PAGES, position="sidebar" if user is not None else "hidden")

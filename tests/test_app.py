@@ -68,7 +68,7 @@ def test_dataset_page_explores_the_chosen_dataset(data_root: Path) -> None:
 def test_dataset_sweep_and_results_pages_do_not_import_tensorflow(data_root: Path) -> None:
     """TensorFlow takes seconds to import: only Predict (and the worker processes) may pay for it."""
     script = (f"import sys\nfrom streamlit.testing.v1 import AppTest\nat = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
-              "for page in ('pages/2_Sweep.py', 'pages/3_Results.py'):\n    at.switch_page(page).run()\n"
+              "for page in ('views/2_Sweep.py', 'views/3_Results.py'):\n    at.switch_page(page).run()\n"
               "assert not at.exception, at.exception\nprint('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=os.environ)
     assert out.stdout.strip().endswith("False"), out.stderr[-2000:]
@@ -111,7 +111,7 @@ def test_dataset_zip_that_is_not_a_zip_says_so(data_root: Path) -> None:
 
 
 def test_sweep_form_reports_a_bad_value_list_by_field(data_root: Path) -> None:
-    at = page("pages/2_Sweep.py")
+    at = page("views/2_Sweep.py")
     no_errors(at)
     at.multiselect(key="spec.swept").set_value(["batch_size"]).run()
     at.text_input(key="space.batch_size").input("8, big").run()
@@ -127,7 +127,7 @@ def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
                                 "search": {"method": "random", "budget": 5,
                                            "space": {"learning_rate": {"low": 1e-4, "high": 0.1, "log": True},
                                                      "head": ["linear", "dense_dropout"]}}})
-    at = page("pages/2_Sweep.py")
+    at = page("views/2_Sweep.py")
     at.file_uploader(key="spec_upload").upload("spec.yaml", spec.to_yaml().encode(), "application/x-yaml").run()
     no_errors(at)
     assert at.text_input(key="spec.name").value == "from-yaml"
@@ -135,7 +135,7 @@ def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
     assert at.text_input(key="space.learning_rate").value == "0.0001 .. 0.1 log"
     assert at.multiselect(key="space.head").value == ["linear", "dense_dropout"]
     assert any("5 trials x 4 folds" in i.value for i in at.info)
-    bad = page("pages/2_Sweep.py")
+    bad = page("views/2_Sweep.py")
     bad.file_uploader(key="spec_upload").upload("bad.yaml", b"folds: 1\nname: x\ndata: {dataset: colours}\n").run()
     shown = bad.error[0].value.replace("\\", "")       # plain() escapes the colons
     assert not bad.exception and "bad.yaml: folds: 1 is below the minimum 2" in shown
@@ -168,7 +168,7 @@ def test_sweep_page_shows_live_curves_of_a_running_trial(data_root: Path) -> Non
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["sweep"] = "live-view"
     at.run()
-    at.switch_page("pages/2_Sweep.py").run()
+    at.switch_page("views/2_Sweep.py").run()
     no_errors(at)
     assert any("Trial 0" in m.value and "epoch 3" in m.value for m in at.markdown)
     assert metric(at, "Running") == "1"
@@ -191,7 +191,7 @@ def fill_tiny_sweep(at: AppTest, name: str) -> None:
 
 
 def launch_tiny_sweep() -> AppTest:
-    at = page("pages/2_Sweep.py", timeout=TF_TIMEOUT)
+    at = page("views/2_Sweep.py", timeout=TF_TIMEOUT)
     fill_tiny_sweep(at, SWEEP)
     button(at, "Launch").click().run()
     no_errors(at)
@@ -229,7 +229,7 @@ def test_sweep_is_launched_watched_and_finishes(finished_sweep: str) -> None:
 
 
 def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: str) -> None:
-    at = page("pages/3_Results.py")
+    at = page("views/3_Results.py")
     no_errors(at)
     assert len(at.dataframe) >= 1 and {"number", "value"} <= set(at.dataframe[0].value.columns)
     assert any("test" in m.label.lower() or m.label == "Accuracy" for m in at.metric)
@@ -239,7 +239,7 @@ def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: st
 
 
 def test_predict_page_classifies_an_upload_with_gradcam(finished_sweep: str, data_root: Path) -> None:
-    at = page("pages/4_Predict.py", timeout=TF_TIMEOUT)
+    at = page("views/4_Predict.py", timeout=TF_TIMEOUT)
     no_errors(at)
     image = io.BytesIO()
     make_image((200, 40, 40), seed=99).save(image, format="PNG")
@@ -264,7 +264,7 @@ def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
     entry = ActivationCache(load_settings().cache_dir).root / "0123" / "meta.json"
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text("{}")
-    at = page("pages/2_Sweep.py")
+    at = page("views/2_Sweep.py")
     no_errors(at)
     assert metric(at, "Backbone activations").endswith("B")
     next(b for b in at.button if b.label == "Clear caches").click().run()
@@ -283,11 +283,11 @@ def test_user_text_is_shown_as_text_never_as_markdown(data_root: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["sweep"] = LINK
     at.run()
-    at.switch_page("pages/2_Sweep.py").run()
+    at.switch_page("views/2_Sweep.py").run()
     shown = [w.value for w in at.warning]
     assert shown and all(LINK not in text for text in shown), shown
     at.session_state["dataset"] = str(data_root / "crafted")     # the sidebar's choice
-    at.switch_page("pages/1_Dataset.py").run()
+    at.switch_page("views/1_Dataset.py").run()
     markdown = [m.value for m in at.markdown] + [w.value for w in at.warning]
     assert any("click" in text for text in markdown), markdown
     assert all(LINK not in text and IMAGE not in text for text in markdown), markdown
@@ -312,7 +312,7 @@ def watch(name: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["sweep"] = name
     at.run()
-    return at.switch_page("pages/2_Sweep.py").run()
+    return at.switch_page("views/2_Sweep.py").run()
 
 
 def button(at: AppTest, label: str):
@@ -368,7 +368,7 @@ def test_a_bad_record_never_takes_a_page_down(data_root: Path, own_store) -> Non
             at.query_params["sweep"] = query
         at.run()      # the entry: the server's start-up reads every sweep
         assert not at.exception, [e.value for e in at.exception]
-        for path in ("pages/2_Sweep.py", "pages/3_Results.py"):
+        for path in ("views/2_Sweep.py", "views/3_Results.py"):
             at.switch_page(path).run()
             assert not at.exception, (path, [e.value for e in at.exception])
             warned = " ".join(w.value for w in at.warning)

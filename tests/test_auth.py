@@ -3,7 +3,7 @@ OIDC provider through st.login, a server requiring a login it does not have), wh
 sweep, and who may delete it.
 
 AppTest runs app.py on its first run only: it resets Streamlit's old-multipage flag before every run
-(this app has a pages/ folder), so later runs execute the page alone. The entry's gate is checked on
+(this app has a views/ folder), so later runs execute the page alone. The entry's gate is checked on
 first runs here, the sign-in form in a script of its own, and deep links on a real server in
 test_browser.py.
 """
@@ -122,11 +122,11 @@ def test_a_required_login_that_is_not_configured_lets_nobody_in(data_root: Path)
 
 
 def signed_in_on(sweep: str, name: str) -> AppTest:
-    return app(TEAM, signed_in=name, sweep=sweep).switch_page("pages/2_Sweep.py").run()
+    return app(TEAM, signed_in=name, sweep=sweep).switch_page("views/2_Sweep.py").run()
 
 
 def test_who_launched_and_stopped_is_recorded_shown_and_decides_who_deletes(data_root: Path) -> None:
-    at = app(TEAM, signed_in="ann", timeout=TF_TIMEOUT).switch_page("pages/2_Sweep.py").run()
+    at = app(TEAM, signed_in="ann", timeout=TF_TIMEOUT).switch_page("views/2_Sweep.py").run()
     fill_tiny_sweep(at, "anns-sweep")
     button(at, "Launch").click().run()
     assert not at.exception, at.exception

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import make_image, write_class_folders
 from test_app import fake_running_trial
+from test_postgres import postgres_url  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -297,3 +298,46 @@ def test_a_store_that_cannot_be_opened_is_one_line_on_every_page(tmp_path: Path,
                 assert page.locator('[data-testid="stException"]').count() == 0, path
     finally:
         page.close()
+
+
+def test_four_browsers_on_a_postgresql_store_two_launching_sweeps(tmp_path: Path, chromium,
+                                                                  postgres_url) -> None:  # noqa: F811
+    """Issue 8's load test on a team store: two sessions launch a sweep each from the page while two
+    others browse; no exception anywhere, and every planned trial of both sweeps finishes."""
+    from core.runs.store import RunStore
+    write_class_folders(tmp_path / "data" / "colours", per_class=6)
+    env = server_env(tmp_path) | {"TRANSFERLAB_STORAGE": postgres_url}
+    specs = {name: tmp_path / f"{name}.yaml" for name in ("team-a", "team-b")}
+    for name, path in specs.items():
+        path.write_text(SPEC.replace(f"name: {SWEEP}", f"name: {name}").replace("epochs: 2", "epochs: 1"))
+    contexts = [chromium.new_context(viewport=VIEWPORT) for _ in range(4)]
+    pages = [context.new_page() for context in contexts]
+    try:
+        with serve(tmp_path, env) as url:
+            for page, path in zip(pages, ["Sweep", "Sweep", "Dataset", "Results"]):
+                page.goto(f"{url}/{path}")
+            for page in pages:
+                settle(page)
+            for page, (name, path) in zip(pages, specs.items()):
+                page.locator('input[type="file"]').first.set_input_files(str(path))
+                settle(page)
+            for page in pages[:2]:
+                page.get_by_role("button", name="Launch").click()
+            store = RunStore(postgres_url, artifacts_dir=tmp_path / "runs" / "artifacts")
+            deadline = time.monotonic() + 600
+            while not all(n in store.sweep_names() and store.status(n) == "done" for n in specs):
+                assert time.monotonic() < deadline, {n: store.sweeps().to_dict("records") for n in specs}
+                for page in pages[2:]:
+                    page.reload()
+                    settle(page)
+                    assert page.locator('[data-testid="stException"]').count() == 0
+                time.sleep(2)
+            for i, page in enumerate(pages):
+                settle(page)
+                shoot(page, f"8-four-browsers-{i}")
+            for name in specs:
+                done = sorted(t.params["learning_rate"] for t in store.trials(name) if t.state == "COMPLETE")
+                assert done == [0.001, 0.01] and store.final(name) is not None, name
+    finally:
+        for context in contexts:
+            context.close()

@@ -54,7 +54,7 @@ def test_the_sweep_page_shows_the_cache_pass_the_position_and_the_time_left(serv
         at = AppTest.from_file(APP, default_timeout=60)
         at.query_params["sweep"] = NAME
         at.run()
-        at.switch_page("pages/2_Sweep.py").run()
+        at.switch_page("views/2_Sweep.py").run()
         while sweep.poll() is None and time.monotonic() < deadline:
             assert not at.exception, [e.value for e in at.exception]
             seen.append(page_text(at))

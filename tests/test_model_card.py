@@ -90,7 +90,7 @@ def test_predict_page_shows_the_class_names_of_an_uploaded_model(saved: Path, fr
     stale.write_bytes(b"left by an old session")
     backdate(stale, UPLOAD_MAX_AGE.total_seconds() + 60)
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/4_Predict.py").run()
+    at.switch_page("views/4_Predict.py").run()
     assert not at.exception, at.exception
     assert not stale.exists()
     at.file_uploader(key="model_upload").upload("pets.keras", saved.read_bytes(), "application/zip").run()

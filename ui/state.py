@@ -18,7 +18,6 @@ import streamlit as st
 from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from streamlit.runtime.pages_manager import PagesManager
 
 from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset
 from core.data.scan import ScanReport, scan_dataset
@@ -36,22 +35,6 @@ SCANS_KEPT = 8
 STORE_FAILURES = (SQLAlchemyError, StorageInternalError, OSError)
 # What reading a record written by other code may raise (a bad name or spec, an unknown status, a wrong type)
 BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
-
-
-def _run_through_the_entry() -> None:
-    """Make this run go through app.py (login, start-up, sidebar) whichever page the URL names.
-
-    An app with a `pages/` folder runs in Streamlit's old multipage mode until its entry has called
-    `st.navigation` once in the process, so a fresh server's first visitor at a page's URL (a deep link)
-    got that page alone: no login, no resume, a bare sidebar. Every page imports this module first;
-    on that first import, leave the old mode and run again, through app.py.
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_run_through_the_entry()
 
 
 def _secrets() -> dict[str, Any]:

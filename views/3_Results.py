@@ -13,7 +13,7 @@ st.title("Results")
 names = state.sweep_names()
 if not names:
     st.info("No sweeps yet: launch one on the Sweep page.")
-    st.page_link("pages/2_Sweep.py", label="Go to Sweep", icon=":material/tune:")
+    st.page_link("views/2_Sweep.py", label="Go to Sweep", icon=":material/tune:")
     st.stop()
 
 wanted = st.query_params.get("sweep")
