@@ -116,3 +116,17 @@ def test_delete_removes_the_sweep_and_its_artifacts_but_never_a_running_one(tmp_
         driver.wait()
     lifecycle.delete(store, "old")
     assert store.sweep_names() == [] and not (tmp_path / "artifacts" / "old").exists()
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried(tmp_path):
+    """A SIGKILL between a trial's creation and its first heartbeat left it RUNNING forever."""
+    import time
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    store.create_sweep(SweepSpec.from_dict({"name": "orphaned", "data": {"dataset": "x"}}))
+    store.study("orphaned").ask()                       # RUNNING, no heartbeat: its process is gone
+    store.storage.grace_period = 1
+    store.fail_stale_trials("orphaned")
+    assert [t.state.name for t in store.trials("orphaned")] == ["RUNNING"]   # within the grace period
+    time.sleep(2.1)
+    store.fail_stale_trials("orphaned")
+    assert sorted(t.state.name for t in store.trials("orphaned")) == ["FAIL", "WAITING"]

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import optuna
 import pandas as pd
+import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
@@ -88,6 +89,25 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
 
 
+class _Storage(RDBStorage):
+    """Optuna's RDB storage, which also counts as stale a RUNNING trial that never recorded a
+    heartbeat and started more than the grace period ago. Its process died between creating the
+    trial and its first heartbeat (a SIGKILL at that instant); Optuna skips such trials, so a
+    resumed sweep waited for it forever. Optuna offers no public hook for this, hence the override."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        with self.engine.connect() as connection:       # the heartbeat table of Optuna's own schema
+            beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+        cutoff = dt.datetime.now() - dt.timedelta(seconds=self.grace_period or 0)   # Optuna's naive local times
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            trial_id = self.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            if trial_id not in beating and trial_id not in stale and trial.datetime_start \
+                    and trial.datetime_start < cutoff:
+                stale.append(trial_id)
+        return stale
+
+
 class RunStore:
     """Sweeps and trials in one database, plus an artifact folder for models."""
 
@@ -99,7 +119,7 @@ class RunStore:
         if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        self.storage = RDBStorage(
+        self.storage = _Storage(
             self.url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
