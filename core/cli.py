@@ -8,52 +8,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from core.cli_args import (
+    EXIT_USER_ERROR,
+    WORKERS,
+    UserError,
+    int_from,
+    open_store,
+    sweep_name,
+    user_error_line,
+    work_store,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-EXIT_USER_ERROR = 2
-
-
-def _store(args: argparse.Namespace):
-    from core.runs.store import RunStore
-    try:
-        return RunStore(args.storage)
-    except (ImportError, OSError) as error:        # a database driver not installed, a folder not made
-        raise UserError(f"run store {_hide_password(_storage_url(args))}: {error}") from None
-
-
-def _storage_url(args: argparse.Namespace) -> str:
-    from core.settings import load_settings
-    return getattr(args, "storage", None) or load_settings().storage_url
-
-
-def _hide_password(url: str) -> str:
-    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
-
-
-def _writable(folder: Path, what: str) -> None:
-    """UserError naming `folder` unless a file can be written in it (made if missing)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise UserError(f"{what} folder {folder} is not writable ({error.strerror or error})") from None
-
-
-def _work_store(args: argparse.Namespace):
-    """The store for a command that runs trials, once the folders they write to are known to be writable
-    (else every trial would fail on them, one traceback each)."""
-    from core.settings import load_settings
-    store = _store(args)
-    _writable(load_settings().cache_dir, "cache")
-    _writable(store.artifacts_dir, "artifacts")
-    return store
 
 
 def _bar(desc: str, unit: str, total: int | None = None, **options):
@@ -82,8 +52,9 @@ def _run(store, name: str, workers: int) -> int:
     """Run the sweep to its end: 0 when it finished or stopped, 1 when it failed (the reason on stderr)."""
     from core.runs.records import SweepStatus
     from core.search.executors import run_sweep
-    _fetch_weights(store.spec(name))
-    bar = _bar(name, "trial", store.spec(name).grid_size())
+    spec = store.spec(name)
+    _fetch_weights(spec)
+    bar = _bar(name, "trial", spec.grid_size())
     try:
         record = run_sweep(store, name, workers=workers, say=bar.write, progress=_follow(bar),
                            stage=lambda line: bar.set_postfix_str(line[-90:]))
@@ -136,7 +107,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.training.plan import resolve_dataset
     if not resolve_dataset(spec.data.dataset, load_settings()).exists():
         raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
-    store = _work_store(args)
+    store = work_store(args)
     created = store.create_sweep(spec)
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
           f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
@@ -144,26 +115,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _run(_work_store(args), args.name, args.workers)
+    return _run(work_store(args), args.name, args.workers)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from core.search.worker import Watch, run_worker
-    ran = run_worker(_work_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
+    ran = run_worker(work_store(args), args.sweep, Watch(say=lambda m: print(m, file=sys.stderr)))
     print(f"worker finished: {ran} trial(s) run", file=sys.stderr)
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from core.search.lifecycle import stop
-    stop(_store(args), args.name)
+    stop(open_store(args), args.name)
     print(f"asked the workers of {args.name!r} to stop after their current epoch", file=sys.stderr)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from core.search.lifecycle import delete
-    store = _store(args)
+    store = open_store(args)
     trials = len(store.trials(args.name))         # also: StoreError when there is no such sweep
     question = (f"delete sweep {args.name!r}: its {trials} trial(s) and its folder "
                 f"{store.artifacts_dir / args.name}? [y/N] ")
@@ -187,7 +158,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core.runs.records import SweepStatus
-    store = _store(args)
+    store = open_store(args)
     table = store.sweeps()
     with pd.option_context("display.width", 160, "display.max_columns", 30):
         print(table.to_string(index=False) if len(table) else "no sweeps yet")
@@ -197,7 +168,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_store(args)
     frame = store.trials_frame(args.name)
     sweep = store.sweep(args.name)
     final = sweep.final
@@ -246,7 +217,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import shutil
 
     from core.inference.model_card import card_path, load_model
-    final = _store(args).final(args.name)
+    final = open_store(args).final(args.name)
     if not final:
         raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
     out = Path(args.out)
@@ -291,37 +262,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
-
-
-def _int_from(low: int, high: Callable[[], int] | None = None, why: str = "") -> Callable[[str], int]:
-    """An argparse type: a whole number in low..high() (`why` says where the top comes from)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {low}")
-        if high is not None and value > high():
-            raise argparse.ArgumentTypeError(f"{value} is above the maximum {high()} ({why})")
-        return value
-    return parse
-
-
-def _sweep_name(text: str) -> str:
-    """An argparse type: the spec's one rule for sweep names."""
-    from core.spec.sweep import SpecError, check_sweep_name
-    try:
-        return check_sweep_name(text)
-    except SpecError as error:
-        raise argparse.ArgumentTypeError(str(error).removeprefix("name: ")) from None
-
-
-WORKERS = _int_from(1, lambda: os.cpu_count() or 1, "this machine's CPUs")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab engine: datasets, "
                                      "K-fold sweeps of pretrained CNNs, results, prediction.")
@@ -341,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sweep", cmd_sweep, "run (or resume) the sweep a YAML spec describes", storage=True)
     p.add_argument("spec")
     p.add_argument("--workers", type=WORKERS, default=1, help="worker processes on this machine (default 1)")
-    p.add_argument("--name", type=_sweep_name, help="override the spec's sweep name")
+    p.add_argument("--name", type=sweep_name, help="override the spec's sweep name")
     p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
     p.add_argument("name")
     p.add_argument("--workers", type=WORKERS, default=1)
@@ -363,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("predict", cmd_predict, "classify images with a trained model (.keras)")
     p.add_argument("model")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=_int_from(1), default=3, help="classes shown per image (default 3)")
+    p.add_argument("--top-k", type=int_from(1), default=3, help="classes shown per image (default 3)")
     p.add_argument("--json", action="store_true")
     p = add("export", cmd_export, "export a sweep's best model", storage=True)
     p.add_argument("name")
@@ -385,40 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        store_failure = _store_failure(error)
-        if store_failure:
-            print(f"error: run store {_hide_password(_storage_url(args))}: {store_failure}", file=sys.stderr)
-        elif _is_user_error(error):
-            print(f"error: {error}", file=sys.stderr)
-        else:
+        line = user_error_line(error, args)
+        if line is None:
             raise
+        print(f"error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
-
-
-def _store_failure(error: BaseException) -> str:
-    """The first line of the database's own reason when `error` (or what caused it) is the store's URL,
-    connection or permissions failing, else ""."""
-    exc = sys.modules.get("sqlalchemy.exc")
-    if exc is None:
-        return ""
-    while error is not None:
-        if isinstance(error, (exc.ArgumentError, exc.NoSuchModuleError, exc.OperationalError)):
-            reason = str(getattr(error, "orig", None) or error)
-            return reason.strip().splitlines()[0] if reason.strip() else type(error).__name__
-        error = error.__cause__ or error.__context__
-    return ""
-
-
-def _is_user_error(error: Exception) -> bool:
-    """Mistakes in what the user gave us, as opposed to bugs (which keep their traceback)."""
-    from core.runs.store import StoreError
-    from core.spec.sweep import SpecError
-    kinds: list[type] = [UserError, SpecError, StoreError, FileNotFoundError]
-    for module, name in (("core.data.datasets", "DatasetError"), ("core.inference.model_card", "ModelFileError"),
-                         ("core.models.weights", "WeightsNotFoundError"), ("core.data.fetch", "FetchError"),
-                         ("core.data.images", "BadImageError"), ("core.data.splits", "SplitError"),
-                         ("core.settings", "SettingsError")):
-        mod = sys.modules.get(module)
-        if mod is not None and hasattr(mod, name):
-            kinds.append(getattr(mod, name))
-    return isinstance(error, tuple(kinds))

@@ -11,18 +11,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 import streamlit as st
 from optuna.exceptions import StorageInternalError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset
 from core.data.scan import ScanReport, scan_dataset
 from core.runs.records import FinalModel, TrialRecord
-from core.runs.store import RunStore, StoreError
+from core.runs.store import RunStore, StoreError, database_reason, url_for_humans
 from core.settings import Settings, SettingsError, load_settings
 from core.spec.sweep import SweepSpec
 from ui.widgets import plain, user_error
@@ -66,25 +64,10 @@ def store() -> RunStore:
     return _store(s.storage_url, str(s.artifacts_dir))
 
 
-def url_for_humans(url: str) -> str:
-    """A store URL for messages, without its password, even when SQLAlchemy cannot parse it."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            return "(not a URL)"
-        return url.replace(f":{password}@", ":***@") if password else url
-
-
 def store_failure(error: BaseException) -> str:
     """One line for a store that cannot be reached or written: the database's reason, never a traceback."""
-    while error.__cause__ is not None:          # Optuna wraps SQLAlchemy, which wraps the driver
-        error = error.__cause__
-    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return (f"Cannot use the run store {plain(url_for_humans(settings().storage_url))}: "
-            f"{plain(reason[0] if reason else error)} "
+    reason = database_reason(error) or (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (f"Cannot use the run store {plain(url_for_humans(settings().storage_url))}: {plain(reason)} "
             "(set TRANSFERLAB_STORAGE or storage in .streamlit/secrets.toml)")
 
 

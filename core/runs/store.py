@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import optuna
 import pandas as pd
@@ -22,6 +23,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.runs.records import (
     Driver,
@@ -61,6 +63,29 @@ class StoreError(ValueError):
     """A sweep is missing, or a name is taken by a different sweep."""
 
 
+def url_for_humans(url: str) -> str:
+    """A store URL for messages, without its password, even when SQLAlchemy cannot parse it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            return "(not a URL)"
+        return url.replace(f":{password}@", ":***@") if password else url
+
+
+def database_reason(error: BaseException | None) -> str:
+    """The first line of the database's own reason when `error`, or what caused it, is the store's URL,
+    connection or permissions failing (SQLAlchemy's error under Optuna's wrappers); "" otherwise."""
+    while error is not None:
+        if isinstance(error, (ArgumentError, NoSuchModuleError, OperationalError)):
+            reason = str(getattr(error, "orig", None) or error).strip()
+            return reason.splitlines()[0] if reason else type(error).__name__
+        error = error.__cause__ or error.__context__
+    return ""
+
+
 def _utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -97,15 +122,16 @@ class _Storage(RDBStorage):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
-        with self.engine.connect() as connection:       # the heartbeat table of Optuna's own schema
-            beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
         cutoff = dt.datetime.now() - dt.timedelta(seconds=self.grace_period or 0)   # Optuna's naive local times
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            trial_id = self.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            if trial_id not in beating and trial_id not in stale and trial.datetime_start \
-                    and trial.datetime_start < cutoff:
-                stale.append(trial_id)
-        return stale
+        old = {self.get_trial_id_from_study_id_trial_number(study_id, t.number)
+               for t in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+               if t.datetime_start and t.datetime_start < cutoff} - set(stale)
+        if not old:
+            return stale
+        beating = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+            sqlalchemy.bindparam("ids", expanding=True))        # the heartbeat table of Optuna's own schema
+        with self.engine.connect() as connection:
+            return stale + sorted(old - {row[0] for row in connection.execute(beating, {"ids": sorted(old)})})
 
 
 class RunStore:
@@ -279,7 +305,7 @@ class RunStore:
     @property
     def url_for_humans(self) -> str:
         """The URL without a password, for messages."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        return url_for_humans(self.url)
 
     def _study_id(self, name: str) -> int | None:
         if name not in self._ids:
