@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,33 @@ def write_class_folders(root: Path, per_class: int = 12, classes: dict | None = 
         for i in range(per_class):
             make_image(colour, seed=c_index * 1000 + i).save(folder / f"{name}_{i:03d}.jpg", quality=90)
     return root
+
+
+def app_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_class: int) -> Path:
+    """A data root holding the colours dataset and a run store of this test alone, for the app
+    (AppTest runs in-process) and a CLI it starts alike."""
+    root = tmp_path / "data"
+    write_class_folders(root / "colours", per_class=per_class)
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(root))
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'runs.db'}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data root holding the tiny colours dataset, and a run store of this module's own (AppTest
+    runs the app in-process, so the environment is its settings)."""
+    root = tmp_path_factory.mktemp("data")
+    write_class_folders(root / "colours")
+    saved = {k: os.environ.get(k) for k in ("TRANSFERLAB_DATA_ROOTS", "TRANSFERLAB_STORAGE")}
+    os.environ["TRANSFERLAB_DATA_ROOTS"] = str(root)
+    os.environ["TRANSFERLAB_STORAGE"] = f"sqlite:///{tmp_path_factory.mktemp('runs') / 'app.db'}"
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

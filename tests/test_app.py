@@ -8,46 +8,16 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apptest import APP, button, no_errors, page
 from conftest import make_image, write_class_folders
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SWEEP = "colours-tiny"
 TF_TIMEOUT = 120
 SWEEP_TIMEOUT = 420
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A data root holding the tiny colours dataset, and a run store of this module's own."""
-    root = tmp_path_factory.mktemp("data")
-    write_class_folders(root / "colours")
-    saved = {k: os.environ.get(k) for k in ("TRANSFERLAB_DATA_ROOTS", "TRANSFERLAB_STORAGE")}
-    os.environ["TRANSFERLAB_DATA_ROOTS"] = str(root)
-    os.environ["TRANSFERLAB_STORAGE"] = f"sqlite:///{tmp_path_factory.mktemp('runs') / 'app.db'}"
-    yield root
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def page(path: str | None = None, timeout: float = 60) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout).run()
-    assert not at.exception, at.exception
-    if path:
-        at.switch_page(path).run()
-    return at
-
-
-def no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -270,145 +240,3 @@ def test_sweep_page_shows_the_caches_and_clears_them(data_root: Path) -> None:
     next(b for b in at.button if b.label == "Clear caches").click().run()
     no_errors(at)
     assert not entry.exists() and any("Freed" in s.value for s in at.success)
-
-
-LINK = "[click](javascript:alert)"      # folder names hold no '/', so no full URLs here
-IMAGE = "![img](pixel.png)"
-
-
-def test_user_text_is_shown_as_text_never_as_markdown(data_root: Path) -> None:
-    """A crafted ?sweep= or class folder name must not become a live link or an image fetched from outside."""
-    write_class_folders(data_root / "crafted", per_class=3,
-                        classes={IMAGE: (200, 40, 40), LINK: (40, 180, 60)})
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["sweep"] = LINK
-    at.run()
-    at.switch_page("views/2_Sweep.py").run()
-    shown = [w.value for w in at.warning]
-    assert shown and all(LINK not in text for text in shown), shown
-    at.session_state["dataset"] = str(data_root / "crafted")     # the sidebar's choice
-    at.switch_page("views/1_Dataset.py").run()
-    markdown = [m.value for m in at.markdown] + [w.value for w in at.warning]
-    assert any("click" in text for text in markdown), markdown
-    assert all(LINK not in text and IMAGE not in text for text in markdown), markdown
-
-
-@pytest.fixture
-def own_store(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A run store of this test alone (the app caches one store per URL), so its sweeps stay here."""
-    from core.runs.store import RunStore
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'own.db'}")
-    return RunStore()
-
-
-def tiny_spec(name: str, dataset: Path):
-    from core.spec.sweep import SweepSpec
-    return SweepSpec.from_dict({"name": name, "data": {"dataset": str(dataset)}, "folds": 2,
-                                "search": {"space": {"batch_size": [8, 16]}}})
-
-
-def watch(name: str) -> AppTest:
-    """The Sweep page opened on ?sweep=NAME."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["sweep"] = name
-    at.run()
-    return at.switch_page("views/2_Sweep.py").run()
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def test_failed_sweep_shows_why_offers_resume_and_delete(data_root: Path, own_store) -> None:
-    own_store.create_sweep(tiny_spec("broken-data", data_root / "colours"))
-    own_store.set_failed("broken-data", "class 'red' has 1 image, fewer than the 2 folds")
-    at = watch("broken-data")
-    assert not at.exception, at.exception
-    assert any("class 'red' has 1 image" in e.value for e in at.error), [e.value for e in at.error]
-    assert not any("restarted" in w.value for w in at.warning), [w.value for w in at.warning]
-    assert not button(at, "Resume").disabled
-    button(at, "Delete").click().run()         # the first click only asks
-    assert "broken-data" in own_store.sweep_names()
-    button(at, "Delete for good").click().run()
-    assert not at.exception, at.exception
-    assert "broken-data" not in own_store.sweep_names()
-    assert "sweep" not in at.query_params
-
-
-def test_a_running_sweep_is_not_deleted(data_root: Path, own_store) -> None:
-    """A real process whose command line says `core` stands for its driver: deleting is refused in one line."""
-    own_store.create_sweep(tiny_spec("busy", data_root / "colours"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
-    try:
-        own_store.set_driver("busy", driver.pid)
-        own_store.set_status("busy", "running")
-        at = watch("busy")
-        button(at, "Delete").click().run()
-        button(at, "Delete for good").click().run()
-        assert not at.exception, at.exception
-        assert any("stop it before deleting it" in e.value for e in at.error), [e.value for e in at.error]
-        assert "busy" in own_store.sweep_names()
-    finally:
-        driver.kill()
-        driver.wait()
-
-
-def test_a_bad_record_never_takes_a_page_down(data_root: Path, own_store) -> None:
-    """Sweeps written by other code (a bad name, a spec that does not parse) are named and left out."""
-    import optuna
-    own_store.create_sweep(tiny_spec("good-one", data_root / "colours"))
-    bad_name = optuna.create_study(study_name="bad/name here", storage=own_store.storage)
-    bad_name.set_user_attr("spec", tiny_spec("x", data_root / "colours").to_dict() | {"name": "bad/name here"})
-    storage = own_store.storage
-    optuna.create_study(study_name="bad-spec", storage=storage).set_user_attr("spec", {"folds": "many"})
-    optuna.create_study(study_name="bad-status", storage=storage).set_user_attr("status", "exploded")
-    for query in (None, "bad-spec"):
-        at = AppTest.from_file(APP, default_timeout=60)
-        if query:
-            at.query_params["sweep"] = query
-        at.run()      # the entry: the server's start-up reads every sweep
-        assert not at.exception, [e.value for e in at.exception]
-        for path in ("views/2_Sweep.py", "views/3_Results.py"):
-            at.switch_page(path).run()
-            assert not at.exception, (path, [e.value for e in at.exception])
-            warned = " ".join(w.value for w in at.warning)
-            warned = warned.replace("\\", "")
-            assert all(bad in warned for bad in ("bad/name here", "bad-spec", "bad-status")), warned
-        assert at.multiselect[0].options == ["good-one"]
-    assert watch("good-one").selectbox[0].options == ["good-one"]
-
-
-STORE_URLS = [("postgresql+psycopg2://u:hunter2@127.0.0.1:1/x", "u:***@127.0.0.1:1/x"),
-              ("nonsense://", "nonsense://"), ("not a url", "not a url")]
-
-
-def one_store_error(messages: list[str], shown: str) -> None:
-    """One line naming the store (without its password), and nothing else went wrong."""
-    text = [m.replace("\\", "") for m in messages]     # plain() escapes ':' and '*'
-    assert len(text) == 1 and shown in text[0], text
-    assert "hunter2" not in text[0] and "\n" not in text[0].strip(), text
-
-
-@pytest.mark.parametrize("url, shown", STORE_URLS)
-def test_a_store_that_cannot_be_opened_is_one_line(url: str, shown: str, data_root: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The entry stops every page with it (each page of a real server: test_browser.py)."""
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", url)
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    one_store_error([e.value for e in at.error], shown)
-    assert not at.title and not at.selectbox, "neither the page nor the sidebar runs"
-
-
-def test_a_read_only_store_refuses_a_launch_in_one_line(data_root: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.runs.store import RunStore
-    db = tmp_path / "ro.db"
-    RunStore(f"sqlite:///{db}").create_sweep(tiny_spec("kept", data_root / "colours"))
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///file:{db}?mode=ro&uri=true")
-    at = watch("kept")
-    no_errors(at)
-    at.text_input(key="spec.name").input("new-one").run()
-    button(at, "Launch").click().run()
-    assert not at.exception, at.exception
-    assert len(at.error) == 1 and "readonly" in at.error[0].value, [e.value for e in at.error]

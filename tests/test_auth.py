@@ -14,9 +14,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import write_class_folders
+from apptest import APP, button, tiny_spec
+from conftest import app_data_root
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TF_TIMEOUT, button, fill_tiny_sweep, tiny_spec
+from test_app import TF_TIMEOUT, fill_tiny_sweep
 
 PASSWORD = "correct horse battery"
 TEAM = {"login": {"password": PASSWORD, "admins": ["Carol"]}}
@@ -29,11 +30,7 @@ OIDC = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie
 @pytest.fixture
 def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root with a tiny dataset and a run store of this test alone."""
-    root = tmp_path / "data"
-    write_class_folders(root / "colours", per_class=6)
-    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(root))
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'auth.db'}")
-    return root
+    return app_data_root(tmp_path, monkeypatch, per_class=6)
 
 
 def app(secrets: dict, *, user: dict | None = None, signed_in: str = "", sweep: str = "",

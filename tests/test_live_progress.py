@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_class_folders
+from conftest import app_data_root
 from streamlit.testing.v1 import AppTest
 
 from core.runs.store import RunStore
@@ -24,12 +24,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root with 3 x 150 images and a store, for the page (in-process) and the CLI alike."""
-    root = tmp_path / "data"
-    write_class_folders(root / "colours", per_class=150)
-    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(root))
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'runs.db'}")
     monkeypatch.setenv("TRANSFERLAB_STEP_WRITE_S", "0.5")
-    return root
+    return app_data_root(tmp_path, monkeypatch, per_class=150)
 
 
 def page_text(at: AppTest) -> str:

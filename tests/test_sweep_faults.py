@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 from conftest import write_class_folders
+from test_sweep_cli import REPO, write_spec
+
 from core.runs.records import SweepStatus, TrialState
 from core.runs.store import RunStore
 from core.search import lifecycle
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
-from test_sweep_cli import REPO, write_spec
 
 FAST_HEARTBEAT = {"TRANSFERLAB_HEARTBEAT_S": "1", "TRANSFERLAB_GRACE_S": "3"}
 
