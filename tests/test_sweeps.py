@@ -81,3 +81,23 @@ def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_da
     assert sorted(t.params["learning_rate"] for t in store.trials("raced")) == [0.001, 0.01]
     assert store.sweeps().set_index("sweep").loc["raced", "pruned"] == 0
     assert remaining_trials(store.trials("raced"), spec) == 0
+
+
+def test_every_training_image_gets_one_out_of_fold_score_per_trial(tiny_dataset, store):
+    spec = tiny_spec(tiny_dataset, "oof", {"method": "grid", "space": {"optimizer": ["sgd", "adam"]}})
+    store.create_sweep(spec)
+    run_worker(store, "oof")
+    data = SweepData(spec)
+    train_paths = sorted(data.dataset.paths[r] for r in data.train_rows)
+    for trial in store.trials("oof"):
+        oof = store.oof("oof", trial.number)
+        assert sorted(oof.paths) == train_paths                    # each training image once, no test image
+        assert oof.scores.shape == (len(train_paths), len(data.dataset.classes))
+        assert oof.scores.sum(axis=1) == pytest.approx(1.0, abs=1e-4)
+        assert sorted(set(oof.folds.tolist())) == [0, 1]
+        by_path = dict(zip(data.dataset.paths, data.dataset.labels))
+        assert [by_path[p] for p in oof.paths] == oof.labels.tolist()
+        for fold in trial.result.folds:       # the stored scores are the ones each fold was judged on
+            held = oof.folds == fold.fold
+            accuracy = float((oof.scores[held].argmax(axis=1) == oof.labels[held]).mean())
+            assert accuracy == pytest.approx(fold.accuracy)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,34 @@ class FoldResult:
 
 
 @dataclass
+class OutOfFold:
+    """Every training image's out-of-sample class probabilities: each image scored by the fold model
+    that did not see it. Kept beside the trial (an artifact file, not the database: it grows with
+    the dataset) for the label-quality ranking."""
+
+    paths: list[str]                   # image files, as the dataset lists them
+    labels: np.ndarray                 # int (n,): given label of each image
+    classes: list[str]
+    folds: np.ndarray                  # int (n,): the fold that held each image out
+    scores: np.ndarray                 # float (n, classes): that fold model's probabilities
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a reader never sees half a file."""
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "wb") as out:
+            np.savez_compressed(out, paths=np.asarray(self.paths, dtype=str), labels=self.labels,
+                                classes=np.asarray(self.classes, dtype=str), folds=self.folds,
+                                scores=self.scores.astype(np.float32))
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> OutOfFold:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(paths=data["paths"].tolist(), labels=data["labels"], classes=data["classes"].tolist(),
+                       folds=data["folds"], scores=data["scores"].astype(np.float64))
+
+
+@dataclass
 class TrialResult:
     """A completed trial: its folds, where its frozen activations came from, and its cost."""
 
@@ -72,6 +101,7 @@ class TrialResult:
     cache: str            # "hit", "miss" or "off": where the frozen activations came from
     cut: str
     duration_s: float
+    oof: OutOfFold | None = field(default=None, compare=False, repr=False)   # not part of the JSON form
 
     @property
     def value(self) -> float:
@@ -94,7 +124,9 @@ class TrialResult:
         return np.sum([f.confusion for f in self.folds], axis=0)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"value": self.value, "value_std": self.value_std}
+        data = dataclasses.asdict(dataclasses.replace(self, oof=None))
+        del data["oof"]
+        return data | {"value": self.value, "value_std": self.value_std}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialResult:

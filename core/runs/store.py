@@ -29,6 +29,7 @@ from core.runs.records import (
     Driver,
     FinalModel,
     LiveProgress,
+    OutOfFold,
     StepProgress,
     SweepRecord,
     SweepStatus,
@@ -274,9 +275,21 @@ class RunStore:
                              for t in self.trials(name)])
 
     # --- what a worker writes about the trial it runs --------------------------------------
-    @staticmethod
-    def set_result(trial: optuna.Trial, result: TrialResult) -> None:
+    def set_result(self, trial: optuna.Trial, result: TrialResult) -> None:
+        """The trial's folds into the database; its out-of-fold scores beside its artifacts."""
+        if result.oof is not None:
+            result.oof.save(self._oof_path(trial.study.study_name, trial.number))
         trial.set_user_attr(_RESULT, result.to_json())
+
+    def oof(self, name: str, number: int) -> OutOfFold | None:
+        """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
+        path = self._oof_path(name, number)
+        return OutOfFold.load(path) if path.exists() else None
+
+    def _oof_path(self, name: str, number: int) -> Path:
+        folder = self.artifact_dir(name) / "oof"
+        folder.mkdir(exist_ok=True)
+        return folder / f"trial-{number}.npz"
 
     @staticmethod
     def set_live(trial: optuna.Trial, live: LiveProgress) -> None:

@@ -18,7 +18,7 @@ from core.models.accelerator import configure_device
 from core.models.augment import augment_batch, augmenter
 from core.models.classifier import Classifier, build_classifier
 from core.results.metrics import Evaluation
-from core.runs.records import FoldResult, TrialResult
+from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
 from core.training.schedules import learning_rate_at, scheduled
@@ -39,6 +39,14 @@ class TrialData:
     folds: list[tuple[np.ndarray, np.ndarray]]   # (train, val) rows, absolute
     fingerprint: str                   # dataset content hash, part of the cache key
     paths: list[str] = field(default_factory=list)
+
+    def out_of_fold(self, scored: list[tuple[np.ndarray, np.ndarray]]) -> OutOfFold:
+        """The OutOfFold record of (validation rows, their scores) per fold, in fold order."""
+        rows = np.concatenate([r for r, _ in scored])
+        paths = [self.paths[r] for r in rows] if self.paths else [str(r) for r in rows]
+        return OutOfFold(paths=paths, labels=self.labels[rows], classes=list(self.classes),
+                         folds=np.concatenate([np.full(len(r), k) for k, (r, _) in enumerate(scored)]),
+                         scores=np.concatenate([s for _, s in scored]))
 
 
 class Batches(keras.utils.PyDataset):
@@ -135,7 +143,7 @@ class TrialRunner:
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, state = self._inputs(clf, params, base_cut)
         restart = self._compile(model, params)
-        folds = []
+        folds, oof = [], []
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
             restart()
             curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
@@ -144,8 +152,9 @@ class TrialRunner:
             evaluation = Evaluation(self.data.classes, self.data.labels[val_rows], scores)
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
+            oof.append((val_rows, scores))
         return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
-                           duration_s=time.monotonic() - started)
+                           duration_s=time.monotonic() - started, oof=self.data.out_of_fold(oof))
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
               reporter: Reporter | None = None) -> tuple[Classifier, Evaluation, Evaluation]:
