@@ -52,12 +52,15 @@ def _run(store, name: str, workers: int) -> int:
     """Run the sweep to its end: 0 when it finished or stopped, 1 when it failed (the reason on stderr)."""
     from core.runs.records import SweepStatus
     from core.search.executors import run_sweep
+    from core.search.lifecycle import view
+    from core.search.time_left import Countdown
     spec = store.spec(name)
     _fetch_weights(spec)
     bar = _bar(name, "trial", spec.grid_size())
+    left = Countdown(lambda: view(store, name).left)
     try:
         record = run_sweep(store, name, workers=workers, say=bar.write, progress=_follow(bar),
-                           stage=lambda line: bar.set_postfix_str(line[-90:]))
+                           stage=lambda line: bar.set_postfix_str(" · ".join(filter(None, (line[-90:], left())))))
     finally:
         bar.close()
     sweep = store.sweep(name)

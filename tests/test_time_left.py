@@ -10,7 +10,15 @@ from core.data.datasets import load_dataset
 from core.data.image_cache import decoded_images
 from core.runs.records import FoldResult, LiveProgress, StepProgress, TrialRecord, TrialResult, TrialState
 from core.runs.store import RunStore
-from core.search.time_left import describe_seconds, time_left, trial_cost, trial_seconds_left
+from core.search.time_left import (
+    Countdown,
+    TimeLeft,
+    describe_seconds,
+    describe_time_left,
+    time_left,
+    trial_cost,
+    trial_seconds_left,
+)
 from core.search.worker import LiveWriter
 from core.spec.sweep import SweepSpec
 
@@ -84,3 +92,15 @@ def test_a_long_step_writes_to_the_store_a_few_seconds_apart_not_per_image(tmp_p
     assert (writes[-1].done, writes[-1].total) == (300, 300) and writes[-1].rate > 0
     stored = store.trial("watched", trial.number).live.step
     assert stored == writes[-1]
+
+
+def test_the_cli_countdown_names_running_trials_and_the_sweep_and_reads_the_store_rarely():
+    reads = []
+
+    def read() -> TimeLeft:
+        reads.append(1)
+        return TimeLeft({3: 125.0, 4: None}, 840.0)
+    countdown = Countdown(read, every_s=60)
+    assert countdown() == "trial 3: 2 min left · sweep: about 14 min left"
+    assert countdown() == countdown() and len(reads) == 1        # within every_s: no new read
+    assert describe_time_left(TimeLeft({}, None)) == ""

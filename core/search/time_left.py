@@ -9,8 +9,10 @@ bounds that tighten as trials finish.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.runs.records import LiveProgress, StepProgress, SweepRecord, TrialRecord, TrialState
@@ -83,3 +85,26 @@ def describe_seconds(seconds: float | None) -> str:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def describe_time_left(left: TimeLeft) -> str:
+    """One line for a terminal: "trial 3: 2 min left · sweep: about 14 min left"."""
+    parts = [f"trial {n}: {describe_seconds(s)} left" for n, s in sorted(left.trials.items()) if s is not None]
+    if left.sweep is not None:
+        parts.append(f"sweep: about {describe_seconds(left.sweep)} left")
+    return " · ".join(parts)
+
+
+class Countdown:
+    """The sweep's time-left line for a watcher, read from the store at most every `every_s`
+    seconds (the CLI calls it on every epoch and step update)."""
+
+    def __init__(self, read: Callable[[], TimeLeft], every_s: float = 5.0):
+        self.read, self.every_s = read, every_s
+        self.line, self.read_at = "", -math.inf
+
+    def __call__(self) -> str:
+        now = time.monotonic()
+        if now - self.read_at >= self.every_s:
+            self.line, self.read_at = describe_time_left(self.read()), now
+        return self.line
