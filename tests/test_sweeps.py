@@ -1,11 +1,13 @@
 """Sweeps in-process on a real SQLite store: pruning reports, Stop requeues, resume completes the grid."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.runs.store import RunStore
 from core.search.oracle import TrialCounts, make_pruner, make_sampler, remaining_trials
-from core.search.worker import Objective, run_worker
+from core.search.worker import Objective, Watch, run_worker
 from core.spec.sweep import SweepSpec
 from core.training.plan import SweepData
 
@@ -86,7 +88,9 @@ def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_da
 def test_every_training_image_gets_one_out_of_fold_score_per_trial(tiny_dataset, store):
     spec = tiny_spec(tiny_dataset, "oof", {"method": "grid", "space": {"optimizer": ["sgd", "adam"]}})
     store.create_sweep(spec)
-    run_worker(store, "oof")
+    stages: list[str] = []
+    run_worker(store, "oof", Watch(stage=stages.append))
+    assert any(re.fullmatch(r"trial 0: backbone activations \d+/\d+, \d+/s, .+ left", line) for line in stages)
     data = SweepData(spec)
     train_paths = sorted(data.dataset.paths[r] for r in data.train_rows)
     for trial in store.trials("oof"):

@@ -21,6 +21,7 @@ from core.models.weights import WeightsNotFoundError
 from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
+from core.search.time_left import describe_seconds, step_seconds_left
 from core.spec.sweep import SpecError, TrialParams
 from core.training.plan import SweepData
 
@@ -70,17 +71,19 @@ class LiveWriter:
     def __init__(self, store: RunStore, trial: optuna.Trial, live: LiveProgress, every_s: float = STEP_WRITE_S):
         self.store, self.trial, self.live, self.every_s = store, trial, live, every_s
 
-    def step(self, label: str) -> Progress:
+    def step(self, label: str) -> Callable[[int, int], StepProgress]:
+        """A progress callback for one long step; it returns the step's progress (written or not)."""
         started, last = time.monotonic(), -math.inf
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int) -> StepProgress:
             nonlocal last
             now = time.monotonic()
-            if done < total and now - last < self.every_s:
-                return
-            last = now
-            self.live.step = StepProgress(label, done, total, rate=done / max(now - started, 1e-6))
-            self.store.set_live(self.trial, self.live)
+            step = StepProgress(label, done, total, rate=done / max(now - started, 1e-6))
+            if done >= total or now - last >= self.every_s:
+                last = now
+                self.live.step = step
+                self.store.set_live(self.trial, self.live)
+            return step
         return progress
 
     def epoch(self, fold: int, epoch: int, logs: dict[str, float]) -> None:
@@ -131,8 +134,9 @@ class Objective:
         write = live.step(label)
 
         def progress(done: int, total: int) -> None:
-            write(done, total)
-            self.watch.stage(f"trial {trial.number}: {label} {done}/{total}")
+            step = write(done, total)
+            self.watch.stage(f"trial {trial.number}: {label} {done}/{total}, {step.rate:.0f}/s, "
+                             f"{describe_seconds(step_seconds_left(step))} left")
         return progress
 
     def _reporter(self, trial: optuna.Trial, params: TrialParams, live: LiveWriter):
