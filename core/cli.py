@@ -107,11 +107,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
     from core.settings import load_settings
-    from core.training.plan import resolve_dataset
+    from core.training.plan import current_decisions, resolve_dataset
     if not resolve_dataset(spec.data.dataset, load_settings()).exists():
         raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
     store = work_store(args)
-    created = store.create_sweep(spec)
+    created = store.create_sweep(spec, decisions_version=current_decisions(spec))
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
           f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
     return _run(store, spec.name, args.workers)
@@ -265,6 +265,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspects(args: argparse.Namespace) -> int:
+    from core.quality.cli_suspects import print_suspects
+    return print_suspects(open_store(args), args)
+
+
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from core.data.decisions import relabel
+    from core.settings import load_settings
+    from core.training.plan import resolve_dataset
+    print(relabel(resolve_dataset(args.dataset, load_settings()), csv_file=args.csv_file, undo=args.undo,
+                  who=args.who))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab engine: datasets, "
                                      "K-fold sweeps of pretrained CNNs, results, prediction.")
@@ -317,6 +331,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", help="data folder (default: the first data root)")
     p = add("cache", cmd_cache, "size of the image and activation caches, or --clear them")
     p.add_argument("--clear", action="store_true")
+    p = add("suspects", cmd_suspects, "training images whose label looks wrong, most suspect first, from the "
+            "sweep's out-of-fold scores (cleanlab)", storage=True)
+    p.add_argument("name")
+    p.add_argument("--top", type=int_from(1), help="show only the first N (default: every training image)")
+    p.add_argument("--trials", type=int_from(1), default=1, help="average the best K trials' scores (default 1)")
+    p.add_argument("--outliers", action="store_true", help="add cleanlab's outlier score (near 0 = unlike the "
+                   "rest) from the cached backbone features; runs the backbone if the cache is cold")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p = add("relabel", cmd_relabel, "label decisions of a dataset (relabel, exclude, fine), kept as versions "
+            "in the project, never by touching the images: import a CSV, undo the last save, or show them")
+    p.add_argument("dataset")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--from", dest="csv_file", help="CSV with columns path,action,label (a new version)")
+    what.add_argument("--undo", action="store_true", help="go back to the version before the last save")
+    what.add_argument("--show", action="store_true", help="print the current decisions as CSV")
+    p.add_argument("--who", default="", help="name recorded with the new version")
     return parser
 
 

@@ -85,7 +85,8 @@ def test_a_trial_started_after_the_grid_is_taken_ends_unrun_and_unlisted(tiny_da
     assert remaining_trials(store.trials("raced"), spec) == 0
 
 
-def test_every_training_image_gets_one_out_of_fold_score_per_trial(tiny_dataset, store):
+def test_every_training_image_gets_one_out_of_fold_score_per_trial(tiny_dataset, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))     # a cold cache: the pass runs here
     spec = tiny_spec(tiny_dataset, "oof", {"method": "grid", "space": {"optimizer": ["sgd", "adam"]}})
     store.create_sweep(spec)
     stages: list[str] = []

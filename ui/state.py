@@ -18,6 +18,7 @@ from optuna.exceptions import StorageInternalError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.data.datasets import Dataset, DatasetError, list_datasets, load_dataset
+from core.data.decisions import DecisionLog
 from core.data.scan import ScanReport, scan_dataset
 from core.runs.records import FinalModel, TrialRecord
 from core.runs.store import RunStore, StoreError, database_reason, url_for_humans
@@ -182,8 +183,9 @@ def _scans() -> OrderedDict:
 
 
 def scan(path: Path) -> tuple[Dataset, ScanReport]:
-    """Load and scan a dataset once per content (shared by every session), with a progress bar."""
-    key = (str(path), _tree_stamp(path))
+    """Load and scan a dataset once per content and decisions version (shared by every session), with a
+    progress bar."""
+    key = (str(path), _tree_stamp(path), DecisionLog(path).latest().version)
     scans = _scans()
     if key not in scans:
         bar = st.progress(0.0, text=f"Scanning {path.name}…")

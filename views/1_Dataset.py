@@ -11,6 +11,7 @@ from core.data.findings import problems, split_table, usable
 from core.results import charts
 from ui import state
 from ui.spec_form import split_inputs
+from ui.suspects_review import suspects_tab
 from ui.widgets import chart, image_grid, plain, table, user_error
 
 SAMPLES_PER_CLASS = 8
@@ -66,7 +67,8 @@ if report.single_image_classes:
     st.warning(f"Classes with a single image cannot be split: {plain(', '.join(report.single_image_classes))}. "
                "Add images to them or remove them.")
 
-overview, samples, issues, split = st.tabs(["Overview", "Samples", "Problems", "Split preview"])
+overview, samples, issues, split, suspects = st.tabs(["Overview", "Samples", "Problems", "Split preview",
+                                                     "Suspect labels"])
 with overview:
     left, right = st.columns(2)
     with left:
@@ -105,3 +107,6 @@ with split:
         else:
             chart(charts.split_counts(counts), "split counts")
             table(counts, "split counts", index=True)
+
+with suspects:
+    suspects_tab(dataset)

@@ -45,6 +45,8 @@ class Dataset:
     paths: list[str]
     labels: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    decisions_version: int = 0      # the label decisions applied (`core.data.decisions`; 0: none)
+    decisions_applied: int = 0      # how many of them changed a row (an exclusion or a relabel)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -80,16 +82,18 @@ class Dataset:
     def subset(self, indices: Iterable[int] | np.ndarray) -> Dataset:
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
         return Dataset(self.root, list(self.classes), [self.paths[i] for i in idx], self.labels[idx],
-                       list(self.skipped))
+                       list(self.skipped), self.decisions_version, self.decisions_applied)
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "classes": self.classes, "paths": self.paths,
-                "labels": self.labels.tolist(), "skipped": [list(s) for s in self.skipped]}
+                "labels": self.labels.tolist(), "skipped": [list(s) for s in self.skipped],
+                "decisions_version": self.decisions_version, "decisions_applied": self.decisions_applied}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Dataset:
         return cls(data["root"], list(data["classes"]), list(data["paths"]), np.asarray(data["labels"]),
-                   [tuple(s) for s in data.get("skipped", [])])
+                   [tuple(s) for s in data.get("skipped", [])], int(data.get("decisions_version", 0)),
+                   int(data.get("decisions_applied", 0)))
 
 
 def default_cache_dir() -> Path:
@@ -260,8 +264,11 @@ def _build(root: Path, entries: list[tuple[str, str]], found: list[tuple[str, st
 
 
 def load_dataset(source: str | Path, *, validate: bool = True, progress: Progress | None = None,
-                 roots: Sequence[Path] | None = None) -> Dataset:
+                 roots: Sequence[Path] | None = None, decisions: bool = True) -> Dataset:
     """Find the images and labels of a class-folder tree or a path,label CSV.
+
+    With `decisions`, the dataset's latest label decisions are applied in memory (`core.data.decisions`:
+    excluded images left out, relabelled ones moved); without, it is the dataset as found on disk.
 
     With `validate`, every image's header is checked (and JPEGs for truncation); unreadable files go
     to `skipped` with a reason instead of failing training later.
@@ -296,7 +303,12 @@ def load_dataset(source: str | Path, *, validate: bool = True, progress: Progres
     if validate:
         entries, bad = _validate(found, progress)
         skipped = skipped + bad
-    return _build(root, entries, found, skipped)
+    dataset = _build(root, entries, found, skipped)
+    if not decisions:
+        return dataset
+    from core.data.decisions import decided
+
+    return decided(dataset)
 
 
 def unpack_dataset(archive: str | Path | BinaryIO, target: Path, *,

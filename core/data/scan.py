@@ -50,6 +50,8 @@ class ScanReport:
     near_duplicate_groups: list[list[str]]
     label_conflicts: list[dict[str, Any]]
     single_image_classes: list[str] = field(default_factory=list)
+    decisions_version: int = 0             # the label decisions the counts are after (0: none)
+    decisions_applied: int = 0             # how many of them excluded or relabelled an image
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -61,6 +63,9 @@ class ScanReport:
         lines = [f"{self.root}: {len(self.sizes)} readable images in {len(self.classes)} classes, "
                  f"{bad} bad file{'' if bad == 1 else 's'}"]
         lines += [f"  {name:<20} {n:>7}" for name, n in self.counts.items()]
+        if self.decisions_version:
+            lines.append(f"label decisions version {self.decisions_version}: {self.decisions_applied} applied "
+                         "(counts are after them)")
         if self.sizes:
             w = np.array([s[1] for s in self.sizes])
             h = np.array([s[2] for s in self.sizes])
@@ -212,6 +217,8 @@ def scan_dataset(source: str | Path | Dataset, *, near_threshold: int = NEAR_THR
         near_duplicate_groups=sorted(near_groups),
         label_conflicts=sorted(conflicts, key=lambda c: c["paths"]),
         single_image_classes=[name for name, n in counts.items() if n == 1],
+        decisions_version=dataset.decisions_version,
+        decisions_applied=dataset.decisions_applied,
     )
 
 

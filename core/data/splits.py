@@ -5,7 +5,7 @@ both train and test makes the test score a memory test.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,3 +114,18 @@ def kfold_indices(labels: Sequence[int] | np.ndarray, k: int, seed: int,
     else:
         folds = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(y.size), y, g)
     return [(np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64)) for tr, va in folds]
+
+
+def merge_groups(groups: Sequence[int] | np.ndarray, linked: Iterable[Sequence[int]]) -> np.ndarray:
+    """int64 group id per image where the images of each `linked` set (row indices) also share one group,
+    together with everything their groups held (connected components: links chain transitively)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, ids = np.unique(np.asarray(groups), return_inverse=True)
+    edges = [(ids[members[0]], ids[m]) for members in linked for m in members[1:]]
+    a, b = (np.array(e, dtype=np.int64) for e in zip(*edges)) if edges else (np.empty(0, np.int64),) * 2
+    size = int(ids.max()) + 1 if ids.size else 0
+    _, component = connected_components(coo_matrix((np.ones(a.size), (a, b)), shape=(size, size)),
+                                        directed=False)
+    return component[ids].astype(np.int64)

@@ -253,6 +253,7 @@ class SweepRecord:
     step: StepProgress | None = None    # the driver's long step after the trials (refit, test)
     launched_by: str = ""               # who launched it last ("" when nobody is logged in)
     stopped_by: str = ""                # who asked it to stop last
+    decisions_version: int = 0          # the dataset's label-decisions version it was created with (0: none)
 
 
 TRIAL_COLUMNS: dict[str, str] = {

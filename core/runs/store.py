@@ -55,6 +55,7 @@ MAX_RETRY = 3
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
 _SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
 _FAILURE, _LAUNCHED_BY, _STOPPED_BY, _STEP = "failure", "launched_by", "stopped_by", "step"
+_DECISIONS = "decisions_version"
 
 
 T = TypeVar("T")
@@ -111,7 +112,7 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        driver=Driver.from_json(attrs[_DRIVER]) if attrs.get(_DRIVER) else None,
                        final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None,
                        failure=attrs.get(_FAILURE, ""), launched_by=attrs.get(_LAUNCHED_BY, ""),
-                       stopped_by=attrs.get(_STOPPED_BY, ""),
+                       stopped_by=attrs.get(_STOPPED_BY, ""), decisions_version=int(attrs.get(_DECISIONS, 0)),
                        step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
 
 
@@ -152,8 +153,9 @@ class RunStore:
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
 
     # --- sweeps -------------------------------------------------------------------------
-    def create_sweep(self, spec: SweepSpec) -> bool:
-        """Create the sweep's study once (before any worker starts); True if it is new.
+    def create_sweep(self, spec: SweepSpec, decisions_version: int = 0) -> bool:
+        """Create the sweep's study once (before any worker starts); True if it is new. `decisions_version`:
+        the dataset's label decisions it trains on, kept for its resumes (a resume keeps the first one).
 
         Re-creating with the same spec is a resume; a different spec under the same name is
         refused, so two people never mix their trials in one study by accident.
@@ -167,6 +169,7 @@ class RunStore:
         study.set_user_attr(_SPEC, spec.to_dict())
         study.set_user_attr(_CREATED, _utcnow())
         study.set_user_attr(_STATUS, SweepStatus.CREATED.value)
+        study.set_user_attr(_DECISIONS, decisions_version)
         return True
 
     def study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,

@@ -69,7 +69,7 @@ def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progres
     tick()
     # The dataset is loaded, checked and split once, before any worker starts: bad data fails the
     # sweep here with its reason. Working here, the trials and the refit share it.
-    data = SweepData(spec, say=say) if remaining() > 0 or store.final(name) is None else None
+    data = SweepData.of_sweep(store, name, say=say) if remaining() > 0 or store.final(name) is None else None
     while True:
         if store.stop_requested(name):
             store.set_status(name, SweepStatus.STOPPED)

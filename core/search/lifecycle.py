@@ -109,8 +109,9 @@ def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1
     The dataset must lie inside the data roots: a sweep launched from the app never reads elsewhere.
     """
     resolve_dataset_path(spec.data.dataset, settings.data_roots)
+    from core.training.plan import current_decisions
     with _launching(store, spec.name):
-        store.create_sweep(spec)
+        store.create_sweep(spec, decisions_version=current_decisions(spec, settings))
         if store.sweep(spec.name).status != SweepStatus.DONE:
             _launch_unless_driven(store, spec.name, workers, user)
 

@@ -42,7 +42,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     params = spec.trial_params(best.params)
     epochs = refit_epochs(best)
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part for {epochs} epochs")
-    data = data or SweepData(spec, say=say)
+    data = data or SweepData.of_sweep(store, name, say=say)
     started = time.monotonic()
 
     def report(fold: int, epoch: int, logs: dict[str, float]) -> None:

@@ -174,7 +174,7 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
             study.stop()
 
     try:
-        data = data or SweepData(spec, say=watch.say)
+        data = data or SweepData.of_sweep(store, name, say=watch.say)
         study = store.study(name, sampler=make_sampler(spec), pruner=make_pruner(spec))
         study.optimize(Objective(store, name, data, watch), callbacks=[after_trial], catch=())
     except StopRequested as stop:

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from core.data.datasets import Dataset, load_dataset, resolve_dataset_path
+from core.data.decisions import DecisionLog, apply, group_rows
 from core.data.image_cache import decoded_images
 from core.data.scan import duplicate_groups_for
-from core.data.splits import kfold_indices, split_as
+from core.data.splits import kfold_indices, merge_groups, split_as
 from core.settings import Settings, load_settings
 from core.spec.sweep import SweepSpec, TrialParams
 
@@ -52,20 +53,49 @@ def weights_identity(params: TrialParams, seed: int) -> str:
     return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
-class SweepData:
-    """The dataset of a sweep, split into train (with K folds) and test, decoded per image size."""
+def content_features(dataset: str | Path, params: TrialParams | None = None, settings: Settings | None = None,
+                     say: Say | None = None) -> tuple[Dataset, np.ndarray]:
+    """The dataset (its decisions applied) and every image's pooled features from a frozen backbone (default:
+    EfficientNet-Lite0 with ImageNet weights, resolved offline), through the activation cache: what
+    `core.data.near_duplicates.content_groups` groups."""
+    frozen = dataclasses.replace(params or TrialParams(), trainable_layers=0, augmentation="none")
+    spec = SweepSpec.from_dict({"name": "content-features", "data": {"dataset": str(dataset)}, "folds": 2,
+                                "params": dataclasses.asdict(frozen)})
+    data = SweepData(spec, settings, say)
+    return data.dataset, data.runner(frozen).pooled_features(frozen)
 
-    def __init__(self, spec: SweepSpec, settings: Settings | None = None, say: Say | None = None):
+
+def current_decisions(spec: SweepSpec, settings: Settings | None = None) -> int:
+    """The latest label-decisions version of the spec's dataset: what a sweep created now records."""
+    return DecisionLog(resolve_dataset(spec.data.dataset, settings or load_settings())).latest().version
+
+
+class SweepData:
+    """The dataset of a sweep, split into train (with K folds) and test, decoded per image size.
+
+    The dataset's label decisions apply (`core.data.decisions`): the latest, or `decisions_version`, the
+    one the sweep recorded at creation, so a resumed sweep trains on the data its finished trials saw.
+    Copies (the scan's hashes) and near-duplicates by content (saved with the decisions) stay on one side
+    of the split and of every fold.
+    """
+
+    def __init__(self, spec: SweepSpec, settings: Settings | None = None, say: Say | None = None,
+                 decisions_version: int | None = None):
         self.spec, self.settings = spec, settings or load_settings()
         say = say or (lambda _: None)
         data = spec.data
         root = resolve_dataset(data.dataset, self.settings)
         say(f"loading dataset {root}")
-        dataset = limit_per_class(load_dataset(root), data.max_per_class, data.seed)
+        raw = load_dataset(root, decisions=False)
+        log = DecisionLog(raw.root)
+        decisions = log.latest() if decisions_version is None else log.at(decisions_version)
+        dataset = limit_per_class(apply(raw, decisions), data.max_per_class, data.seed)
         for path, reason in dataset.skipped:
             say(f"skipped {path}: {reason}")
+        if decisions.version:
+            say(f"label decisions version {decisions.version}: {dataset.decisions_applied} applied")
         self.dataset = dataset
-        groups = duplicate_groups_for(dataset)
+        groups = merge_groups(duplicate_groups_for(dataset), group_rows(dataset, decisions.groups))
         split = split_as(data.split, dataset.labels, test_fraction=data.test_fraction, seed=data.seed,
                          train_count=data.train_count, test_count=data.test_count, groups=groups)
         self.train_rows, self.test_rows = split.train, split.test
@@ -75,6 +105,11 @@ class SweepData:
         self.fingerprint = dataset.fingerprint()
         self._cuts: dict[tuple, str] = {}
         self._trial_data: dict[int, Any] = {}
+
+    @classmethod
+    def of_sweep(cls, store: Any, name: str, say: Say | None = None) -> SweepData:
+        """The data of a stored sweep (`store`: a RunStore), with the decisions version it recorded."""
+        return cls(store.spec(name), say=say, decisions_version=store.sweep(name).decisions_version)
 
     def trial_data(self, image_size: int, progress: Progress | None = None):
         """The images at one size (decoded once, `progress` sees that pass); the last two sizes kept."""
