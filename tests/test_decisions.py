@@ -171,3 +171,16 @@ def test_relabel_command_imports_shows_and_undoes(colours, tmp_path, capsys):
     assert "saved decisions version 2: 0 relabel, 0 exclude, 0 fine" in capsys.readouterr().out
     assert load_dataset(colours).class_counts() == {"blue": 8, "green": 8, "red": 8}
     assert folder_digest(colours) == before
+
+
+def test_cleaning_keeps_the_test_split_so_sweeps_before_and_after_compare(colours):
+    def sides(data: SweepData) -> tuple[set[str], set[str]]:
+        return tuple({relative_path(data.dataset, data.dataset.paths[r]) for r in rows}
+                     for rows in (data.train_rows, data.test_rows))
+    train, test = sides(SweepData(spec_for(colours)))
+    excluded, relabelled = sorted(test)[0], sorted(train)[0]
+    DecisionLog(colours).record([Decision(excluded, Action.EXCLUDE),
+                                 Decision(relabelled, Action.RELABEL, "blue" if "blue" not in relabelled else "red")],
+                                load_dataset(colours, decisions=False))
+    cleaned = SweepData(spec_for(colours))
+    assert sides(cleaned) == (train, test - {excluded})      # no image changed sides; the excluded one is gone

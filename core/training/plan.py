@@ -89,16 +89,23 @@ class SweepData:
         raw = load_dataset(root, decisions=False)
         log = DecisionLog(raw.root)
         decisions = log.latest() if decisions_version is None else log.at(decisions_version)
-        dataset = limit_per_class(apply(raw, decisions), data.max_per_class, data.seed)
-        for path, reason in dataset.skipped:
+        found = limit_per_class(raw, data.max_per_class, data.seed)
+        for path, reason in found.skipped:
             say(f"skipped {path}: {reason}")
+        # The split is drawn on the images as found, and the decisions apply inside each side: cleaning
+        # never moves an image between train and test, so sweeps before and after it share a test split.
+        found_groups = merge_groups(duplicate_groups_for(found), group_rows(found, decisions.groups))
+        split = split_as(data.split, found.labels, test_fraction=data.test_fraction, seed=data.seed,
+                         train_count=data.train_count, test_count=data.test_count, groups=found_groups)
+        dataset = apply(found, decisions)
         if decisions.version:
             say(f"label decisions version {decisions.version}: {dataset.decisions_applied} applied")
         self.dataset = dataset
-        groups = merge_groups(duplicate_groups_for(dataset), group_rows(dataset, decisions.groups))
-        split = split_as(data.split, dataset.labels, test_fraction=data.test_fraction, seed=data.seed,
-                         train_count=data.train_count, test_count=data.test_count, groups=groups)
-        self.train_rows, self.test_rows = split.train, split.test
+        row_of = {path: row for row, path in enumerate(dataset.paths)}
+        kept = np.array([row_of.get(path, -1) for path in found.paths], dtype=np.int64)   # -1: excluded
+        self.train_rows, self.test_rows = (kept[rows][kept[rows] >= 0] for rows in (split.train, split.test))
+        groups = np.empty(len(dataset), dtype=np.int64)
+        groups[kept[kept >= 0]] = found_groups[kept >= 0]
         self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
                       kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed, class_names=dataset.classes,
                                     groups=groups[self.train_rows])]
