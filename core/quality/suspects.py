@@ -114,3 +114,8 @@ def rank_suspects(store: RunStore, sweep: str, top_trials: int = 1, top: int | N
                     label_quality=float(quality[i]), rank=rank, flagged=bool(flagged[i]),
                     outlier_score=outliers.get(oof.paths[i]))
             for rank, i in enumerate(order[:top], start=1)]
+
+
+def flagged_count(oof: OutOfFold) -> int:
+    """How many of a trial's training images cleanlab flags as label issues, from its out-of-fold scores."""
+    return int(label_ranking(oof.labels, oof.scores)[2].sum())

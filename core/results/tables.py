@@ -22,3 +22,24 @@ def trial_label(trials: pd.DataFrame, sweep: str, number: int, final_trial: int 
     row = trials[(trials["sweep"] == sweep) & (trials["number"] == number)].iloc[0]
     error = f"error {row['value']:.4f}" if pd.notna(row["value"]) else str(row["state"]).lower()
     return f"trial {number} · {error}" + (" · final model" if final_trial == number else "")
+
+
+def common_test_table(finals: dict[str, dict]) -> pd.DataFrame:
+    """Final models of several sweeps (sweep -> `FinalModel.test` JSON) on the test images they all hold,
+    judged by the labels of the last sweep given (a sweep run after cleaning corrects some): the fair
+    before / after comparison, since cleaning never moves an image between train and test."""
+    from core.results.metrics import Evaluation
+    evaluations = {name: Evaluation.from_json(test) for name, test in finals.items()}
+    if any(ev.paths is None for ev in evaluations.values()):
+        raise ValueError("a final model's test record keeps no image paths, so test images cannot be matched")
+    common = set.intersection(*(set(ev.paths) for ev in evaluations.values()))
+    judge = list(evaluations.values())[-1]
+    truth = {p: judge.classes[y] for p, y in zip(judge.paths, judge.y_true) if p in common}
+    rows = []
+    for name, ev in evaluations.items():
+        predicted = {p: ev.classes[s.argmax()] for p, s in zip(ev.paths, ev.scores) if p in common}
+        rows.append({"sweep": name, "own test images": len(ev.paths), "own test accuracy": ev.accuracy(),
+                     "common test images": len(common),
+                     "accuracy on the common images": (float(sum(predicted[p] == truth[p] for p in common)
+                                                            / len(common)) if common else float("nan"))})
+    return pd.DataFrame(rows)
