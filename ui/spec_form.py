@@ -29,6 +29,7 @@ HIDDEN = {"storage", "search.space"}     # the store is the server's; the space 
 SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation"}
 SWEPT_KEY = "spec.swept"
 UPLOAD_ERROR_KEY = "spec.upload_error"
+PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
 
 
 def _key(field: FormField) -> str:
@@ -132,6 +133,26 @@ def load_uploaded_spec() -> None:
     except (SpecError, DatasetError) as error:
         st.session_state[UPLOAD_ERROR_KEY] = f"{upload.name}: {error}"
         return
+    _fill(values, space)
+
+
+def load_preset() -> None:
+    """on_click of the preset button: the recommended spec in every widget but the dataset (the user's)."""
+    st.session_state.pop(UPLOAD_ERROR_KEY, None)
+    try:
+        spec = SweepSpec.from_yaml(PRESET.read_bytes())
+        values, space = form_values(spec)
+        del values["data.dataset"]
+        _check_form_can_show(values, space)
+    except (SpecError, OSError) as error:
+        st.session_state[UPLOAD_ERROR_KEY] = f"{PRESET.name}: {error}"
+        return
+    values["name"] = f"{spec.name}-{dt.datetime.now():%m%d-%H%M}"
+    _fill(values, space)
+
+
+def _fill(values: dict[str, Any], space: dict[str, Dimension]) -> None:
+    """Every widget of the given fields, and the swept parameters' lists, from a spec's form values."""
     by_path = fields_by_path()
     for path, value in values.items():
         if path not in HIDDEN:
@@ -186,6 +207,9 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
     _defaults()
     st.file_uploader("Load a spec (YAML)", type=["yaml", "yml"], key="spec_upload", on_change=load_uploaded_spec,
                      help="a spec downloaded from this page or written for `python -m core sweep`")
+    st.button("Recommended preset", on_click=load_preset, icon=":material/recommend:",
+              help="a small search that fine-tunes the top of EfficientNet-Lite0 with augmentation and a "
+                   "learning-rate schedule (examples/recommended.yaml); only the dataset is yours to pick")
     if UPLOAD_ERROR_KEY in st.session_state:
         st.error(plain(st.session_state[UPLOAD_ERROR_KEY]) + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]

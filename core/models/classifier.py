@@ -48,6 +48,11 @@ class Classifier:
     def cacheable(self) -> bool:
         return not isinstance(self.model.get_layer(self.cut), keras.layers.InputLayer)
 
+    def frozen_view(self) -> "Classifier":
+        """The same model (same layers, same head) cut as a frozen-backbone trial: stage 1 of staged
+        fine-tuning trains this view's top, the head alone, on the cache at the pooled features."""
+        return Classifier(model=self.model, trainable=[], cut=_cut_below(self.model, _above_pool(self.model)))
+
 
 _PRETRAINED_RATES: "weakref.WeakKeyDictionary[keras.layers.Layer, float]" = weakref.WeakKeyDictionary()
 
@@ -87,10 +92,20 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, head_
         layer.trainable = layer.name in trainable
     order = [layer.name for layer in model.layers]
     learning = [order.index(layer.name) for layer in backbone if layer.name in trainable and layer.weights]
-    first = min(learning, default=order.index(POOL_LAYER) + 1)
-    cut = [name for name in cut_points(model) if order.index(name) < first][-1]
+    cut = _cut_below(model, min(learning, default=_above_pool(model)))
     _freeze_dropout_below(backbone, order, order.index(cut))
     return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
+
+
+def _above_pool(model: keras.Model) -> int:
+    """Index of the first layer above the pooled features: where a frozen backbone's trainable part begins."""
+    return [layer.name for layer in model.layers].index(POOL_LAYER) + 1
+
+
+def _cut_below(model: keras.Model, first: int) -> str:
+    """The highest cut point below the layer at index `first`."""
+    order = [layer.name for layer in model.layers]
+    return [name for name in cut_points(model) if order.index(name) < first][-1]
 
 
 def _freeze_dropout_below(backbone: list[keras.layers.Layer], order: list[str], cut_index: int) -> None:

@@ -226,9 +226,11 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], fine_tune_epoch: 
 
     Per fold: training solid, validation (`val_<metric>`) dashed, one colour per fold. Epochs are numbered
     from 1; `fine_tune_epoch` is the number of epochs trained before the backbone was unfrozen, and the
-    "fine-tuning begins" line is drawn between that epoch and the next.
+    "fine-tuning begins" line is drawn between that epoch and the next. Left out, it is read from a staged
+    trial's `stage` curve (1 in stage 1, 2 in stage 2).
     """
     fig = go.Figure()
+    fine_tune_epoch = _stage_one_epochs(curves) if fine_tune_epoch is None else fine_tune_epoch
     for i, (fold, history) in enumerate(curves.items()):
         if metric not in history:
             raise ValueError(f"{fold} has no '{metric}' curve; it has {sorted(history)}")
@@ -244,6 +246,15 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], fine_tune_epoch: 
     longest = max((len(h.get(metric, [])) for h in curves.values()), default=0)
     fig.update_xaxes(rangemode="tozero", tick0=0, dtick=_integer_step(longest))   # epochs are whole
     return styled(fig, f"Learning curves: {label(metric)}", label("epoch"), label(metric))
+
+
+def _stage_one_epochs(curves: dict[str, dict[str, list[float]]]) -> int | None:
+    """How many epochs stage 1 of a staged trial ran (every fold runs them all), or None."""
+    for history in curves.values():
+        stages = history.get("stage", [])
+        if 2 in stages:
+            return stages.index(2)
+    return None
 
 
 def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = False, title: str = "") -> go.Figure:

@@ -182,9 +182,42 @@ class LiveProgress:
                    step=StepProgress.from_json(step) if step else None)
 
 
+VARIANTS = {"single": "single refit", "ensemble": "fold ensemble", "ensemble_tta": "fold ensemble + flip TTA"}
+"""The final model's variants, by name, with their labels."""
+
+
+@dataclass
+class ModelVariant:
+    """One form of the final model (`VARIANTS`): its saved file and how it did on the test split."""
+
+    name: str
+    model_path: str
+    test: dict[str, Any]               # `Evaluation.to_json()` of the test split
+    test_accuracy: float
+
+    @property
+    def label(self) -> str:
+        return VARIANTS.get(self.name, self.name)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelVariant:
+        return cls(name=str(data["name"]), model_path=str(data["model_path"]), test=data["test"],
+                   test_accuracy=float(data["test_accuracy"]))
+
+
 @dataclass
 class FinalModel:
-    """The best configuration refit on the whole train part, and how it did on test."""
+    """The best configuration refit on the whole train part, and how it did on test.
+
+    With the sweep's `ensemble` option, `variants` also holds the K fold models' average with and
+    without flip TTA. `model_path`, `test` and `test_accuracy` are always those of the `chosen`
+    variant, which Predict and export use: the single refit until the user picks another (the test
+    split is for reporting; choosing by it would make its figure optimistic). `train` is the single
+    refit's.
+    """
 
     trial: int
     cv_error: float
@@ -195,13 +228,27 @@ class FinalModel:
     train: dict[str, Any]              # the same, of the train part
     test_accuracy: float
     created: str
+    variants: list[ModelVariant] = field(default_factory=list)   # empty: the single refit only
+    chosen: str = "single"
+
+    def choose(self, name: str) -> FinalModel:
+        """This record with variant `name` chosen: its path and test results become the record's."""
+        variant = next((v for v in self.variants if v.name == name), None)
+        if variant is None:
+            known = ", ".join(v.name for v in self.variants) or "only the single refit"
+            raise ValueError(f"final model: no variant {name!r} (there is {known})")
+        return dataclasses.replace(self, model_path=variant.model_path, test=variant.test,
+                                   test_accuracy=variant.test_accuracy, chosen=name)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FinalModel:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        """Also reads records written before variants existed."""
+        plain = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in ("variants", "chosen")}
+        return cls(**plain, variants=[ModelVariant.from_json(v) for v in data.get("variants", [])],
+                   chosen=str(data.get("chosen", "single")))
 
 
 @dataclass

@@ -245,6 +245,18 @@ class RunStore:
     def final(self, name: str) -> FinalModel | None:
         return self.sweep(name).final
 
+    def choose_final_variant(self, name: str, variant: str) -> FinalModel:
+        """Make `variant` (a `records.VARIANTS` name the final model has) the one Predict and export use."""
+        final = self.final(name)
+        if final is None:
+            raise StoreError(f"sweep {name!r} has no final model yet")
+        try:
+            chosen = final.choose(variant)
+        except ValueError as error:
+            raise StoreError(f"sweep {name!r}: {error}") from None
+        self.set_final(name, chosen)
+        return chosen
+
     def delete_sweep(self, name: str) -> None:
         optuna.delete_study(study_name=name, storage=self.storage)
         self._ids.pop(name, None)
@@ -255,10 +267,12 @@ class RunStore:
         return folder
 
     def version(self, name: str) -> tuple[int, int, str]:
-        """Changes whenever a trial starts, ends or the final model is written: a cache key for views."""
+        """Changes whenever a trial starts, ends, the final model is written or its variant chosen: a cache
+        key for views."""
         trials = self._frozen(name)
         finished = sum(t.state.is_finished() for t in trials)
-        return len(trials), finished, json.dumps(self._attrs(name).get(_FINAL, {}).get("created", ""))
+        final = self._attrs(name).get(_FINAL) or {}
+        return len(trials), finished, json.dumps([final.get("created", ""), final.get("chosen", "")])
 
     # --- trials -------------------------------------------------------------------------
     def trials(self, name: str) -> list[TrialRecord]:

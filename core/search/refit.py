@@ -1,14 +1,23 @@
-"""The final model: the best configuration refit on the whole train part, tested, saved with its card."""
+"""The final model: the best configuration refit on the whole train part, tested, saved with its card.
+
+With the sweep's `ensemble` option (network trials), the best configuration's K fold models are
+trained again and kept as two more variants: their average, and that average with horizontal-flip
+test-time augmentation; each is tested, the single refit stays the chosen one.
+"""
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from core.runs.records import FinalModel, StepProgress, TrialRecord, TrialState
+from core.runs.records import FinalModel, ModelVariant, StepProgress, TrialRecord, TrialState
 from core.runs.store import RunStore
+from core.spec.sweep import TrialParams
 from core.training.plan import SweepData
+from core.training.schedules import planned_epochs
 
 Say = Callable[[str], None]
 
@@ -40,24 +49,74 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     if current and current.trial == best.number:
         return current
     params = spec.trial_params(best.params)
-    epochs = refit_epochs(best)
-    say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part for {epochs} epochs")
+    network = params.kind == "network"
+    epochs = refit_epochs(best) if network else 0
+    what = f"for {epochs} epochs" if network else f"({params.kind} on the frozen {params.backbone} features)"
+    say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part {what}")
     data = data or SweepData.of_sweep(store, name, say=say)
-    started = time.monotonic()
-
-    def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
-        rate = (epoch + 1) / max(time.monotonic() - started, 1e-6)
-        store.set_step(name, StepProgress("refitting the best configuration (epochs)", epoch + 1, epochs, rate))
-    try:
-        clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params), reporter=report)
-    finally:
-        store.set_step(name, None)
+    if network:
+        with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
+            clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params),
+                                                         reporter=report)
+        model = clf.model
+    else:
+        from core.training.features_kinds import refit_features
+        model, test, train = refit_features(data.runner(params), params)
+    card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
     model_path = store.artifact_dir(name) / "best.keras"
-    save_model(clf.model, model_path, classes=data.dataset.classes, image_size=params.image_size,
-               extra={"sweep": name, "trial": best.number, "params": dataclasses.asdict(params)})
+    save_model(model, model_path, classes=data.dataset.classes, image_size=params.image_size,
+               extra=card | {"variant": "single"})
     record = FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
                         epochs=epochs, model_path=str(model_path), test=test.to_json(), train=train.to_json(),
                         test_accuracy=test.accuracy(), created=dt.datetime.now(dt.timezone.utc).isoformat())
-    store.set_final(name, record)
     say(f"test accuracy of the refit model: {test.accuracy():.4f} on {len(test.y_true)} images -> {model_path}")
+    if spec.ensemble and network:
+        single = ModelVariant("single", record.model_path, record.test, record.test_accuracy)
+        record.variants = [single, *fold_variants(store, name, data, params, card, say)]
+    store.set_final(name, record)
     return record
+
+
+def fold_variants(store: RunStore, name: str, data: SweepData, params: TrialParams, card: dict[str, Any],
+                  say: Say) -> list[ModelVariant]:
+    """Train the configuration's K fold models again; save and test their average, without and with TTA."""
+    from core.inference.model_card import save_model
+    from core.results.metrics import Evaluation
+    from core.training.ensembles import flip_tta, fold_ensemble
+    from core.training.trial import predict_scores
+
+    models, cuts = [], []
+    runner = data.runner(params)
+    total = len(data.folds) * planned_epochs(params)
+    with _steps(store, name, "training the fold models for the ensemble (epochs, at most)", total) as report:
+        runner.run(params, report, base_cut=data.base_cut(params),
+                   on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
+    ensemble = fold_ensemble(models, cuts[0])
+    rows, trial_data = data.test_rows, runner.data
+    paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None
+    variants = []
+    for variant, model in (("ensemble", ensemble), ("ensemble_tta", flip_tta(ensemble))):
+        path = store.artifact_dir(name) / f"best-{variant}.keras"
+        save_model(model, path, classes=data.dataset.classes, image_size=params.image_size,
+                   extra=card | {"variant": variant})
+        test = Evaluation(data.dataset.classes, trial_data.labels[rows], predict_scores(model, trial_data.images, rows),
+                          paths=paths)
+        variants.append(ModelVariant(variant, str(path), test.to_json(), test.accuracy()))
+        say(f"test accuracy of the {variants[-1].label}: {test.accuracy():.4f} -> {path}")
+    return variants
+
+
+@contextmanager
+def _steps(store: RunStore, name: str, label: str, total: int) -> Iterator[Callable[[int, int, dict], None]]:
+    """The driver's step in the store while a long fit runs, cleared at the end; yields an epoch reporter."""
+    done, started = 0, time.monotonic()
+
+    def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
+        nonlocal done
+        done += 1
+        rate = done / max(time.monotonic() - started, 1e-6)
+        store.set_step(name, StepProgress(label, min(done, total), total, rate))
+    try:
+        yield report
+    finally:
+        store.set_step(name, None)

@@ -25,6 +25,8 @@ LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
 SPLITS = ("stratified", "ordered")
+TRIAL_KINDS = ("network", "svm", "logreg")
+SVM_KERNELS = ("linear", "rbf", "poly")
 SEARCH_METHODS = ("grid", "random", "tpe")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -117,6 +119,29 @@ class TrialParams:
                                      low=0, high=100)
     reduce_lr: int = spec_field(2, "halve the learning rate after this many flat epochs (0 = off)",
                                 low=0, high=100)
+    # Staged fine-tuning (core/training/stages.py) and SGD momentum decay.
+    stage1_epochs: int = spec_field(0, "staged fine-tuning: epochs training the head alone on the frozen "
+                                    "backbone (at learning_rate, constant, no early stopping) before the top "
+                                    "trainable_layers unfreeze for `epochs` more (0 = one stage)",
+                                    low=0, high=500, sweepable=True)
+    stage2_lr_factor: float = spec_field(0.1, "staged fine-tuning: stage 2 trains at learning_rate x this "
+                                         "(its schedule, warm-up, early stopping as a one-stage trial's)",
+                                         low=1e-4, high=1.0, sweepable=True)
+    momentum_decay: float = spec_field(0.0, "SGD only: momentum falls linearly from `momentum` at the first "
+                                       "epoch to momentum x (1 - this) at the last, over both stages (0 = "
+                                       "constant; swept with other optimizers, it leaves them alone)",
+                                       low=0.0, high=1.0, sweepable=True)
+    # Trial kinds on the frozen backbone's pooled features (scikit-learn, no Keras training).
+    kind: str = spec_field("network", "network: train a Keras head (and backbone layers); svm / logreg: "
+                           "scikit-learn on the frozen backbone's standardised pooled features",
+                           choices=TRIAL_KINDS, sweepable=True)
+    svm_kernel: str = spec_field("rbf", "kind svm only: the SVM's kernel", choices=SVM_KERNELS, sweepable=True)
+    svm_c: float = spec_field(1.0, "kind svm only: the SVM's penalty C", low=1e-6, high=1e6, sweepable=True)
+    svm_gamma: float = spec_field(0.0, "kind svm only: rbf / poly kernel width gamma (0 = 'scale': "
+                                  "1 / (features x their variance))", low=0.0, high=1e3, sweepable=True)
+    svm_degree: int = spec_field(3, "kind svm only: degree of the poly kernel", low=1, high=6, sweepable=True)
+    logreg_c: float = spec_field(1.0, "kind logreg only: inverse L2 strength C of the logistic regression",
+                                 low=1e-6, high=1e6, sweepable=True)
 
 
 @dataclass
@@ -156,6 +181,9 @@ class SweepSpec:
     search: SearchSpec = field(default_factory=SearchSpec)
     folds: int = spec_field(3, "K of the K-fold cross-validation on the train part", low=2, high=20)
     use_cache: bool = spec_field(True, "train on cached backbone activations where the trial allows it")
+    ensemble: bool = spec_field(False, "final model: also train the best network configuration's K fold "
+                                "models (one more trial's training) and test their average, with and "
+                                "without horizontal-flip TTA; the single refit stays the chosen one")
     storage: str = spec_field("", "run store URL (SQLAlchemy); empty = the project's default store")
 
     def validate(self) -> "SweepSpec":
@@ -166,6 +194,7 @@ class SweepSpec:
         if self.data.split == "ordered" and (self.data.train_count <= 0 or self.data.test_count <= 0):
             raise SpecError("data.train_count: an ordered split needs train_count and test_count > 0")
         _check_space(self.search)
+        _check_momentum_decay(self)
         return self
 
     def to_dict(self) -> dict:
@@ -275,6 +304,15 @@ def _check_fields(obj: Any, prefix: str) -> None:
             _check_fields(value, f"{prefix}{f.name}.")
         else:
             _check_value(f.metadata, hints[f.name], value, f"{prefix}{f.name}")
+
+
+def _check_momentum_decay(spec: SweepSpec) -> None:
+    """Momentum decay is SGD's: refused when every trial of the sweep uses another optimizer."""
+    optimizer = spec.params.optimizer
+    if optimizer == "sgd" or "optimizer" in spec.search.space or not spec.highest("momentum_decay"):
+        return
+    where = "search.space" if "momentum_decay" in spec.search.space else "params"
+    raise SpecError(f"{where}.momentum_decay: momentum decay needs optimizer sgd, not {optimizer}")
 
 
 def _check_space(search: SearchSpec) -> None:

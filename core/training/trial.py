@@ -21,9 +21,12 @@ from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
-from core.training.schedules import learning_rate_at, scheduled
+from core.training.momentum import VariableMomentumSGD
+from core.training.schedules import decays_momentum, learning_rate_at, scheduled
+from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
+FoldModel = Callable[[int, keras.Model, str], None]   # (fold, trained classifier copy, its cut)
 PREDICT_BATCH = 64
 
 
@@ -113,6 +116,8 @@ class _EpochReport(keras.callbacks.Callback):
 
 def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
     lr = params.learning_rate
+    if decays_momentum(params):
+        return VariableMomentumSGD(lr, momentum=params.momentum)
     return {
         "sgd": lambda: keras.optimizers.SGD(lr, momentum=params.momentum),
         "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=params.momentum),
@@ -120,6 +125,19 @@ def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
         "nadam": lambda: keras.optimizers.Nadam(lr),
         "adadelta": lambda: keras.optimizers.Adadelta(lr),
     }[params.optimizer]()
+
+
+@dataclass
+class _Head:
+    """Stage 1 of a staged trial, ready to fit: the head on the frozen backbone (`frozen`: stage 2's layers,
+    kept frozen while it fits when it reads images rather than the cache)."""
+
+    stage: Stage
+    model: keras.Model
+    sources: list[np.ndarray]
+    transform: keras.Sequential | None
+    restart: Callable[[], None]
+    frozen: list[keras.layers.Layer]
 
 
 class TrialRunner:
@@ -132,38 +150,49 @@ class TrialRunner:
         self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
         self.device = configure_device()
 
-    def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None
-            ) -> TrialResult:
+    def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None,
+            on_fold_model: FoldModel | None = None) -> TrialResult:
         """K-fold CV of one configuration; the trial's value is the mean validation error.
 
         `base_cut`: the sweep's lowest cut. The backbone then runs once, up to it, for every
         trial; a trial that cuts higher derives its own cache from that one.
+        `on_fold_model(fold, model, cut)`: a copy of each fold's trained classifier (images -> probabilities)
+        and the layer below which it is frozen, for the final fold ensemble.
         """
         started = time.monotonic()
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, state = self._inputs(clf, params, base_cut)
-        restart = self._compile(model, params)
+        head = self._head(clf, params, base_cut)
+        restart = self._compile(model, fine_tune_stage(params).params)
         folds, oof = [], []
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
             restart()
             curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
-                                           fold, reporter)
+                                           fold, reporter, head)
             scores = predict_scores(model, sources[0], val_rows)
             evaluation = Evaluation(self.data.classes, self.data.labels[val_rows], scores)
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
             oof.append((val_rows, scores))
+            if on_fold_model is not None:
+                on_fold_model(fold, _trained_copy(clf.model), clf.cut)
         return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
                            duration_s=time.monotonic() - started, oof=self.data.out_of_fold(oof))
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
               reporter: Reporter | None = None) -> tuple[Classifier, Evaluation, Evaluation]:
-        """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train."""
+        """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train.
+
+        A staged trial's `epochs` count both stages: stage 1 runs its `stage1_epochs`, stage 2 the rest
+        (at least one).
+        """
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, _ = self._inputs(clf, params, base_cut)
-        final = dataclasses.replace(params, epochs=epochs, early_stopping=0, reduce_lr=0)
-        self._compile(model, final)
-        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter)
+        final = dataclasses.replace(params, epochs=max(1, epochs - params.stage1_epochs), early_stopping=0,
+                                    reduce_lr=0)
+        head = self._head(clf, final, base_cut)
+        self._compile(model, fine_tune_stage(final).params)
+        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter, head)
         evaluations = []
         for rows in (self.data.test_rows, self.data.train_rows):
             scores = predict_scores(model, sources[0], rows)
@@ -216,30 +245,70 @@ class TrialRunner:
                 variable.assign(value)
         return restart
 
+    def _head(self, clf: Classifier, params: TrialParams, base_cut: str | None) -> _Head | None:
+        """Stage 1 of a staged trial, compiled (before any fit: its reset must hold untrained weights);
+        None for a one-stage trial."""
+        if not staged(params):
+            return None
+        stage = head_stage(params)
+        model, sources, transform, _ = self._inputs(clf.frozen_view(), stage.params, base_cut)
+        frozen: list[keras.layers.Layer] = []
+        if model is clf.model:      # no cache: images through the classifier, with an optimizer of its own
+            model = keras.Model(model.input, model.output, name="head_stage")
+            frozen = [clf.model.get_layer(name) for name in clf.trainable]
+        with untrainable(frozen):
+            restart = self._compile(model, stage.params)
+        return _Head(stage, model, sources, transform, restart, frozen)
+
     def _fit(self, model: keras.Model, params: TrialParams, sources: list[np.ndarray], transform,
              train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
-             reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
+             reporter: Reporter | None, head: _Head | None = None) -> tuple[dict[str, list[float]], int]:
+        """One fold's fit: stage 1 on `head` first when the trial is staged, then `model`; the curves of
+        both stages joined, the best epoch numbered across them."""
+        first: dict[str, list[float]] = {}
+        if head is not None:
+            head.restart()
+            with untrainable(head.frozen):
+                first, _ = self._fit_stage(head.model, head.stage, head.sources, head.transform, train_rows,
+                                           val_rows, fold, reporter)
+        curves, best_epoch = self._fit_stage(model, fine_tune_stage(params), sources, transform, train_rows,
+                                             val_rows, fold, reporter)
+        return {key: first.get(key, []) + values for key, values in curves.items()}, best_epoch
+
+    def _fit_stage(self, model: keras.Model, stage: Stage, sources: list[np.ndarray], transform,
+                   train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
+                   reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
+        params = stage.params
         train = Batches(sources, self.data.labels, train_rows, params.batch_size, shuffle=True,
                         seed=self.seed + fold, transform=transform)
-        callbacks: list[keras.callbacks.Callback] = []
-        validation = None
+        callbacks = stage_callbacks(stage)
+        validation, best = None, None
         if val_rows is not None:
             validation = Batches(sources[:1], self.data.labels, val_rows, PREDICT_BATCH, shuffle=False, seed=0)
-            best = _BestEpoch()
-            callbacks.append(best)
+            if stage.restore_best:
+                best = _BestEpoch()
+                callbacks.append(best)
             if params.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.early_stopping))
             if params.reduce_lr and not scheduled(params):
                 callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
                                                                    patience=params.reduce_lr))
         if scheduled(params):
-            callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(params, epoch)))
+            callbacks.append(keras.callbacks.LearningRateScheduler(
+                lambda epoch: learning_rate_at(params, epoch - stage.first_epoch)))
         if reporter is not None:
             callbacks.append(_EpochReport(reporter, fold))
-        history = model.fit(train, validation_data=validation, epochs=params.epochs, callbacks=callbacks,
-                            verbose=0)
+        history = model.fit(train, validation_data=validation, initial_epoch=stage.first_epoch,
+                            epochs=stage.last_epoch + 1, callbacks=callbacks, verbose=0)
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-        return curves, (best.best_epoch if val_rows is not None else params.epochs - 1)
+        return curves, (best.best_epoch if best is not None else stage.last_epoch)
+
+
+def _trained_copy(model: keras.Model) -> keras.Model:
+    """A copy of `model` with its current weights, untouched when the next fold resets the original."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:

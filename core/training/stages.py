@@ -1,0 +1,100 @@
+"""Staged fine-tuning (the ResNet101 report): the head first, then the top of the backbone, in one trial.
+
+With `stage1_epochs` = E1 > 0, every fold (and the refit) fits twice:
+
+- stage 1 trains the head alone on the frozen backbone (from the activation cache at the pooled
+  features) for all E1 epochs, at `learning_rate`, constant: no schedule, warm-up, early stopping,
+  reduce_lr or best-epoch restore; it only gives stage 2 a trained head to start from;
+- stage 2 unfreezes the top `trainable_layers` (0: the head goes on alone) and trains for up to
+  `epochs` at learning_rate x `stage2_lr_factor`, with the schedule, warm-up, early stopping,
+  reduce_lr and best-epoch restore of a one-stage trial. Its model holds the very head layers stage 1
+  trained (stage 1's model is a view of the same classifier), so the head carries over.
+
+Epochs are numbered on across the stages (stage 2's first epoch is E1), in the curves, the live
+record and a fold's best epoch; each epoch's logs carry `stage` (1 or 2, what the learning-curve
+chart draws its line from) and the optimizer's `learning_rate`. A one-stage trial is unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from core.spec.sweep import TrialParams
+from core.training.momentum import MomentumSchedule
+from core.training.schedules import decays_momentum, momentum_at
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `model.fit` of a fold: its own params (its epochs, its learning rate), where its epochs start,
+    its mark in the curves (0: a one-stage trial, no mark) and the whole trial's params."""
+
+    params: TrialParams
+    trial: TrialParams
+    first_epoch: int = 0
+    number: int = 0
+    restore_best: bool = True
+
+    @property
+    def last_epoch(self) -> int:
+        return self.first_epoch + self.params.epochs - 1
+
+
+def staged(params: TrialParams) -> bool:
+    return params.stage1_epochs > 0
+
+
+def head_stage(params: TrialParams) -> Stage:
+    """Stage 1: the head alone, at the base rate, for every one of its epochs."""
+    own = dataclasses.replace(params, trainable_layers=0, epochs=params.stage1_epochs, lr_schedule="constant",
+                              warmup_epochs=0, early_stopping=0, reduce_lr=0)
+    return Stage(own, params, number=1, restore_best=False)
+
+
+def fine_tune_stage(params: TrialParams) -> Stage:
+    """Stage 2 of a staged trial (the lower rate, its epochs after stage 1's), or a one-stage trial's fit."""
+    if not staged(params):
+        return Stage(params, params)
+    own = dataclasses.replace(params, learning_rate=params.learning_rate * params.stage2_lr_factor)
+    return Stage(own, params, first_epoch=params.stage1_epochs, number=2)
+
+
+class StageMark(keras.callbacks.Callback):
+    """Adds the stage and the optimizer's learning rate to every epoch's logs (before anyone reads them)."""
+
+    def __init__(self, number: int):
+        super().__init__()
+        self.number = number
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["stage"] = float(self.number)
+            logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def stage_callbacks(stage: Stage) -> list[keras.callbacks.Callback]:
+    """The callbacks that must run first in a stage's fit: they write logs the others and the curves read."""
+    callbacks: list[keras.callbacks.Callback] = [StageMark(stage.number)] if stage.number else []
+    if decays_momentum(stage.trial):
+        callbacks.append(MomentumSchedule(lambda epoch: momentum_at(stage.trial, epoch)))
+    return callbacks
+
+
+@contextmanager
+def untrainable(layers: list[keras.layers.Layer]) -> Iterator[None]:
+    """Layers frozen for a while: stage 1 without a cache runs the images through the whole classifier,
+    whose top backbone layers train in stage 2. Keras reads `trainable` when it builds the optimizer
+    and traces the train step, so stage 1's compile and fits run inside this."""
+    saved = [layer.trainable for layer in layers]
+    for layer in layers:
+        layer.trainable = False
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.trainable = value

@@ -1,0 +1,134 @@
+"""Fold ensembles and flip TTA for the final model, its variants in the record, choosing one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from core.inference.model_card import load_model
+from core.runs.records import FinalModel
+from core.runs.store import RunStore, StoreError
+from core.search.refit import finalize
+from core.search.worker import run_worker
+from core.spec.sweep import SweepSpec
+from core.training.ensembles import flip_tta, fold_ensemble
+from core.training.plan import SweepData
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+
+
+def ensemble_spec(dataset, name: str = "ens", **params) -> SweepSpec:
+    return SweepSpec.from_dict({
+        "name": name, "folds": 2, "ensemble": True, "data": {"dataset": str(dataset), "test_fraction": 0.25},
+        "params": {"backbone": "efficientnet_lite0", "image_size": 32, "epochs": 2, "batch_size": 8,
+                   "early_stopping": 0, "reduce_lr": 0, "head": "dense_dropout", "dense_units": 16, **params},
+        "search": {"method": "grid", "space": {"learning_rate": [0.01]}}})
+
+
+def fold_models(dataset, **params) -> tuple[list[keras.Model], str, np.ndarray]:
+    spec = ensemble_spec(dataset, **params)
+    data = SweepData(spec)
+    runner = data.runner(spec.params)
+    models, cuts = [], []
+    runner.run(spec.params, base_cut=data.base_cut(spec.params),
+               on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
+    return models, cuts[0], runner.data.images[:10].astype(np.float32)
+
+
+@pytest.mark.parametrize("trainable", [0, 3])
+def test_the_ensemble_averages_the_fold_models(tiny_dataset, trainable):
+    models, cut, images = fold_models(tiny_dataset, trainable_layers=trainable)
+    outputs = [np.asarray(m.predict_on_batch(images)) for m in models]
+    assert len(models) == 2 and not np.allclose(outputs[0], outputs[1], atol=1e-4)   # two distinct folds
+    ensemble = fold_ensemble(models, cut)
+    assert np.allclose(ensemble.predict_on_batch(images), np.mean(outputs, axis=0), atol=1e-5)
+    names = [layer.name for layer in ensemble.layers]
+    assert cut in names and names.count(cut) == 1             # the frozen part below the cut runs once
+    assert [n for n in names if n.startswith("fold")] == ["fold1", "fold2", "fold_average"]
+
+
+def test_tta_averages_the_image_and_its_mirror(tiny_dataset, tmp_path):
+    models, cut, images = fold_models(tiny_dataset)
+    model = models[0]
+    tta = flip_tta(model)
+    expected = (model.predict_on_batch(images) + model.predict_on_batch(images[:, :, ::-1])) / 2
+    assert not np.allclose(model.predict_on_batch(images), expected, atol=1e-4)   # the flip matters here
+    assert np.allclose(tta.predict_on_batch(images), expected, atol=1e-5)
+    tta.save(tmp_path / "tta.keras")
+    loaded = keras.saving.load_model(tmp_path / "tta.keras")   # built-in layers only
+    assert np.allclose(loaded.predict_on_batch(images), expected, atol=1e-5)
+
+
+def test_the_final_record_keeps_three_variants_and_the_user_chooses(tiny_dataset, store):
+    spec = ensemble_spec(tiny_dataset)
+    store.create_sweep(spec)
+    run_worker(store, "ens")
+    final = finalize(store, "ens")
+    assert [v.name for v in final.variants] == ["single", "ensemble", "ensemble_tta"]
+    assert final.chosen == "single" and final.model_path == final.variants[0].model_path
+    assert len({v.model_path for v in final.variants}) == 3
+    for variant in final.variants:
+        loaded = load_model(variant.model_path)
+        assert loaded.card["variant"] == variant.name and loaded.card["kind"] == "network"
+        assert variant.test_accuracy == pytest.approx(np.mean(np.argmax(variant.test["scores"], axis=1)
+                                                              == variant.test["y_true"]))
+    version = store.version("ens")
+    chosen = store.choose_final_variant("ens", "ensemble_tta")
+    assert store.final("ens") == chosen and chosen.model_path.endswith("best-ensemble_tta.keras")
+    assert chosen.test_accuracy == final.variants[2].test_accuracy and chosen.test == final.variants[2].test
+    assert store.version("ens") != version                   # the pages' caches see the choice
+    assert store.choose_final_variant("ens", "single").model_path == final.model_path
+    with pytest.raises(StoreError, match="no variant 'bagged'"):
+        store.choose_final_variant("ens", "bagged")
+
+
+def test_without_the_option_the_final_model_is_the_single_refit(tiny_dataset, store):
+    spec = ensemble_spec(tiny_dataset, "plain")
+    spec.ensemble = False
+    store.create_sweep(spec)
+    run_worker(store, "plain")
+    final = finalize(store, "plain")
+    assert final.variants == [] and final.chosen == "single" and Path(final.model_path).name == "best.keras"
+    with pytest.raises(StoreError, match="no variant"):
+        store.choose_final_variant("plain", "ensemble")
+
+
+def test_a_final_record_written_before_variants_still_loads():
+    old = {"trial": 3, "cv_error": 0.1, "params": {"head": "linear"}, "epochs": 4, "model_path": "m.keras",
+           "test": {"y_true": [0]}, "train": {}, "test_accuracy": 0.9, "created": "2025-01-01"}
+    record = FinalModel.from_json(old)
+    assert record.variants == [] and record.chosen == "single" and record.model_path == "m.keras"
+    assert FinalModel.from_json(record.to_json()) == record
+
+
+def test_the_results_radio_changes_the_chosen_variant(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core.runs.records import ModelVariant
+
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'runs.db'}")
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.create_sweep(SweepSpec.from_dict({"name": "picked", "data": {"dataset": str(tmp_path)}}))
+    test = {"classes": ["a", "b"], "y_true": [0, 1], "scores": [[0.9, 0.1], [0.4, 0.6]], "paths": None}
+    variants = [ModelVariant(n, f"{n}.keras", test, 1.0) for n in ("single", "ensemble", "ensemble_tta")]
+    store.set_final("picked", FinalModel(trial=0, cv_error=0.1, params={}, epochs=1, model_path="single.keras",
+                                         test=test, train={}, test_accuracy=1.0, created="now", variants=variants))
+
+    def page():
+        from ui import state
+        from ui.final_variants import final_variants
+        final_variants(state.final("picked"), "picked")
+
+    at = AppTest.from_function(page).run(timeout=60)
+    assert not at.exception and not at.error
+    assert at.radio[0].value == "single" and len(at.dataframe[0].value) == 3
+    at.radio[0].set_value("ensemble_tta").run(timeout=60)
+    assert not at.exception
+    assert store.final("picked").model_path == "ensemble_tta.keras"
+    assert at.radio[0].value == "ensemble_tta"
