@@ -22,6 +22,7 @@ from core.cli_args import (
     user_error_line,
     work_store,
 )
+from core.inference.exports import FORMATS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -200,11 +201,12 @@ def _summary(evaluation_json: dict) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.inference.model_card import load_model
+    from core.inference.imagenet import CLI_NAME, TOP_K, model_for
     from core.inference.predict import Prediction, predict_images
-    loaded = load_model(args.model)
+    loaded = model_for(args.model)
+    top_k = args.top_k or (TOP_K if args.model == CLI_NAME else 3)
     files = [p for p in args.images if not Path(p).is_dir()]
-    predicted: Iterator[Prediction] = iter(predict_images(loaded, [(p, p) for p in files], top_k=args.top_k))
+    predicted: Iterator[Prediction] = iter(predict_images(loaded, [(p, p) for p in files], top_k=top_k))
     results = [Prediction(name=p, error="a folder, not an image file: name its images") if Path(p).is_dir()
                else next(predicted) for p in args.images]
     if args.json:
@@ -217,27 +219,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import shutil
-
-    from core.inference.model_card import card_path, load_model
-    final = open_store(args).final(args.name)
+    from core.inference.exports import ExportCheckError, destination, export, final_card, split_images
+    store = open_store(args)
+    final = store.final(args.name)
     if not final:
         raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
-    out = Path(args.out)
+    folder, name = destination(args.out, args.format)
     try:
-        if args.format == "keras":
-            out = out if out.suffix == ".keras" else out / "model.keras"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(final.model_path, out)
-            shutil.copy(card_path(Path(final.model_path)), card_path(out))
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            load_model(final.model_path).model.export(str(out), format="tf_saved_model", verbose=False)
-            shutil.copy(card_path(Path(final.model_path)), out / "card.json")
+        result = export(final.model_path, args.format, folder, name=name, images=split_images(final),
+                        card=final_card(final, store.spec(args.name)))
+    except ExportCheckError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         raise UserError(f"cannot export to {args.out}: {error.strerror or error}"
                         f"{f' ({error.filename})' if error.filename else ''}") from None
-    print(f"exported {args.name!r} best model to {out}")
+    print(f"exported {args.name!r} best model to {result.path} (with {result.files[1].name})")
+    print(result.summary())
     return 0
 
 
@@ -317,15 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
-    p = add("predict", cmd_predict, "classify images with a trained model (.keras)")
-    p.add_argument("model")
+    p = add("predict", cmd_predict, "classify images with a trained model (.keras), or with the built-in "
+            "ImageNet-1k EfficientNet-Lite0 (model: imagenet; offline)")
+    p.add_argument("model", help="a .keras file, or imagenet for the built-in ImageNet-1k model")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int_from(1), default=3, help="classes shown per image (default 3)")
+    p.add_argument("--top-k", type=int_from(1), help="classes shown per image (default 3; 5 for imagenet)")
     p.add_argument("--json", action="store_true")
     p = add("export", cmd_export, "export a sweep's best model", storage=True)
     p.add_argument("name")
-    p.add_argument("--format", choices=("keras", "savedmodel"), default="keras")
-    p.add_argument("out")
+    p.add_argument("--format", choices=FORMATS, default="keras",
+                   help="each export is reloaded in its own runtime and checked against the model")
+    p.add_argument("out", help="folder to export into, or a file named like the format (x.keras, x.onnx, x.tflite)")
     p = add("fetch-example", cmd_fetch_example, "download an example dataset (needs internet)")
     p.add_argument("name", choices=("flowers",))
     p.add_argument("--into", help="data folder (default: the first data root)")

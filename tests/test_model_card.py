@@ -93,6 +93,7 @@ def test_predict_page_shows_the_class_names_of_an_uploaded_model(saved: Path, fr
     at.switch_page("views/4_Predict.py").run()
     assert not at.exception, at.exception
     assert not stale.exists()
+    next(r for r in at.radio if r.label == "Model").set_value("Upload a .keras file").run()
     at.file_uploader(key="model_upload").upload("pets.keras", saved.read_bytes(), "application/zip").run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert any("tabby, beagle" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -10,6 +10,7 @@ from core.data.datasets import DatasetError, unpack_dataset
 from core.data.findings import problems, split_table, usable
 from core.results import charts
 from ui import state
+from ui.example import example_button
 from ui.spec_form import split_inputs
 from ui.suspects_review import suspects_tab
 from ui.widgets import chart, image_grid, plain, table, user_error
@@ -45,10 +46,14 @@ def upload_zip() -> None:
         st.rerun()
 
 
-upload_zip()
+upload_column, example_column = st.columns([3, 1], vertical_alignment="center")
+with upload_column:
+    upload_zip()
+with example_column:
+    example_button()
 path = state.chosen_dataset()
 if path is None:
-    st.info("Choose a dataset in the sidebar, or upload a zip above.")
+    st.info("Choose a dataset in the sidebar, upload a zip above, or get the example flower dataset.")
     st.stop()
 try:
     dataset, report = state.scan(path)

@@ -6,7 +6,11 @@ import streamlit as st
 from core.results import charts
 from core.results.tables import compared_params, fold_table, trial_label
 from ui import state
+from ui.cleaning import before_after, suspect_count
+from ui.comparison import backbone_section, importance_section
 from ui.evaluation import evaluation_views
+from ui.exports import export_panel
+from ui.final_variants import final_variants
 from ui.widgets import chart, table
 
 st.title("Results")
@@ -39,6 +43,7 @@ def compare() -> None:
         colour = c.selectbox("colour", [None, *params], format_func=lambda p: p or "(error)")
         chart(charts.error_surface_3d(trials, x, y, colour), "error surface")
     chart(charts.parallel_coordinates(trials, params), "parallel coordinates")
+    importance_section(trials)
     param = st.selectbox("Error against one parameter", params)
     chart(charts.error_vs_param(trials, param), f"error by {param}")
 
@@ -62,6 +67,7 @@ def trial_detail() -> None:
         with right:
             chart(charts.learning_curves(curves, metric="accuracy"), f"trial {number} accuracy")
         table(fold_table(result), f"trial {number} folds")
+        suspect_count(sweep, int(number))
         chart(charts.confusion_matrix(result.validation_confusion(), result.folds[0].classes,
                                       title="Validation confusion (all folds)"), f"trial {number} validation confusion")
     st.subheader("Final model")
@@ -71,7 +77,9 @@ def trial_detail() -> None:
         st.caption(f"The final model was refit from trial {final.trial}: choose it to see its test results.")
     else:
         st.caption(f"Refit on the whole train part for {final.epochs} epochs; `{final.model_path}`")
+        final_variants(final, sweep)
         evaluation_views(final, sweep)
+        export_panel(final, sweep)
 
 
 overview, comparison, detail = st.tabs(["Trials", "Compare", "One trial"])
@@ -80,5 +88,7 @@ with overview:
     table(trials, "trials")
 with comparison:
     compare()
+    backbone_section(chosen)
+    before_after(chosen)
 with detail:
     trial_detail()

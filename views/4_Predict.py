@@ -1,6 +1,7 @@
 """Predict: classify new images with a trained model, and see where it looked (Grad-CAM / Grad-CAM++)."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -8,29 +9,33 @@ import streamlit as st
 
 from core.data.datasets import DatasetError, load_dataset
 from core.inference.explain import METHODS, overlay
+from core.inference.imagenet import TOP_K
 from core.inference.model_card import ModelFileError
 from core.inference.predict import predict_images
-from ui import state
+from ui import demo, state
 from ui.models import drop_old_uploads, heatmap, loaded_model, save_upload
 from ui.widgets import plain, png_bytes, table, user_error
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 MAX_PICKED = 24
+SWEEP_MODEL, UPLOADED = "Final model of a sweep", "Upload a .keras file"
 FLAT = 1e-3   # a heat map spanning less than this carries no location
 
 st.title("Predict")
 
 
-def choose_model() -> Path | None:
+def choose_model() -> Path | str | None:
+    """A model file, the built-in demo's label, or None (nothing chosen yet)."""
     drop_old_uploads()
     finished = [n for n in state.sweep_names() if state.final(n)]
-    source = st.radio("Model", ["Final model of a sweep", "Upload a .keras file"], horizontal=True,
-                      index=0 if finished else 1)
-    if source == "Upload a .keras file":
+    source = st.radio("Model", [SWEEP_MODEL, UPLOADED, demo.LABEL], horizontal=True, index=0 if finished else 2)
+    if source == demo.LABEL:
+        return demo.LABEL
+    if source == UPLOADED:
         upload = st.file_uploader("Keras model (.keras)", type=["keras"], key="model_upload")
         return save_upload(upload.getvalue()) if upload else None
     if not finished:
-        st.info("No sweep has a final model yet: finish a sweep, or upload a .keras file.")
+        st.info("No sweep has a final model yet: finish a sweep, upload a .keras file, or try the built-in model.")
         return None
     wanted = st.query_params.get("sweep")
     name = st.selectbox("Sweep", finished, index=finished.index(wanted) if wanted in finished else len(finished) - 1)
@@ -57,16 +62,23 @@ def choose_images() -> list[tuple[str, object]]:
 model_path = choose_model()
 if model_path is None:
     st.stop()
-try:
-    loaded = loaded_model(model_path)
-except (ModelFileError, OSError) as error:
-    user_error(error, "Choose another model, or upload a .keras file saved by Transfer Lab or Keras 3.")
-    st.stop()
-st.caption(f"{len(loaded.classes)} classes ({plain(', '.join(loaded.classes))}) · input {loaded.image_size} px")
+if model_path == demo.LABEL:
+    loaded, explain = demo.demo_model(), demo.demo_heatmap
+    st.caption(demo.caption(loaded))
+else:
+    try:
+        loaded = loaded_model(model_path)
+    except (ModelFileError, OSError) as error:
+        user_error(error, "Choose another model, or upload a .keras file saved by Transfer Lab or Keras 3.")
+        st.stop()
+    # scikit-learn heads (SVM, logistic regression) rebuilt in Keras: their heat maps are not offered
+    explain = partial(heatmap, model_path, loaded) if loaded.card.get("kind", "network") == "network" else None
+    st.caption(f"{len(loaded.classes)} classes ({plain(', '.join(loaded.classes))}) · input {loaded.image_size} px")
 
 items = choose_images()
 a, b, c = st.columns(3)
-top_k = a.slider("Top-k classes", 1, max(2, min(10, len(loaded.classes))), min(3, len(loaded.classes)))
+top_k = a.slider("Top-k classes", 1, max(2, min(10, len(loaded.classes))),
+                 TOP_K if model_path == demo.LABEL else min(3, len(loaded.classes)))
 method = b.radio("Heat map", METHODS, format_func=METHOD_NAMES.get, horizontal=True)
 opacity = c.slider("Heat map opacity", 0.0, 1.0, 0.45, 0.05)
 if not items:
@@ -81,16 +93,20 @@ for index, prediction in enumerate(predictions):
         st.error(f"**{plain(prediction.name)}**: {plain(prediction.error)}. Upload an image file (JPEG, PNG, WebP, BMP, GIF, TIFF).")
         continue
     best = prediction.top[0][0]
-    cam = heatmap(model_path, loaded, prediction.image, loaded.classes.index(best), method)
-    shown = overlay(prediction.image, cam, opacity)
     left, middle, right = st.columns([1, 1, 2])
     left.image(prediction.image, caption=prediction.name, width="stretch")
-    middle.image(shown, caption=f"{METHOD_NAMES[method]} for {best}", width="stretch")
-    if float(cam.max() - cam.min()) < FLAT:
-        middle.caption("The heat map is flat: the model's last feature map is too coarse at this input size, "
-                       "or nothing in the image drives this class more than anything else.")
-    middle.download_button("Overlay PNG", png_bytes(shown), file_name=f"{Path(prediction.name).stem}-{method}.png",
-                           mime="image/png", key=f"overlay-{index}", icon=":material/download:", type="tertiary")
+    if explain is None:
+        middle.caption(f"No heat map: this model's head is a {plain(loaded.card.get('kind'))} on the backbone's "
+                       "pooled features, and Grad-CAM is offered for network heads only.")
+    else:
+        cam = explain(prediction.image, loaded.classes.index(best), method)
+        shown = overlay(prediction.image, cam, opacity)
+        middle.image(shown, caption=f"{METHOD_NAMES[method]} for {best}", width="stretch")
+        if float(cam.max() - cam.min()) < FLAT:
+            middle.caption("The heat map is flat: the model's last feature map is too coarse at this input size, "
+                           "or nothing in the image drives this class more than anything else.")
+        middle.download_button("Overlay PNG", png_bytes(shown), file_name=f"{Path(prediction.name).stem}-{method}.png",
+                               mime="image/png", key=f"overlay-{index}", icon=":material/download:", type="tertiary")
     with right:
         table(pd.DataFrame(prediction.top, columns=["class", "probability"]), f"{prediction.name} top-{top_k}",
               key=f"top-{index}", column_config={"probability": st.column_config.ProgressColumn(

@@ -102,6 +102,11 @@ class TrialResult:
     cut: str
     duration_s: float
     oof: OutOfFold | None = field(default=None, compare=False, repr=False)   # not part of the JSON form
+    # What the trial cost, for the backbone comparison (0: not measured, as in trials run before).
+    params_total: int = 0              # the classifier's parameters
+    params_trained: int = 0            # those its training updated
+    backbone_images_per_s: float = 0.0   # its backbone pass to the cache (0: every activation a cache hit)
+    peak_memory_mb: float = 0.0        # the worker's peak resident memory during the trial
 
     @property
     def value(self) -> float:
@@ -131,7 +136,11 @@ class TrialResult:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialResult:
         return cls(folds=[FoldResult(**f) for f in data["folds"]], cache=data.get("cache", ""),
-                   cut=data.get("cut", ""), duration_s=float(data.get("duration_s", 0.0)))
+                   cut=data.get("cut", ""), duration_s=float(data.get("duration_s", 0.0)),
+                   params_total=int(data.get("params_total", 0)),
+                   params_trained=int(data.get("params_trained", 0)),
+                   backbone_images_per_s=float(data.get("backbone_images_per_s", 0.0)),
+                   peak_memory_mb=float(data.get("peak_memory_mb", 0.0)))
 
 
 @dataclass

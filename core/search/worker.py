@@ -22,8 +22,10 @@ from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
 from core.search.time_left import describe_seconds, step_seconds_left
+from core.search.trial_cost import TrialCost
 from core.spec.sweep import SpecError, TrialParams
 from core.training.plan import SweepData
+from core.training.schedules import planned_epochs
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -111,12 +113,19 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
+        network = params.kind == "network"        # else scikit-learn on pooled features: folds, no epochs
         live = LiveWriter(self.store, trial, LiveProgress(fold=0, epoch=0, folds=len(self.data.folds),
-                                                          epochs=params.epochs))
+                                                          epochs=planned_epochs(params) if network else 0))
+        cost = TrialCost()
         runner = self.data.runner(params, decode_progress=self._step(live, trial, "decoding images"),
-                                  cache_progress=self._step(live, trial, "backbone activations"))
+                                  cache_progress=cost.watch(self._step(live, trial, "backbone activations")))
         try:
-            result = runner.run(params, self._reporter(trial, params, live), base_cut=self.data.base_cut(params))
+            if network:
+                result = runner.run(params, self._reporter(trial, params, live),
+                                    base_cut=self.data.base_cut(params))
+            else:
+                from core.training.features_kinds import run_features_trial
+                result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
@@ -126,7 +135,7 @@ class Objective:
                 log.exception("trial %s failed", trial.number)
             self.store.set_error(trial, f"{type(error).__name__}: {error}")
             return float("nan")
-        self.store.set_result(trial, result)
+        self.store.set_result(trial, cost.recorded(result, params, runner))
         return result.value
 
     def _step(self, live: LiveWriter, trial: optuna.Trial, label: str) -> Progress:
@@ -144,9 +153,9 @@ class Objective:
             live.epoch(fold, epoch, logs)
             accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
             self.watch.stage(f"trial {trial.number}: fold {fold + 1}/{len(self.data.folds)}, epoch {epoch + 1}/"
-                             f"{params.epochs}, validation accuracy {accuracy:.3f}")
+                             f"{planned_epochs(params)}, validation accuracy {accuracy:.3f}")
             if self.spec.search.pruning and "val_accuracy" in logs:
-                trial.report(1.0 - logs["val_accuracy"], step=fold * params.epochs + epoch)
+                trial.report(1.0 - logs["val_accuracy"], step=fold * planned_epochs(params) + epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at fold {fold + 1}, epoch {epoch + 1}")
             if self.store.stop_requested(self.name):
