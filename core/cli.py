@@ -56,7 +56,7 @@ def _run(store, name: str, workers: int) -> int:
     from core.search.lifecycle import view
     from core.search.time_left import Countdown
     spec = store.spec(name)
-    _fetch_weights(spec)
+    _fetch_weights(store, spec)
     bar = _bar(name, "trial", spec.grid_size())
     left = Countdown(lambda: view(store, name).left)
     try:
@@ -74,10 +74,12 @@ def _run(store, name: str, workers: int) -> int:
     return 0
 
 
-def _fetch_weights(spec) -> None:
-    """Download the ImageNet weights the sweep will need now, with a bar, rather than silently inside
-    its first trial. A file that cannot be had is left for the trials, whose failure names it."""
+def _fetch_weights(store, spec) -> None:
+    """Download the ImageNet weights the sweep will need now, with a bar here and a step on the Sweep
+    page (`sweep_step`), rather than silently inside its first trial. A file that cannot be had is left
+    for the trials, whose failure names it."""
     from core.models.weights import WeightsNotFoundError, resolve_weights
+    from core.search.worker import sweep_step
     from core.spec.space import Choice
     if spec.params.weights != "imagenet":
         return
@@ -87,9 +89,12 @@ def _fetch_weights(spec) -> None:
         return list(dim.values) if isinstance(dim, Choice) else [getattr(spec.params, field)]
     for backbone in values("backbone"):
         for size in values("image_size"):
-            with _bar(f"weights {backbone}", "B", unit_scale=True, leave=False) as bar:
+            with (_bar(f"weights {backbone}", "B", unit_scale=True, leave=False) as bar,
+                  sweep_step(store, spec.name, f"ImageNet weights of {backbone} (bytes)") as step):
+                follow = _follow(bar)
                 try:
-                    resolve_weights(backbone, image_size=size, progress=_follow(bar))
+                    resolve_weights(backbone, image_size=size, progress=lambda done, total: (follow(done, total),
+                                                                                              step(done, total)))
                 except WeightsNotFoundError:
                     continue
 

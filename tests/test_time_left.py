@@ -19,7 +19,7 @@ from core.search.time_left import (
     trial_cost,
     trial_seconds_left,
 )
-from core.search.worker import LiveWriter
+from core.search.worker import LiveWriter, sweep_step
 from core.spec.sweep import SweepSpec
 
 
@@ -104,3 +104,22 @@ def test_the_cli_countdown_names_running_trials_and_the_sweep_and_reads_the_stor
     assert countdown() == "trial 3: 2 min left · sweep: about 14 min left"
     assert countdown() == countdown() and len(reads) == 1        # within every_s: no new read
     assert describe_time_left(TimeLeft({}, None)) == ""
+
+
+def test_a_driver_step_reaches_the_sweep_record_a_few_seconds_apart_and_is_cleared(tmp_path):
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    store.create_sweep(SweepSpec.from_dict({"name": "fetching", "data": {"dataset": "x"}}))
+    seen: list[StepProgress | None] = []
+    real_set_step = store.set_step
+
+    def set_step(name: str, step: StepProgress | None) -> None:     # the real write, counted on the way
+        seen.append(step)
+        real_set_step(name, step)
+    store.set_step = set_step
+    with sweep_step(store, "fetching", "ImageNet weights (bytes)", every_s=60) as progress:
+        for done in range(0, 1001, 10):
+            progress(done, 1000)
+            if done == 500:
+                assert store.sweep("fetching").step.done == 0      # the first write only, so far
+    assert [s.done for s in seen[:-1]] == [0, 1000] and seen[-1] is None   # first, last, then cleared
+    assert store.sweep("fetching").step is None

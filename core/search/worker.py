@@ -10,7 +10,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
@@ -63,6 +64,26 @@ class Watch:
     say: Say = log.info                                   # one-off messages
     stage: Say = lambda _: None                           # the current step, replaced as work goes on
     trial_done: Callable[[], None] = lambda: None
+
+
+@contextmanager
+def sweep_step(store: RunStore, name: str, label: str, every_s: float = STEP_WRITE_S
+               ) -> Iterator[Callable[[int, int], None]]:
+    """A (done, total) progress callback for a long step of the sweep's driver before its trials (a
+    weights download), written to the sweep's record at most every `every_s` seconds, cleared at the end."""
+    started, last = time.monotonic(), -math.inf
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < every_s:
+            return
+        last = now
+        store.set_step(name, StepProgress(label, done, total, rate=done / max(now - started, 1e-6)))
+    try:
+        yield progress
+    finally:
+        store.set_step(name, None)
 
 
 class LiveWriter:
