@@ -21,7 +21,8 @@ folds: 2
 """
 
 
-def test_review_tab_marks_saves_and_undoes_in_a_browser(tmp_path: Path, chromium) -> None:  # noqa: F811
+def test_review_tab_marks_saves_and_undoes_in_a_browser(tmp_path: Path, chromium, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))       # read the decisions where the server keeps them
     colours = write_class_folders(tmp_path / "data" / "colours", per_class=10)
     env = server_env(tmp_path)
     spec = tmp_path / "spec.yaml"
@@ -43,6 +44,7 @@ def test_review_tab_marks_saves_and_undoes_in_a_browser(tmp_path: Path, chromium
             boxes.nth(1).click()
             page.get_by_role("option", name="exclude", exact=True).click()
             settle(page)
+            shoot(page, "7-review-marked")
             panel.get_by_role("button", name="Save decisions").click()
             panel.get_by_text("decisions version 1:").wait_for(timeout=60_000)
             settle(page)

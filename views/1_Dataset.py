@@ -72,8 +72,9 @@ if report.single_image_classes:
     st.warning(f"Classes with a single image cannot be split: {plain(', '.join(report.single_image_classes))}. "
                "Add images to them or remove them.")
 
+# keyed tabs keep their selection when a widget inside one reruns the page (else it jumps to the first)
 overview, samples, issues, split, suspects = st.tabs(["Overview", "Samples", "Problems", "Split preview",
-                                                     "Suspect labels"])
+                                                     "Suspect labels"], key="dataset_tab", on_change="rerun")
 with overview:
     left, right = st.columns(2)
     with left:

@@ -82,7 +82,7 @@ def trial_detail() -> None:
         export_panel(final, sweep)
 
 
-overview, comparison, detail = st.tabs(["Trials", "Compare", "One trial"])
+overview, comparison, detail = st.tabs(["Trials", "Compare", "One trial"], key="results_tab", on_change="rerun")
 with overview:
     chart(charts.trial_progress(trials), "trials")
     table(trials, "trials")
