@@ -50,6 +50,18 @@ def app_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_class: in
     return root
 
 
+def flower_archive(tmp_path: Path, per_class: int) -> tuple[Path, str]:
+    """A flower_photos-like .tgz (class folders of generated images) in tmp_path/site: (its folder, sha256)."""
+    import hashlib
+    import tarfile
+    site = tmp_path / "site"
+    site.mkdir()
+    photos = write_class_folders(tmp_path / "src", per_class=per_class)
+    with tarfile.open(site / "flower_photos.tgz", "w:gz") as archive:
+        archive.add(photos, arcname="flower_photos")
+    return site, hashlib.sha256((site / "flower_photos.tgz").read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A data root holding the tiny colours dataset, and a run store of this module's own (AppTest

@@ -62,6 +62,15 @@ def server_env(home: Path) -> dict[str, str]:
     return env
 
 
+def cli_sweep(home: Path, env: dict[str, str], spec: str) -> None:
+    """Run the sweep of YAML text `spec` to its end with the CLI, in the server's environment."""
+    path = home / "spec.yaml"
+    path.write_text(spec)
+    sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(path)], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def server(home: Path) -> Iterator[str]:
     if not CHROMIUM.exists():
@@ -75,11 +84,7 @@ def server(home: Path) -> Iterator[str]:
     shutil.copy(colours / "green" / "green_001.jpg", colours / "blue" / "odd_one.jpg")    # a label conflict
     (colours / "blue" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")                   # a bad file
     env = server_env(home)
-    spec = home / "spec.yaml"
-    spec.write_text(SPEC)
-    sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    cli_sweep(home, env, SPEC)
     saved = dict(os.environ)
     os.environ.update(env)
     try:

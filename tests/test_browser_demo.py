@@ -4,14 +4,12 @@ Screenshots for a human: /tmp/shots/demo_first_start.png and /tmp/shots/comparis
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import write_class_folders
 from PIL import Image
-from test_browser import REPO, VIEWPORT, chromium, serve, server_env, settle, shoot, visit  # noqa: F401
+from test_browser import VIEWPORT, chromium, cli_sweep, serve, server_env, settle, shoot, visit  # noqa: F401
 
 pytestmark = pytest.mark.slow
 SHOTS = Path("/tmp/shots")
@@ -66,11 +64,7 @@ def test_first_start_predict_demo_names_the_cat(tmp_path: Path, chromium) -> Non
 def test_results_shows_two_backbones_side_by_side(tmp_path: Path, chromium) -> None:  # noqa: F811
     write_class_folders(tmp_path / "data" / "colours", per_class=24)   # 3 batches: a timed pass
     env = server_env(tmp_path)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC)
-    sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    cli_sweep(tmp_path, env, SPEC)
     page = chromium.new_page(viewport=VIEWPORT)
     try:
         with serve(tmp_path, env) as url:

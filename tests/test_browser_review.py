@@ -2,13 +2,11 @@
 decision, see the dataset shrink, undo it. Screenshots in test-output/ (7-review-*.png)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import write_class_folders
-from test_browser import REPO, VIEWPORT, chromium, serve, server_env, settle, shoot, visit  # noqa: F401
+from test_browser import VIEWPORT, chromium, cli_sweep, serve, server_env, settle, shoot, visit  # noqa: F401
 
 from core.data.decisions import Action, DecisionLog
 
@@ -25,11 +23,7 @@ def test_review_tab_marks_saves_and_undoes_in_a_browser(tmp_path: Path, chromium
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))       # read the decisions where the server keeps them
     colours = write_class_folders(tmp_path / "data" / "colours", per_class=10)
     env = server_env(tmp_path)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC)
-    sweep = subprocess.run([sys.executable, "-m", "core", "sweep", str(spec)], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    cli_sweep(tmp_path, env, SPEC)
     page = chromium.new_page(viewport=VIEWPORT)
     try:
         with serve(tmp_path, env) as url:

@@ -2,14 +2,12 @@
 loopback, as in test_fetch.py), unpacked, checked and chosen; offline, one clear line and no traceback."""
 from __future__ import annotations
 
-import hashlib
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apptest import button, no_errors, page
-from conftest import app_data_root, write_class_folders
+from conftest import app_data_root, flower_archive
 from loopback import Served, serve_folder, unused_port
 
 from core.data.fetch import EXAMPLES, Example
@@ -20,13 +18,9 @@ LABEL = "Get the example flower dataset"
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[Served, str]]:
     """A flower_photos-like .tgz on a loopback server: (server, sha256 of the archive)."""
-    folder = tmp_path / "site"
-    folder.mkdir()
-    photos = write_class_folders(tmp_path / "src", per_class=4)
-    with tarfile.open(folder / "flower_photos.tgz", "w:gz") as archive:
-        archive.add(photos, arcname="flower_photos")
+    folder, digest = flower_archive(tmp_path, per_class=4)
     with serve_folder(folder) as server:
-        yield server, hashlib.sha256((folder / "flower_photos.tgz").read_bytes()).hexdigest()
+        yield server, digest
 
 
 def test_the_button_downloads_unpacks_and_chooses_the_example(site: tuple[Served, str], tmp_path: Path,

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import tarfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import write_class_folders
+from conftest import flower_archive
 from loopback import serve_folder, unused_port
 
 from core.data.fetch import EXAMPLES, DownloadError, FetchError, download_verified, fetch_example
@@ -19,13 +18,9 @@ from core.data.fetch import EXAMPLES, DownloadError, FetchError, download_verifi
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(url, sha256) of a tiny flower_photos-like .tgz served from 127.0.0.1."""
-    site = tmp_path / "site"
-    site.mkdir()
-    src = write_class_folders(tmp_path / "src", per_class=2)
-    with tarfile.open(site / "photos.tgz", "w:gz") as tf:
-        tf.add(src, arcname="flower_photos")
+    site, digest = flower_archive(tmp_path, per_class=2)
     with serve_folder(site) as server:
-        yield f"{server.url}/photos.tgz", hashlib.sha256((site / "photos.tgz").read_bytes()).hexdigest()
+        yield f"{server.url}/flower_photos.tgz", digest
 
 
 def test_fetch_downloads_verifies_and_unpacks_once(served: tuple[str, str], tmp_path: Path) -> None:
@@ -111,7 +106,7 @@ def test_download_verified_checks_the_hash_keras_style(served: tuple[str, str], 
                                                        algorithm: str) -> None:
     """Like keras.utils.get_file: a 64-digit hash is sha256, a shorter one md5."""
     url, _ = served
-    body = (tmp_path / "site" / "photos.tgz").read_bytes()
+    body = (tmp_path / "site" / "flower_photos.tgz").read_bytes()
     dest = tmp_path / "got" / "photos.tgz"
     assert download_verified(url, dest, expected_hash=hashlib.new(algorithm, body).hexdigest()) == dest
     assert dest.read_bytes() == body
