@@ -10,6 +10,7 @@ from core.data.datasets import DatasetError, unpack_dataset
 from core.data.findings import problems, split_table, usable
 from core.results import charts
 from ui import state
+from ui.content_duplicates import content_duplicates
 from ui.example import example_button
 from ui.spec_form import split_inputs
 from ui.suspects_review import suspects_tab
@@ -100,6 +101,7 @@ with issues:
     for problem in found:
         st.markdown(f"**{problem.kind}**: {plain(problem.reason)}")
         image_grid(problem.paths, problem.captions, side=144)
+    content_duplicates(dataset)
 
 with split:
     left, right = st.columns([1, 3])

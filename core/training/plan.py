@@ -54,7 +54,7 @@ def weights_identity(params: TrialParams, seed: int) -> str:
 
 
 def content_features(dataset: str | Path, params: TrialParams | None = None, settings: Settings | None = None,
-                     say: Say | None = None) -> tuple[Dataset, np.ndarray]:
+                     say: Say | None = None, progress: Progress | None = None) -> tuple[Dataset, np.ndarray]:
     """The dataset (its decisions applied) and every image's pooled features from a frozen backbone (default:
     EfficientNet-Lite0 with ImageNet weights, resolved offline), through the activation cache: what
     `core.data.near_duplicates.content_groups` groups."""
@@ -62,7 +62,8 @@ def content_features(dataset: str | Path, params: TrialParams | None = None, set
     spec = SweepSpec.from_dict({"name": "content-features", "data": {"dataset": str(dataset)}, "folds": 2,
                                 "params": dataclasses.asdict(frozen)})
     data = SweepData(spec, settings, say)
-    return data.dataset, data.runner(frozen).pooled_features(frozen)
+    runner = data.runner(frozen, cache_progress=progress, decode_progress=progress)
+    return data.dataset, runner.pooled_features(frozen)
 
 
 def current_decisions(spec: SweepSpec, settings: Settings | None = None) -> int:
