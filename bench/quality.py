@@ -2,7 +2,8 @@
 
 1. probe: logistic regression (scikit-learn) on frozen, pooled EfficientNet-Lite0 features;
 2. the app's plain default sweep (every SweepSpec default, only the dataset given);
-3. a preset spec (default examples/recommended.yaml, when it exists) with its data.dataset filled in.
+3. a preset spec (default examples/recommended.yaml, when it exists) with its data.dataset filled in;
+4. svm: the app's SVM trial kind on the same frozen Lite0 features (RBF, a small C grid, K-fold CV).
 
 Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
 macro F1 and wall time side by side.
@@ -30,7 +31,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from core.results.metrics import Evaluation  # noqa: E402
 from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
 
-RUNS = ("probe", "default", "preset")
+RUNS = ("probe", "default", "preset", "svm")
+SVM_SEARCH = {"method": "grid", "space": {"svm_c": [1.0, 3.0, 10.0]}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,6 +80,9 @@ def run(name: str, args: argparse.Namespace) -> Evaluation:
         return probe(args)
     if name == "default":
         return sweep(SweepSpec.from_dict({"name": "default", "data": data_section(args)}))
+    if name == "svm":
+        return sweep(SweepSpec.from_dict({"name": "svm", "data": data_section(args), "search": SVM_SEARCH,
+                                          "params": {"kind": "svm", "svm_kernel": "rbf"}}))
     preset = load_yaml(args.preset.read_text())
     preset["data"] = {**preset.get("data", {}), **data_section(args)}
     return sweep(SweepSpec.from_dict(preset | {"name": "preset"}))
