@@ -74,3 +74,11 @@ def test_review_tab_asks_for_the_final_model_before_gradcam(reviewed: Path) -> N
     toggle.set_value(True).run()
     no_errors(at)
     assert any("needs the sweep's final model" in c.value for c in at.caption)
+
+
+def test_review_tab_adds_outlier_scores_on_request(reviewed: Path) -> None:
+    at = page(timeout=120)
+    next(c for c in at.checkbox if c.label == "Outlier scores").check().run()
+    no_errors(at)
+    cards = [c.value for c in at.caption if c.value.startswith("#")]
+    assert len(cards) == 12 and all(" · outlier 0." in c or " · outlier 1." in c for c in cards), cards

@@ -32,8 +32,8 @@ def sweeps_on(root: Path) -> list[str]:
 
 
 @st.cache_data(show_spinner="Ranking the training images by label quality…", max_entries=16)
-def _ranking(url: str, name: str, version: tuple, top_trials: int) -> list[Suspect]:
-    return rank_suspects(state.store(), name, top_trials=top_trials)
+def _ranking(url: str, name: str, version: tuple, top_trials: int, outliers: bool) -> list[Suspect]:
+    return rank_suspects(state.store(), name, top_trials=top_trials, with_outliers=outliers)
 
 
 def _choices(classes: list[str], given: str) -> list[str]:
@@ -79,8 +79,9 @@ def _gradcam(name: str, suspect: Suspect) -> None:
 def _card(name: str, suspect: Suspect, classes: list[str], current: str, key: str) -> str:
     st.image(thumbnail(suspect.path, 160), width=160)
     flag = " · flagged" if suspect.flagged else ""
+    outlier = f" · outlier {suspect.outlier_score:.2f}" if suspect.outlier_score is not None else ""
     st.caption(f"#{suspect.rank} · {plain(suspect.given)} → {plain(suspect.suggested)} · quality "
-               f"{suspect.label_quality:.2f}{flag}")
+               f"{suspect.label_quality:.2f}{flag}{outlier}")
     options = _choices(classes, suspect.given)
     choice = st.selectbox("Decision", options, index=options.index(current) if current in options else 0,
                           key=key, label_visibility="collapsed")
@@ -116,9 +117,12 @@ def suspects_tab(dataset: Dataset) -> None:
     top_trials = middle.number_input("Agreement of the best trials", 1, 5, 1,
                                      help="average the out-of-fold scores of this many best trials")
     shown = right.number_input("Images to review", 4, 200, 12, step=4)
+    outliers = st.checkbox("Outlier scores", help="cleanlab's out-of-distribution score on the cached backbone "
+                           "features: near 0, the image is unlike the others (maybe no class at all); runs "
+                           "the backbone if its cache was cleared")
     rs = state.store()
     try:
-        ranking = _ranking(rs.url, name, rs.version(name), int(top_trials))
+        ranking = _ranking(rs.url, name, rs.version(name), int(top_trials), outliers)
     except SuspectsError as error:
         user_error(error)
         return
