@@ -123,3 +123,15 @@ def test_a_driver_step_reaches_the_sweep_record_a_few_seconds_apart_and_is_clear
                 assert store.sweep("fetching").step.done == 0      # the first write only, so far
     assert [s.done for s in seen[:-1]] == [0, 1000] and seen[-1] is None   # first, last, then cleared
     assert store.sweep("fetching").step is None
+
+
+def test_once_the_trials_are_over_the_sweep_line_names_the_drivers_step_not_zero_seconds(tmp_path):
+    from core.runs.records import SweepStatus
+    from core.search.lifecycle import view
+    from ui.sweep_live import _timing
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    store.create_sweep(SweepSpec.from_dict({"name": "refitting", "data": {"dataset": "x"}}))
+    store.set_status("refitting", SweepStatus.RUNNING)
+    assert "refitting" not in _timing(view(store, "refitting"))
+    store.set_step("refitting", StepProgress("refitting the best configuration (epochs)", 2, 4, 2.0))
+    assert _timing(view(store, "refitting")) == "refitting the best configuration (epochs)"

@@ -110,6 +110,8 @@ def _timing(view: SweepView) -> str:
     if view.sweep.status == SweepStatus.DONE:
         return f"took {describe_seconds(view.took_s)}" if view.took_s is not None else ""
     if view.sweep.status == SweepStatus.RUNNING:
+        if view.sweep.step is not None:          # the trials are over: the step's own bar says what is left
+            return view.sweep.step.label
         return f"about {describe_seconds(view.left.sweep)} left" if view.left.sweep is not None \
             else "time left: known once a trial has finished"
     return ""
