@@ -76,6 +76,7 @@ def test_sweep_results_predict_export(tiny_dataset, tmp_path):
     assert len(RunStore(storage).trials("colours")) == 2
 
 
+@pytest.mark.slow          # worker processes killed and resumed: real sweeps, most of a minute
 def test_sigkill_mid_sweep_then_resume_reruns_nothing_finished(tiny_dataset, tmp_path):
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     spec = write_spec(tmp_path / "spec.yaml", "killed", tiny_dataset,
@@ -124,6 +125,7 @@ def two_worker_sweep(storage: str, name: str, dataset: Path, folder: Path) -> Ru
     return store
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_one_sweep(tiny_dataset, tmp_path):
     two_worker_sweep(f"sqlite:///{tmp_path / 'runs.db'}", "pair", tiny_dataset, tmp_path)
 

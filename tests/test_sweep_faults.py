@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import write_class_folders
 from test_sweep_cli import REPO, write_spec
 
@@ -43,6 +44,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.3)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_under_two_workers_is_requeued_and_the_sweep_finishes(tiny_dataset, tmp_path):
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     spec = write_spec(tmp_path / "spec.yaml", "pair-killed", tiny_dataset,
