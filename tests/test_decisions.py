@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_class_folders
 
@@ -184,3 +185,17 @@ def test_cleaning_keeps_the_test_split_so_sweeps_before_and_after_compare(colour
                                 load_dataset(colours, decisions=False))
     cleaned = SweepData(spec_for(colours))
     assert sides(cleaned) == (train, test - {excluded})      # no image changed sides; the excluded one is gone
+
+
+def test_the_dataset_pages_split_preview_is_the_sweeps_split_under_decisions(colours):
+    from core.data.findings import split_table
+    raw = load_dataset(colours, decisions=False)
+    test_side = sorted(relative_path(raw, raw.paths[r]) for r in SweepData(spec_for(colours)).test_rows)
+    DecisionLog(colours).record([Decision(test_side[0], Action.EXCLUDE),
+                                 Decision("red/red_001.jpg", Action.RELABEL, "green")], raw)
+    dataset = load_dataset(colours)
+    table = split_table(dataset, scan_dataset(dataset), "stratified", test_fraction=0.25, seed=0)
+    data = SweepData(spec_for(colours))
+    for side, rows in (("train", data.train_rows), ("test", data.test_rows)):
+        counts = np.bincount(data.dataset.labels[rows], minlength=len(data.dataset.classes))
+        assert table[side].tolist() == counts.tolist(), side

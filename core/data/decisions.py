@@ -316,6 +316,35 @@ def group_rows(dataset: Dataset, groups: Iterable[ContentGroup]) -> list[list[in
     return [[row[p] for p in g.paths if p in row] for g in groups]
 
 
+@dataclass(frozen=True)
+class DecidedSplit:
+    """Train and test rows of a dataset with its decisions applied, and each row's copy group."""
+
+    dataset: Dataset                   # the decisions applied
+    train: np.ndarray                  # rows of `dataset`
+    test: np.ndarray
+    groups: np.ndarray                 # int64 group id per row: copies and content groups share one
+
+
+def split_decided(found: Dataset, decisions: Decisions, copies: np.ndarray, method: str, **split: Any
+                  ) -> DecidedSplit:
+    """`found` (the images as found on disk; `copies`: their copy-group ids) split as `method` with
+    `split`'s arguments, the decisions' content groups kept whole too, then the decisions applied inside
+    each side: cleaning never moves an image between train and test, so sweeps before and after it share
+    a test split. The one split of a sweep and of the Dataset page's preview."""
+    from core.data.splits import merge_groups, split_as
+
+    groups = merge_groups(copies, group_rows(found, decisions.groups))
+    cut = split_as(method, found.labels, groups=groups, **split)
+    dataset = apply(found, decisions)
+    row_of = {path: row for row, path in enumerate(dataset.paths)}
+    kept = np.array([row_of.get(path, -1) for path in found.paths], dtype=np.int64)   # -1: excluded
+    train, test = (kept[rows][kept[rows] >= 0] for rows in (np.asarray(cut.train), np.asarray(cut.test)))
+    decided_groups = np.empty(len(dataset), dtype=np.int64)
+    decided_groups[kept[kept >= 0]] = groups[kept >= 0]
+    return DecidedSplit(dataset, train, test, decided_groups)
+
+
 def decided(dataset: Dataset, version: int | None = None) -> Dataset:
     """`dataset` (as found on disk) with its latest decisions applied, or those of `version`."""
     log = DecisionLog(dataset.root)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.data.datasets import LEFT_OUT, REFUSED, Dataset
+from core.data.datasets import LEFT_OUT, REFUSED, Dataset, load_dataset
 from core.data.scan import ScanReport
-from core.data.splits import split_as
 
 
 def group_ids(paths: list[str], report: ScanReport) -> np.ndarray:
@@ -31,16 +30,18 @@ def usable(dataset: Dataset, report: ScanReport) -> Dataset:
 
 def split_table(dataset: Dataset, report: ScanReport, method: str, *, test_fraction: float = 0.15, seed: int = 0,
                 train_count: int = 0, test_count: int = 0) -> pd.DataFrame:
-    """Images per class (rows) in train and test (columns), split as a sweep would split them.
-
-    Bad files are left out and copies stay on one side (the scan's duplicate groups), as in the sweep.
-    """
-    dataset = usable(dataset, report)
-    split = split_as(method, dataset.labels, test_fraction=test_fraction, seed=seed, train_count=train_count,
-                     test_count=test_count, groups=group_ids(dataset.paths, report))
-    counts = {name: np.bincount(dataset.labels[np.asarray(rows, dtype=np.int64)], minlength=len(dataset.classes))
-              for name, rows in (("train", split.train), ("test", split.test))}
-    return pd.DataFrame(counts, index=pd.Index(dataset.classes, name="class"))
+    """Images per class (rows) in train and test (columns), split as a sweep splits them
+    (`decisions.split_decided`): drawn on the images as found without the scan's bad files, copies and
+    saved content groups on one side, then `dataset`'s label decisions applied inside each side."""
+    from core.data.decisions import DecisionLog, split_decided
+    found = usable(load_dataset(dataset.root, validate=False, decisions=False), report)
+    cut = split_decided(found, DecisionLog(dataset.root).at(dataset.decisions_version),
+                        group_ids(found.paths, report), method, test_fraction=test_fraction, seed=seed,
+                        train_count=train_count, test_count=test_count)
+    labels = cut.dataset.labels
+    counts = {name: np.bincount(labels[rows], minlength=len(cut.dataset.classes))
+              for name, rows in (("train", cut.train), ("test", cut.test))}
+    return pd.DataFrame(counts, index=pd.Index(cut.dataset.classes, name="class"))
 
 
 @dataclass(frozen=True)

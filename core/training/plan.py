@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from core.data.datasets import Dataset, load_dataset, resolve_dataset_path
-from core.data.decisions import DecisionLog, apply, group_rows
+from core.data.decisions import DecisionLog, split_decided
 from core.data.image_cache import decoded_images
 from core.data.scan import duplicate_groups_for
-from core.data.splits import kfold_indices, merge_groups, split_as
+from core.data.splits import kfold_indices
 from core.settings import Settings, load_settings
 from core.spec.sweep import SweepSpec, TrialParams
 
@@ -93,20 +93,14 @@ class SweepData:
         found = limit_per_class(raw, data.max_per_class, data.seed)
         for path, reason in found.skipped:
             say(f"skipped {path}: {reason}")
-        # The split is drawn on the images as found, and the decisions apply inside each side: cleaning
-        # never moves an image between train and test, so sweeps before and after it share a test split.
-        found_groups = merge_groups(duplicate_groups_for(found), group_rows(found, decisions.groups))
-        split = split_as(data.split, found.labels, test_fraction=data.test_fraction, seed=data.seed,
-                         train_count=data.train_count, test_count=data.test_count, groups=found_groups)
-        dataset = apply(found, decisions)
+        cut = split_decided(found, decisions, duplicate_groups_for(found), data.split,
+                            test_fraction=data.test_fraction, seed=data.seed, train_count=data.train_count,
+                            test_count=data.test_count)
+        dataset, groups = cut.dataset, cut.groups
         if decisions.version:
             say(f"label decisions version {decisions.version}: {dataset.decisions_applied} applied")
         self.dataset = dataset
-        row_of = {path: row for row, path in enumerate(dataset.paths)}
-        kept = np.array([row_of.get(path, -1) for path in found.paths], dtype=np.int64)   # -1: excluded
-        self.train_rows, self.test_rows = (kept[rows][kept[rows] >= 0] for rows in (split.train, split.test))
-        groups = np.empty(len(dataset), dtype=np.int64)
-        groups[kept[kept >= 0]] = found_groups[kept >= 0]
+        self.train_rows, self.test_rows = cut.train, cut.test
         self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
                       kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed, class_names=dataset.classes,
                                     groups=groups[self.train_rows])]
