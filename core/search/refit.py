@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.runs.records import FinalModel, ModelVariant, StepProgress, TrialRecord, TrialState
+from core.runs.records import FinalModel, ModelVariant, TrialRecord, TrialState
 from core.runs.store import RunStore
+from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
 from core.training.plan import SweepData
 from core.training.schedules import planned_epochs
@@ -108,15 +108,12 @@ def fold_variants(store: RunStore, name: str, data: SweepData, params: TrialPara
 
 @contextmanager
 def _steps(store: RunStore, name: str, label: str, total: int) -> Iterator[Callable[[int, int, dict], None]]:
-    """The driver's step in the store while a long fit runs, cleared at the end; yields an epoch reporter."""
-    done, started = 0, time.monotonic()
-
-    def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
-        nonlocal done
-        done += 1
-        rate = done / max(time.monotonic() - started, 1e-6)
-        store.set_step(name, StepProgress(label, min(done, total), total, rate))
-    try:
+    """The driver's step in the store while a long fit runs (every epoch), cleared at the end; yields an
+    epoch reporter."""
+    done = 0
+    with sweep_step(store, name, label, every_s=0) as progress:
+        def report(fold: int, epoch: int, logs: dict[str, float]) -> None:
+            nonlocal done
+            done += 1
+            progress(min(done, total), total)
         yield report
-    finally:
-        store.set_step(name, None)

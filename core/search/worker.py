@@ -66,48 +66,49 @@ class Watch:
     trial_done: Callable[[], None] = lambda: None
 
 
-@contextmanager
-def sweep_step(store: RunStore, name: str, label: str, every_s: float = STEP_WRITE_S
-               ) -> Iterator[Callable[[int, int], None]]:
-    """A (done, total) progress callback for a long step of the sweep's driver before its trials (a
-    weights download), written to the sweep's record at most every `every_s` seconds, cleared at the end."""
+def throttled_step(label: str, every_s: float, write: Callable[[StepProgress], None]
+                   ) -> Callable[[int, int], StepProgress]:
+    """A (done, total) progress callback for one long step: each call makes the step's progress (its rate
+    so far) and returns it; `write` gets it at most every `every_s` seconds and when the step ends, so
+    a PostgreSQL store is not hammered by a pass that reports every few images."""
     started, last = time.monotonic(), -math.inf
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int) -> StepProgress:
         nonlocal last
         now = time.monotonic()
-        if done < total and now - last < every_s:
-            return
-        last = now
-        store.set_step(name, StepProgress(label, done, total, rate=done / max(now - started, 1e-6)))
+        step = StepProgress(label, done, total, rate=done / max(now - started, 1e-6))
+        if done >= total or now - last >= every_s:
+            last = now
+            write(step)
+        return step
+    return progress
+
+
+@contextmanager
+def sweep_step(store: RunStore, name: str, label: str, every_s: float = STEP_WRITE_S
+               ) -> Iterator[Callable[[int, int], StepProgress]]:
+    """A progress callback for a long step of the sweep's driver outside its trials (a weights download,
+    the refit), written to the sweep's record (`throttled_step`) and cleared at the end."""
     try:
-        yield progress
+        yield throttled_step(label, every_s, lambda step: store.set_step(name, step))
     finally:
         store.set_step(name, None)
 
 
 class LiveWriter:
     """Writes a running trial's live progress to the store: after every epoch, and while a long step
-    runs at most every `every_s` seconds (and when it ends), so a PostgreSQL store is not hammered
-    by a pass that reports every few images."""
+    runs at most every `every_s` seconds (and when it ends)."""
 
     def __init__(self, store: RunStore, trial: optuna.Trial, live: LiveProgress, every_s: float = STEP_WRITE_S):
         self.store, self.trial, self.live, self.every_s = store, trial, live, every_s
 
     def step(self, label: str) -> Callable[[int, int], StepProgress]:
-        """A progress callback for one long step; it returns the step's progress (written or not)."""
-        started, last = time.monotonic(), -math.inf
+        """A progress callback for one long step of the trial (`throttled_step`)."""
+        return throttled_step(label, self.every_s, self._write_step)
 
-        def progress(done: int, total: int) -> StepProgress:
-            nonlocal last
-            now = time.monotonic()
-            step = StepProgress(label, done, total, rate=done / max(now - started, 1e-6))
-            if done >= total or now - last >= self.every_s:
-                last = now
-                self.live.step = step
-                self.store.set_live(self.trial, self.live)
-            return step
-        return progress
+    def _write_step(self, step: StepProgress) -> None:
+        self.live.step = step
+        self.store.set_live(self.trial, self.live)
 
     def epoch(self, fold: int, epoch: int, logs: dict[str, float]) -> None:
         live = self.live
