@@ -44,14 +44,16 @@ def test_the_class_names_are_imagenets_1000_in_index_order() -> None:
 
 
 def test_the_demo_model_names_the_photo_and_explains_it(photos: dict[str, Path]) -> None:
-    from core.inference.imagenet import demo_heatmap, demo_model, demo_predictions
+    from core.inference.explain import gradcam
+    from core.inference.imagenet import TOP_K, demo_model
+    from core.inference.predict import predict_images
     loaded = demo_model()
     assert demo_model() is loaded                                 # built once per process
-    coffee, cat = demo_predictions([(p.name, p) for p in photos.values()])
+    coffee, cat = predict_images(loaded, [(p.name, p) for p in photos.values()], top_k=TOP_K)
     assert coffee.top[0][0] == "espresso" and coffee.top[0][1] > 0.5, coffee.top
     assert cat.top[0][0] in CATS, cat.top
     assert len(coffee.top) == 5 and [p for _, p in coffee.top] == sorted((p for _, p in coffee.top), reverse=True)
-    cam = demo_heatmap(coffee.image, loaded.classes.index("espresso"))
+    cam = gradcam(loaded.model, coffee.image, loaded.classes.index("espresso"))
     assert cam.shape == coffee.image.shape[:2]
     assert float(cam.max() - cam.min()) > 0.1                    # it looked somewhere, not everywhere
 

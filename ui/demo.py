@@ -1,17 +1,16 @@
 """The built-in ImageNet-1k demo on the Predict page: the model with a spinner the first time, heat maps
-cached (an opacity change reuses them).
+through the Predict page's cache (`ui.models.cached_heatmap`).
 
 Importing this module imports TensorFlow (through `core.inference`): only the Predict page does.
 """
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import streamlit as st
 
 from core.inference import imagenet
 from core.inference.model_card import LoadedModel
+from ui.models import cached_heatmap
 
 LABEL = f"Built-in: {imagenet.DEMO_NAME}"
 
@@ -21,13 +20,8 @@ def demo_model() -> LoadedModel:
     return imagenet.demo_model()
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _heatmap(image_digest: str, class_index: int, method: str, _image: np.ndarray) -> np.ndarray:
-    return imagenet.demo_heatmap(_image, class_index, method)
-
-
 def demo_heatmap(image: np.ndarray, class_index: int, method: str) -> np.ndarray:
-    return _heatmap(hashlib.sha1(image.tobytes()).hexdigest(), class_index, method, image)
+    return cached_heatmap(imagenet.CLI_NAME, demo_model(), image, class_index, method)
 
 
 def caption(loaded: LoadedModel) -> str:

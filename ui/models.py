@@ -47,7 +47,12 @@ def _heatmap(model_key: str, image_digest: str, class_index: int, method: str, _
     return gradcam(_loaded.model, _image, class_index, method=method)
 
 
+def cached_heatmap(model_key: str, loaded: LoadedModel, image: np.ndarray, class_index: int,
+                   method: str) -> np.ndarray:
+    """Grad-CAM (or ++) of one image for one class of the model `model_key` names; an opacity change reuses it."""
+    return _heatmap(model_key, hashlib.sha1(image.tobytes()).hexdigest(), class_index, method, loaded, image)
+
+
 def heatmap(model_path: Path, loaded: LoadedModel, image: np.ndarray, class_index: int, method: str) -> np.ndarray:
-    """Grad-CAM (or ++) of one image for one class; an opacity change reuses it."""
-    key = f"{model_path}:{model_path.stat().st_mtime_ns}"
-    return _heatmap(key, hashlib.sha1(image.tobytes()).hexdigest(), class_index, method, loaded, image)
+    """`cached_heatmap` of a saved model (a rewritten file is another model)."""
+    return cached_heatmap(f"{model_path}:{model_path.stat().st_mtime_ns}", loaded, image, class_index, method)

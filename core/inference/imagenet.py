@@ -11,11 +11,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from core.inference.explain import gradcam
 from core.inference.model_card import LoadedModel, load_model
-from core.inference.predict import ImageInput, Prediction, predict_images
 
 DEMO_NAME = "ImageNet-1k (EfficientNet-Lite0)"
 CLI_NAME = "imagenet"             # `python -m core predict imagenet IMAGE...`
@@ -50,16 +46,6 @@ def demo_model() -> LoadedModel:
     """The demo model, built once per process (concurrent first callers wait for the one build)."""
     with _lock:
         return _demo_model()
-
-
-def demo_predictions(images: list[tuple[str, ImageInput]], top_k: int = TOP_K) -> list[Prediction]:
-    """Top-k ImageNet classes, by name, for every (name, source); unreadable files get their reason."""
-    return predict_images(demo_model(), images, top_k=top_k)
-
-
-def demo_heatmap(image: np.ndarray, class_index: int, method: str = "gradcam") -> np.ndarray:
-    """Where the demo model looked to score `class_index` on `image` (its input size, uint8 RGB)."""
-    return gradcam(demo_model().model, image, class_index, method=method)
 
 
 def model_for(name: str) -> LoadedModel:

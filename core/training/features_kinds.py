@@ -36,10 +36,6 @@ LOGREG_MAX_ITER = 2000
 EXACT = "float64"            # the rebuilt classifier computes in double precision, as scikit-learn does
 
 
-def is_features_kind(params: TrialParams) -> bool:
-    return params.kind != "network"
-
-
 @dataclass
 class FeatureModel:
     """A fitted scaler and classifier, and the class count they score."""
