@@ -130,3 +130,26 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried(tmp_pat
     time.sleep(2.1)
     store.fail_stale_trials("orphaned")
     assert sorted(t.state.name for t in store.trials("orphaned")) == ["FAIL", "WAITING"]
+
+
+def test_processes_opening_a_new_store_at_once_all_get_it(tmp_path):
+    """The server and a CLI driver opening a new SQLite store together raced on Optuna's schema: the
+    loser failed with "table ... already exists" (seen in a clean-clone .ci/run; six threads lost it in
+    every one of ten rounds before the fix)."""
+    import threading
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    start, errors = threading.Barrier(6), []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            RunStore(url, artifacts_dir=tmp_path / "artifacts")
+        except Exception as error:          # what the test is about: any failure to open it
+            errors.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert RunStore(url, artifacts_dir=tmp_path / "artifacts").sweep_names() == []

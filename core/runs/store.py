@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from core.runs.records import (
     Driver,
@@ -50,6 +51,7 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 HEARTBEAT_S = int(os.environ.get("TRANSFERLAB_HEARTBEAT_S", "5"))
 GRACE_S = int(os.environ.get("TRANSFERLAB_GRACE_S", "20"))
 MAX_RETRY = 3
+SCHEMA_ATTEMPTS = 5        # openings of a new database racing another process's (`_open_storage`)
 
 # Attribute names: written and read only in this module.
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
@@ -136,6 +138,26 @@ class _Storage(RDBStorage):
             return stale + sorted(old - {row[0] for row in connection.execute(beating, {"ids": sorted(old)})})
 
 
+def _open_storage(url: str) -> _Storage:
+    """Optuna's storage on `url`. Opening a database makes Optuna's tables and stamps their version when
+    they are missing, and two processes opening a new one at once (the server and a CLI driver) race on
+    that: the loser meets "table ... already exists" or a duplicate version stamp. The winner has made
+    the schema by then (or is about to), so the loser opens the database again, a few times at most."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+    def open_() -> _Storage:
+        return _Storage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    for attempt in range(SCHEMA_ATTEMPTS - 1):
+        try:
+            return open_()
+        except (OperationalError, IntegrityError) as error:
+            if "already exists" not in str(error) and "alembic_version" not in str(error):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return open_()
+
+
 class RunStore:
     """Sweeps and trials in one database, plus an artifact folder for models."""
 
@@ -146,10 +168,7 @@ class RunStore:
         database = make_url(self.url).database if self.url.startswith("sqlite") else None
         if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        self.storage = _Storage(
-            self.url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        self.storage = _open_storage(self.url)
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
 
     # --- sweeps -------------------------------------------------------------------------
