@@ -1,4 +1,4 @@
-"""Learning-rate schedules and the two-dense head: the rate each epoch really trains with."""
+"""Learning-rate schedules and the list-valued dense head: the rate each epoch really trains with."""
 from __future__ import annotations
 
 import math
@@ -38,12 +38,16 @@ def test_a_trial_trains_each_epoch_at_the_scheduled_rate(trial_data, tmp_path): 
         assert fold.curves["learning_rate"] == pytest.approx([learning_rate_at(params, e) for e in range(5)])
 
 
-def test_the_two_dense_head_has_the_widths_and_dropouts_asked_for():
-    clf = build_classifier(small_params(head="two_dense_dropout", dense_units=48, dropout=0.5,
-                                        dense_units_2=16, dropout_2=0.2), num_classes=3)
-    layers = {layer.name: layer for layer in clf.model.layers}
-    assert (layers["head_dense"].units, layers["head_dense_2"].units) == (48, 16)
-    assert (layers["head_dropout"].rate, layers["head_dropout_2"].rate) == (0.5, 0.2)
+@pytest.mark.parametrize("dropout, rates", [((0.5,), (0.5, 0.5, 0.5)), ((0.5, 0.2, 0.1), (0.5, 0.2, 0.1))])
+def test_the_dense_head_has_a_layer_per_width_with_its_dropout(dropout, rates):
+    clf = build_classifier(small_params(head="dense_dropout", dense_units=(16, 8, 4), dropout=dropout),
+                           num_classes=3)
+    dense = [layer for layer in clf.model.layers if layer.name.startswith("head_dense")]
+    drops = [layer for layer in clf.model.layers if layer.name.startswith("head_dropout")]
+    assert [layer.name for layer in dense] == ["head_dense", "head_dense_2", "head_dense_3"]
+    assert [layer.name for layer in drops] == ["head_dropout", "head_dropout_2", "head_dropout_3"]
+    assert [layer.units for layer in dense] == [16, 8, 4]
+    assert [layer.rate for layer in drops] == pytest.approx(rates)
 
 
 def test_schedule_fields_are_checked_and_sweepable():

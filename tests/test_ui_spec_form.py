@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import yaml
 
 from core.spec.fields import (
     SweepSize,
@@ -14,7 +15,7 @@ from core.spec.fields import (
     spec_from_form,
     sweepable_params,
 )
-from core.spec.space import Choice, Range
+from core.spec.space import Choice, Range, format_value
 from core.spec.sweep import SpecError, SweepSpec, TrialParams, sweepable_fields
 
 
@@ -40,6 +41,26 @@ def test_parse_values_types_lists_and_ranges() -> None:
         parse_values("a .. b", by["params.head"])
     with pytest.raises(SpecError, match="at least one value"):
         parse_values("  ", by["params.epochs"])
+
+
+def test_list_fields_parse_from_spaces_and_commas_and_round_trip() -> None:
+    by = fields_by_path()
+    assert parse_values("16 8, 4", by["params.dense_units"]) == Choice(((16, 8), (4,)))
+    assert parse_values("0.5 0.2, 0.3", by["params.dropout"]) == Choice(((0.5, 0.2), (0.3,)))
+    with pytest.raises(SpecError, match=r"^search.space.dense_units\[1\]\[1\]: 'x' is not"):
+        parse_values("16 8, 4 x", by["params.dense_units"])
+    with pytest.raises(SpecError, match="^search.space.dense_units: only numeric"):
+        parse_values("8 .. 64", by["params.dense_units"])
+    spec = SweepSpec.from_dict({"name": "lists", "data": {"dataset": "colours"},
+                                "params": {"head": "dense_dropout", "dense_units": [64, 32],
+                                           "dropout": [0.5, 0.2]},
+                                "search": {"space": {"dense_units": [[16, 8], 8]}}})
+    values, space = form_values(spec)
+    assert format_value(values["params.dense_units"]) == "64 32"
+    assert space["dense_units"].describe() == "16 8, 8"
+    assert spec_from_form(values, space) == spec
+    typed = values | {"params.dense_units": "64 32", "params.dropout": "0.5 0.2"}   # as the text inputs give
+    assert spec_from_form(typed, {"dense_units": parse_values("16 8, 8", by["params.dense_units"])}) == spec
 
 
 def test_form_round_trip_and_sizes() -> None:
@@ -125,3 +146,16 @@ def test_an_uploaded_spec_the_form_can_show_is_kept_exactly(two_datasets):
 def test_an_upload_error_quoting_the_file_is_plain_text(two_datasets):
     at = upload("name: mine\ndata: {dataset: good}\nparams: {backbone: '![x](http://example.invalid/a.png)'}\n")
     assert "params.backbone" in at.error[0].value and "\\!\\[x\\]\\(http" in at.error[0].value
+
+
+def test_an_uploaded_list_valued_head_shows_as_text_and_comes_back(two_datasets):
+    at = upload("name: mine\ndata: {dataset: good}\nparams: {head: dense_dropout, dense_units: [512, 128], "
+                "dropout: [0.5, 0.2]}\nsearch: {space: {dense_units: [[16, 8], 8]}}\n")
+    assert not at.error, [e.value for e in at.error]
+    assert at.text_input(key="spec.params.dense_units").value == "512 128"
+    assert at.text_input(key="spec.params.dropout").value == "0.5 0.2"
+    assert at.text_input(key="space.dense_units").value == "16 8, 8"
+    at.text_input(key="spec.params.dropout").input("0.3").run()
+    shown = yaml.safe_load(at.text[0].value)
+    assert shown["params"]["dense_units"] == [512, 128] and shown["params"]["dropout"] == [0.3]
+    assert shown["search"]["space"]["dense_units"] == [[16, 8], [8]]

@@ -20,7 +20,7 @@ from core.spec.fields import (
     spec_from_form,
     sweepable_params,
 )
-from core.spec.space import Choice, Dimension
+from core.spec.space import Choice, Dimension, format_value
 from core.spec.sweep import SpecError, SweepSpec
 from ui import state
 from ui.widgets import plain
@@ -90,7 +90,7 @@ def field_widget(field: FormField, *, key: str | None = None, disabled: bool = F
         index = choices.index(default) if fresh and default in choices else 0
         return st.selectbox(label, choices, format_func=_format(field), index=index, **common)
     if fresh:
-        common["value"] = default
+        common["value"] = format_value(default) if field.is_list else default
     if field.kind is bool:
         return st.checkbox(label, **common)
     if field.kind is int:
@@ -156,7 +156,7 @@ def _fill(values: dict[str, Any], space: dict[str, Dimension]) -> None:
     by_path = fields_by_path()
     for path, value in values.items():
         if path not in HIDDEN:
-            st.session_state[_key(by_path[path])] = value
+            st.session_state[_key(by_path[path])] = format_value(value) if by_path[path].is_list else value
     st.session_state[SWEPT_KEY] = list(space)
     choice_fields = {f.name for f in sweepable_params() if _choices(f) is not None}
     for name, dim in space.items():
@@ -186,11 +186,17 @@ def _swept_space(method: str) -> dict[str, Dimension]:
             space[name] = Choice(tuple(st.multiselect(f"{name} values", choices, key=_space_key(name),
                                                       help=field.help)))
         else:
-            hint = "comma-separated values" + (", or low .. high [log] for random / TPE" if method != "grid" else "")
-            text = st.text_input(f"{name} values", key=_space_key(name), placeholder=f"{field.default}, …",
-                                 help=f"{field.help}; {hint}")
+            text = st.text_input(f"{name} values", key=_space_key(name),
+                                 placeholder=f"{format_value(field.default)}, …",
+                                 help=f"{field.help}; {_values_hint(field, method)}")
             space[name] = parse_values(text, field) if text.strip() else Choice(())
     return space
+
+
+def _values_hint(field: FormField, method: str) -> str:
+    if field.is_list:
+        return "comma-separated choices, each space-separated numbers (e.g. 512 128, 256)"
+    return "comma-separated values" + (", or low .. high [log] for random / TPE" if method != "grid" else "")
 
 
 def _layout(fields: list[FormField]) -> list[tuple[int, str, list[FormField]]]:

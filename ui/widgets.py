@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from core.data.images import BadImageError, open_rgb
 from core.results.charts import fig_to_png
+from core.results.tables import mixed_as_text
 
 THUMB_SIDE = 128
 # What makes links, images, emphasis, code, HTML, LaTeX, tables and Streamlit's :directives:. '.' '-' '#' '+'
@@ -57,7 +58,7 @@ def table(frame: pd.DataFrame, name: str, *, key: str | None = None, index: bool
           **dataframe_args: Any) -> Any:
     """A sortable table with a "CSV" download of exactly what it shows."""
     key = key or f"table-{_slug(name)}"
-    shown = st.dataframe(frame, hide_index=not index, key=key, **dataframe_args)
+    shown = st.dataframe(mixed_as_text(frame), hide_index=not index, key=key, **dataframe_args)
     st.download_button("CSV", data=csv_bytes(frame, index=index), file_name=f"{_slug(name)}.csv",
                        mime="text/csv", key=f"{key}-csv", icon=":material/download:", type="tertiary",
                        help="Download this table as CSV")

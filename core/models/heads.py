@@ -10,9 +10,8 @@ def build_head(features: keras.KerasTensor, num_classes: int, params: TrialParam
     """Stack the chosen head on `features` and return class probabilities.
 
     linear: softmax regression, as in feature-extraction baselines.
-    dense_dropout: Dense(units, ReLU) + Dropout, the VGG16 / MobileNetV2 reports' head.
-    two_dense_dropout: two of those (dense_units, dropout then dense_units_2, dropout_2), the VGG16
-    report's 512 -> 128 head with dropout 0.5 / 0.2.
+    dense_dropout: per width in `dense_units`, Dense(width, ReLU) + Dropout (one rate for every layer,
+    or one per layer): [512] is the MobileNetV2 report's head, [512, 128] with [0.5, 0.2] the VGG16 one's.
     dense_bn_l2: 2 x [Dense(1024, ReLU, L2) + BatchNorm], the ResNet50V2 report's improved head.
     """
     x = features
@@ -30,9 +29,10 @@ def build_head(features: keras.KerasTensor, num_classes: int, params: TrialParam
 
 
 def _dense_dropout_layers(params: TrialParams) -> list[tuple[int, float]]:
-    """(units, dropout) of each Dense + Dropout hidden layer of the dense heads."""
-    first, second = (params.dense_units, params.dropout), (params.dense_units_2, params.dropout_2)
-    layers = {"linear": [], "dense_bn_l2": [], "dense_dropout": [first], "two_dense_dropout": [first, second]}
-    if params.head not in layers:
+    """(width, dropout) of each Dense + Dropout hidden layer: the dense head's, none for the others."""
+    if params.head not in HEADS:
         raise ValueError(f"head: {params.head!r} is not one of {', '.join(HEADS)}")
-    return layers[params.head]
+    if params.head != "dense_dropout":
+        return []
+    rates = params.dropout * len(params.dense_units) if len(params.dropout) == 1 else params.dropout
+    return list(zip(params.dense_units, rates, strict=True))

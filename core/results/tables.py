@@ -1,14 +1,29 @@
 """Tables the Results page shows, as pure functions of run records and the trials table."""
 from __future__ import annotations
 
+from numbers import Number
+
 import pandas as pd
 
+from core.results.chart_style import format_value
 from core.runs.records import TrialResult, param_columns
 
 
 def compared_params(trials: pd.DataFrame) -> list[str]:
     """The swept parameters that took more than one value: the ones worth a chart axis."""
     return [p for p in param_columns(trials) if trials[p].nunique(dropna=True) > 1]
+
+
+def mixed_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each column that mixes numbers and text (a swept dense_units: 256 and "512 128") as
+    text, which Arrow, and so a Streamlit table, can hold."""
+    mixed = [c for c in frame.columns if _mixes_numbers_and_text(frame[c])]
+    return frame.assign(**{c: frame[c].map(lambda v: None if pd.isna(v) else format_value(v)) for c in mixed})
+
+
+def _mixes_numbers_and_text(values: pd.Series) -> bool:
+    kinds = {type(v) for v in values.dropna()} if values.dtype == object else set()
+    return str in kinds and any(issubclass(k, Number) and k is not bool for k in kinds)
 
 
 def fold_table(result: TrialResult) -> pd.DataFrame:

@@ -18,7 +18,8 @@ def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     """Grid, random or TPE. A grid with nothing swept is one trial: any sampler serves, none is asked."""
     seed = spec.data.seed
     if spec.search.method == "grid" and spec.search.space:
-        return optuna.samplers.GridSampler({n: list(d.values) for n, d in spec.search.space.items()}, seed=seed)
+        grid = {name: dim.optuna_values for name, dim in spec.search.space.items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
     if spec.search.method == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 from core.spec.space import RANGE_SEPARATOR, Choice, Dimension, Range
-from core.spec.sweep import SpecError, SweepSpec, TrialParams
+from core.spec.sweep import SpecError, SweepSpec, TrialParams, coerce
 
 SECTIONS = ("data", "params", "search", "")   # "" = the top-level fields of SweepSpec
 
@@ -42,6 +42,11 @@ class FormField:
         return field_label(self.name)
 
     @property
+    def is_list(self) -> bool:
+        """A list field (`tuple[int, ...]`): typed as space-separated numbers, "512 128"."""
+        return get_origin(self.kind) is tuple
+
+    @property
     def section(self) -> str:
         return self.path.rsplit(".", 1)[0] if "." in self.path else ""
 
@@ -71,8 +76,10 @@ def sweepable_params() -> list[FormField]:
     return [f for f in form_fields(TrialParams, "params.") if f.sweepable]
 
 
-def _parse_one(text: str, kind: type, where: str) -> Any:
+def _parse_one(text: str, kind: Any, where: str) -> Any:
     text = text.strip()
+    if get_origin(kind) is tuple:
+        return coerce(text, kind, where)
     try:
         if kind is int:
             number = float(text)
@@ -91,8 +98,8 @@ def _parse_one(text: str, kind: type, where: str) -> Any:
 
 
 def parse_values(text: str, field: FormField) -> Dimension:
-    """A typed choice from "1, 2, 5", or a range from "1e-4 .. 1e-1 log" (random / TPE); the inverse of
-    `Dimension.describe`."""
+    """A typed choice from "1, 2, 5" (of a list field: "512 128, 256"), or a range from "1e-4 .. 1e-1 log"
+    (random / TPE); the inverse of `Dimension.describe`."""
     where = f"search.space.{field.name}"
     text = text.strip()
     if not text:

@@ -22,7 +22,24 @@ class Trial(Protocol):
 
 
 def format_value(value: Any) -> str:
+    """A value as the form shows and reads it: true / false, and a list as "512 128"."""
+    if isinstance(value, tuple):
+        return " ".join(map(format_value, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def to_data(value: Any) -> Any:
+    """A value as YAML writes it (safe_dump writes no tuples)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def to_optuna(value: Any) -> None | bool | int | float | str:
+    """A value as an Optuna categorical choice, which must be None, bool, int, float or str (a tuple breaks
+    the stored distributions' compatibility check): a one-element list its number (old sweeps' params
+    and numeric chart axes stay numbers), a longer one its text form "512 128". The spec reads both back."""
+    if not isinstance(value, tuple):
+        return value
+    return value[0] if len(value) == 1 else format_value(value)
 
 
 @dataclass(frozen=True)
@@ -39,11 +56,16 @@ class Choice:
     def highest(self) -> Any:
         return max(self.values)
 
+    @property
+    def optuna_values(self) -> list[Any]:
+        """The choices as Optuna takes and stores them (`to_optuna`); `SweepSpec.trial_params` reads them."""
+        return [to_optuna(v) for v in self.values]
+
     def suggest(self, trial: Trial, name: str) -> Any:
-        return trial.suggest_categorical(name, list(self.values))
+        return trial.suggest_categorical(name, self.optuna_values)
 
     def to_data(self) -> list[Any]:
-        return list(self.values)
+        return [to_data(v) for v in self.values]
 
     def describe(self) -> str:
         return ", ".join(map(format_value, self.values))

@@ -9,18 +9,21 @@ import dataclasses
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from core.spec.space import Choice, Range
+from core.spec.space import Choice, Range, to_data
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnetb0",
              "mobilenetv2", "resnet101", "resnet50", "resnet50v2", "vgg16")
 """The names in `core.models.backbones`' registry, default first (the spec knows no Keras; a test
 keeps the two equal)."""
-HEADS = ("linear", "dense_dropout", "two_dense_dropout", "dense_bn_l2")
+HEADS = ("linear", "dense_dropout", "dense_bn_l2")
+MAX_LIST = 4
+"""At most this many values in a list field (hidden layers of the dense head)."""
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
@@ -93,13 +96,11 @@ class TrialParams:
                                        low=0, high=1000, sweepable=True)
     head: str = spec_field("linear", "classification head on the pooled features", choices=HEADS,
                            sweepable=True)
-    dense_units: int = spec_field(512, "width of the dense head's hidden layer", low=8, high=4096,
-                                  sweepable=True)
-    dropout: float = spec_field(0.2, "dropout rate in the dense head", low=0.0, high=0.9, sweepable=True)
-    dense_units_2: int = spec_field(128, "width of the two-dense head's second hidden layer", low=8, high=4096,
-                                    sweepable=True)
-    dropout_2: float = spec_field(0.2, "dropout after the two-dense head's second layer", low=0.0, high=0.9,
-                                  sweepable=True)
+    dense_units: tuple[int, ...] = spec_field((512,), "dense head: one width per hidden layer (Dense + ReLU "
+                                              "+ Dropout each), e.g. [512, 128]", low=8, high=4096,
+                                              sweepable=True)
+    dropout: tuple[float, ...] = spec_field((0.2,), "dense head: one dropout rate for every layer, or one "
+                                            "per layer", low=0.0, high=0.9, sweepable=True)
     l2: float = spec_field(1e-4, "L2 weight penalty in the dense+BN head", low=0.0, high=1.0, sweepable=True)
     optimizer: str = spec_field("adam", "optimizer", choices=OPTIMIZERS, sweepable=True)
     learning_rate: float = spec_field(1e-3, "initial learning rate", low=1e-6, high=10.0, sweepable=True)
@@ -142,6 +143,14 @@ class TrialParams:
     svm_degree: int = spec_field(3, "kind svm only: degree of the poly kernel", low=1, high=6, sweepable=True)
     logreg_c: float = spec_field(1.0, "kind logreg only: inverse L2 strength C of the logistic regression",
                                  low=1e-6, high=1e6, sweepable=True)
+
+    def __post_init__(self) -> None:
+        """List fields given any accepted form (256, [512, 128], "512 128") hold tuples, also when a
+        TrialParams is built directly or by `dataclasses.replace`."""
+        hints = get_type_hints(TrialParams)
+        for f in fields(self):
+            if _element_kind(hints[f.name]) is not None:
+                setattr(self, f.name, coerce(getattr(self, f.name), hints[f.name], f.name))
 
 
 @dataclass
@@ -195,11 +204,14 @@ class SweepSpec:
             raise SpecError("data.train_count: an ordered split needs train_count and test_count > 0")
         _check_space(self.search)
         _check_momentum_decay(self)
+        if not {"dense_units", "dropout"} & set(self.search.space):
+            _check_layers(self.params)
         return self
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["search"]["space"] = {name: dim.to_data() for name, dim in self.search.space.items()}
+        data["params"] = {name: to_data(value) for name, value in data["params"].items()}
         return data
 
     def to_yaml(self) -> str:
@@ -227,9 +239,13 @@ class SweepSpec:
         return cls.from_dict(data)
 
     def trial_params(self, values: dict[str, Any]) -> TrialParams:
-        """The base params with one trial's sampled values applied."""
-        params = dataclasses.replace(self.params, **values)
+        """The base params with one trial's sampled values applied (as Optuna stores them, or as the
+        space holds them); a combination no trial can build (dropouts for other layers) is refused here."""
+        hints = get_type_hints(TrialParams)
+        params = dataclasses.replace(self.params, **{name: coerce(value, hints[name], f"params.{name}")
+                                                     for name, value in values.items()})
         _check_fields(params, "params.")
+        _check_layers(params)
         return params
 
     def grid_size(self) -> int:
@@ -268,11 +284,21 @@ def _from_dict(cls: type, data: dict, prefix: str) -> Any:
                 raise SpecError(f"{prefix}{name}: expected a mapping of fields")
             values[name] = _from_dict(kind, value, f"{prefix}{name}.")
         else:
-            values[name] = _coerce(value, kind, f"{prefix}{name}")
+            values[name] = coerce(value, kind, f"{prefix}{name}")
     return cls(**values)
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
+def _element_kind(kind: Any) -> type | None:
+    """The element type of a list field (`tuple[int, ...]`), else None."""
+    return get_args(kind)[0] if get_origin(kind) is tuple else None
+
+
+def coerce(value: Any, kind: Any, where: str) -> Any:
+    """`value` as a field of type `kind` holds it, or SpecError naming `where`: the one coercion of YAML,
+    form text and stored trial params."""
+    element = _element_kind(kind)
+    if element is not None:
+        return _coerce_list(value, element, where)
     if (kind is bool) != isinstance(value, bool):       # bool is an int to Python, never to a spec
         expected = "true or false" if kind is bool else kind.__name__
         raise SpecError(f"{where}: expected {expected}, got {value!r}")
@@ -285,15 +311,51 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
     return value
 
 
-def _check_value(meta: dict, kind: type, value: Any, where: str) -> Any:
-    value = _coerce(value, kind, where)
-    if meta.get("choices") and value not in meta["choices"]:
-        raise SpecError(f"{where}: {value!r} is not one of {', '.join(map(str, meta['choices']))}")
-    if meta.get("low") is not None and value < meta["low"]:
-        raise SpecError(f"{where}: {value!r} is below the minimum {meta['low']}")
-    if meta.get("high") is not None and value > meta["high"]:
-        raise SpecError(f"{where}: {value!r} is above the maximum {meta['high']}")
+def _coerce_list(value: Any, element: type, where: str) -> tuple:
+    """A list field from a number, a list or tuple, or the text form "512 128" (the form's, and the one
+    Optuna stores for a longer list)."""
+    if isinstance(value, str):
+        value = value.split()
+        value = [_parse_number(part, element, _item_where(where, i, value)) for i, part in enumerate(value)]
+    elif not isinstance(value, (list, tuple)):
+        value = [value]
+    if not 1 <= len(value) <= MAX_LIST:
+        raise SpecError(f"{where}: give 1 to {MAX_LIST} values (one per layer), got {len(value)}")
+    return tuple(coerce(item, element, _item_where(where, i, value)) for i, item in enumerate(value))
+
+
+def _item_where(where: str, index: int, items: Sequence) -> str:
+    """Where an item of a list field is: `where[1]`, or just `where` when the list holds one value."""
+    return f"{where}[{index}]" if len(items) > 1 else where
+
+
+def _parse_number(text: str, kind: type, where: str) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise SpecError(f"{where}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
+
+
+def _check_value(meta: dict, kind: Any, value: Any, where: str) -> Any:
+    value = coerce(value, kind, where)
+    items = value if isinstance(value, tuple) else (value,)
+    for i, item in enumerate(items):
+        at = _item_where(where, i, items)
+        if meta.get("choices") and item not in meta["choices"]:
+            raise SpecError(f"{at}: {item!r} is not one of {', '.join(map(str, meta['choices']))}")
+        if meta.get("low") is not None and item < meta["low"]:
+            raise SpecError(f"{at}: {item!r} is below the minimum {meta['low']}")
+        if meta.get("high") is not None and item > meta["high"]:
+            raise SpecError(f"{at}: {item!r} is above the maximum {meta['high']}")
     return value
+
+
+def _check_layers(params: TrialParams) -> None:
+    """The dense head takes one dropout rate for every layer, or one per layer."""
+    layers, rates = len(params.dense_units), len(params.dropout)
+    if rates not in (1, layers):
+        raise SpecError(f"params.dropout: {rates} rates for {layers} layer{'s' * (layers != 1)} of "
+                        "dense_units; give one rate for every layer, or one per layer")
 
 
 def _check_fields(obj: Any, prefix: str) -> None:
@@ -337,13 +399,16 @@ def _check_space(search: SearchSpec) -> None:
                 raise SpecError(f"{where}: a grid needs a list of values, not a range")
             if set(values) - {"low", "high", "log"} or not {"low", "high"} <= set(values):
                 raise SpecError(f"{where}: a range is {{low, high, log}}")
+            if _element_kind(kind) is not None:
+                raise SpecError(f"{where}: a list field takes a list of values (e.g. [[512, 128], 256]), "
+                                "not a range")
             if kind not in (int, float):
                 raise SpecError(f"{where}: only numeric parameters take a range")
             low = _check_value(meta, kind, values["low"], f"{where}.low")
             high = _check_value(meta, kind, values["high"], f"{where}.high")
             if low >= high:
                 raise SpecError(f"{where}: low must be below high")
-            search.space[name] = Range(low, high, _coerce(values.get("log", False), bool, f"{where}.log"))
+            search.space[name] = Range(low, high, coerce(values.get("log", False), bool, f"{where}.log"))
         else:
             raise SpecError(f"{where}: expected a list of values or a {{low, high}} range")
     if search.method != "grid" and search.budget <= 0:
