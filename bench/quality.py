@@ -72,6 +72,8 @@ def sweep(spec: SweepSpec) -> Evaluation:
     final = run_sweep(store, spec.name, say=lambda line: print(f"  {line}", file=sys.stderr))
     if final is None:
         raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
+    for variant in final.variants:
+        print(f"  {spec.name} {variant.label}: test accuracy {variant.test_accuracy:.4f}", file=sys.stderr)
     return Evaluation.from_json(final.test)
 
 

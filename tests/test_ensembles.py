@@ -1,6 +1,7 @@
 """Fold ensembles and flip TTA for the final model, its variants in the record, choosing one."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import keras
@@ -12,7 +13,8 @@ from core.runs.records import FinalModel
 from core.runs.store import RunStore, StoreError
 from core.search.refit import finalize
 from core.search.worker import run_worker
-from core.spec.sweep import SweepSpec
+from core.spec.space import Choice
+from core.spec.sweep import SpecError, SweepSpec
 from core.training.ensembles import flip_tta, fold_ensemble
 from core.training.plan import SweepData
 
@@ -85,6 +87,59 @@ def test_the_final_record_keeps_three_variants_and_the_user_chooses(tiny_dataset
     assert store.choose_final_variant("ens", "single").model_path == final.model_path
     with pytest.raises(StoreError, match="no variant 'bagged'"):
         store.choose_final_variant("ens", "bagged")
+
+
+def test_the_ensemble_is_the_best_trials_own_fold_models(tiny_dataset, store):
+    spec = ensemble_spec(tiny_dataset, "own")
+    spec.search.space["learning_rate"] = Choice((0.01, 0.001))
+    store.create_sweep(spec)
+    run_worker(store, "own")
+    trials = store.trials("own")
+    best = min(trials, key=lambda t: t.value).number
+    kept = store.fold_models_dir("own", best)
+    assert sorted(p.name for p in kept.glob("*.keras")) == ["fold1.keras", "fold2.keras"]
+    assert not any(store.fold_models_dir("own", t.number).exists() for t in trials if t.number != best)
+    folds = [load_model(path).model for path in sorted(kept.glob("*.keras"))]
+    said: list[str] = []
+    final = finalize(store, "own", say=said.append)
+    assert not any("training them again" in line for line in said)
+    ensemble = load_model(final.variants[1].model_path).model
+    images = SweepData(spec).runner(spec.params).data.images[:6].astype(np.float32)
+    expected = np.mean([m.predict_on_batch(images) for m in folds], axis=0)
+    assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)   # those very weights
+    assert not kept.exists()                                 # kept only until the final model is made
+
+
+def test_without_refit_the_fold_ensemble_is_the_final_model(tiny_dataset, store):
+    spec = ensemble_spec(tiny_dataset, "norefit")
+    spec.refit = False
+    store.create_sweep(spec)
+    run_worker(store, "norefit")
+    said: list[str] = []
+    final = finalize(store, "norefit", say=said.append)
+    assert [v.name for v in final.variants] == ["ensemble", "ensemble_tta"]
+    assert final.chosen == "ensemble" and final.epochs == 0 and final.model_path.endswith("best-ensemble.keras")
+    assert not any("refitting" in line for line in said)
+    assert not (store.artifact_dir("norefit") / "best.keras").exists()
+    oof = store.oof("norefit", final.trial)
+    assert final.train["y_true"] == oof.labels.tolist() and len(final.train["y_true"]) > 0
+    assert "no refit" in final.describe() and store.final("norefit").model_path == final.model_path
+
+
+def test_no_refit_needs_the_ensemble(tiny_dataset):
+    with pytest.raises(SpecError, match="^refit: .*turn ensemble on"):
+        SweepSpec.from_dict({"name": "x", "refit": False, "data": {"dataset": str(tiny_dataset)}})
+
+
+def test_a_trial_without_kept_folds_trains_them_again(tiny_dataset, store):
+    spec = ensemble_spec(tiny_dataset, "again")
+    store.create_sweep(spec)
+    run_worker(store, "again")
+    shutil.rmtree(store.fold_models_dir("again", 0))
+    said: list[str] = []
+    final = finalize(store, "again", say=said.append)
+    assert any("training them again" in line for line in said)
+    assert [v.name for v in final.variants] == ["single", "ensemble", "ensemble_tta"]
 
 
 def test_without_the_option_the_final_model_is_the_single_refit(tiny_dataset, store):

@@ -150,7 +150,7 @@ def sweep_panel(name: str) -> None:
         _controls(view)
         final = sweep.final
         if final:
-            st.success(f"Best trial {final.trial} refit: test accuracy {final.test_accuracy:.1%} "
+            st.success(f"Best trial {final.trial}, {final.label}: test accuracy {final.test_accuracy:.1%} "
                        f"(CV error {final.cv_error:.4f}).")
             st.page_link("views/3_Results.py", label="See the results", icon=":material/monitoring:",
                          query_params={"sweep": name})

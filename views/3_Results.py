@@ -74,9 +74,9 @@ def trial_detail() -> None:
     if not final:
         st.info("No final model yet: it is refit from the best trial when the sweep finishes.")
     elif final.trial != number:
-        st.caption(f"The final model was refit from trial {final.trial}: choose it to see its test results.")
+        st.caption(f"The final model was made from trial {final.trial}: choose it to see its test results.")
     else:
-        st.caption(f"Refit on the whole train part for {final.epochs} epochs; `{final.model_path}`")
+        st.caption(f"{final.describe().capitalize()}; `{final.model_path}`")
         final_variants(final, sweep)
         evaluation_views(final, sweep)
         export_panel(final, sweep)

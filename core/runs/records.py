@@ -225,7 +225,8 @@ class FinalModel:
     without flip TTA. `model_path`, `test` and `test_accuracy` are always those of the `chosen`
     variant, which Predict and export use: the single refit until the user picks another (the test
     split is for reporting; choosing by it would make its figure optimistic). `train` is the single
-    refit's.
+    refit's. Without a refit (`epochs` 0, no "single" variant) the fold ensemble is chosen, and
+    `train` holds the trial's out-of-fold scores.
     """
 
     trial: int
@@ -239,6 +240,19 @@ class FinalModel:
     created: str
     variants: list[ModelVariant] = field(default_factory=list)   # empty: the single refit only
     chosen: str = "single"
+
+    @property
+    def label(self) -> str:
+        """What the chosen variant is, in words ("single refit", "fold ensemble", ...)."""
+        return VARIANTS.get(self.chosen, self.chosen)
+
+    def describe(self) -> str:
+        """How the final model was made, for the pages."""
+        if self.variants and all(v.name != "single" for v in self.variants):
+            made = f"trial {self.trial}'s own fold models, no refit"
+        else:
+            made = f"refit on the whole train part for {self.epochs} epochs" if self.epochs else "fitted on the whole train part"
+        return made + (f"; chosen: {self.label}" if self.variants else "")
 
     def choose(self, name: str) -> FinalModel:
         """This record with variant `name` chosen: its path and test results become the record's."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -321,6 +322,20 @@ class RunStore:
         """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
         path = self._oof_path(name, number)
         return OutOfFold.load(path) if path.exists() else None
+
+    def fold_models_dir(self, name: str, number: int) -> Path:
+        """Where a network trial of a sweep with `ensemble` keeps its K fold models, for the final ensemble."""
+        return self.artifact_dir(name) / "folds" / f"trial-{number}"
+
+    def drop_fold_models(self, name: str, keep_best: bool = True) -> None:
+        """Delete the fold models of every finished trial but (with `keep_best`) the best complete one; a
+        running trial's stay."""
+        trials = self.trials(name)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = min(complete, key=lambda t: t.value).number if complete and keep_best else None
+        for t in trials:
+            if t.state != TrialState.RUNNING and t.number != best:
+                shutil.rmtree(self.fold_models_dir(name, t.number), ignore_errors=True)
 
     def _oof_path(self, name: str, number: int) -> Path:
         folder = self.artifact_dir(name) / "oof"

@@ -1,8 +1,9 @@
 """The final model: the best configuration refit on the whole train part, tested, saved with its card.
 
-With the sweep's `ensemble` option (network trials), the best configuration's K fold models are
-trained again and kept as two more variants: their average, and that average with horizontal-flip
-test-time augmentation; each is tested, the single refit stays the chosen one.
+With the sweep's `ensemble` option (network trials), the best trial's K fold models, kept as the
+trial trained them, become two more variants: their average, and that average with horizontal-flip
+test-time augmentation; each is tested, and the single refit stays the chosen one. Without `refit`
+the plain ensemble is the chosen one, and nothing trains after the sweep.
 """
 from __future__ import annotations
 
@@ -31,13 +32,11 @@ def refit_epochs(trial: TrialRecord) -> int:
 
 def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData | None = None
              ) -> FinalModel | None:
-    """Refit the best configuration on the whole train part, test it, save the model.
+    """The best configuration's final model, tested and saved: the refit, its fold ensemble, or both.
 
     Skipped when the stored final model already belongs to the current best trial. `data`: the
     sweep's loaded and split dataset, when the caller already has it.
     """
-    from core.inference.model_card import save_model
-
     say = say or (lambda _: None)
     spec = store.spec(name)
     complete = [t for t in store.trials(name) if t.state == TrialState.COMPLETE and t.value is not None]
@@ -49,11 +48,31 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     if current and current.trial == best.number:
         return current
     params = spec.trial_params(best.params)
+    data = data or SweepData.of_sweep(store, name, say=say)
+    card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
+    keeps_folds = spec.ensemble and params.kind == "network"
+    ensemble = fold_variants(store, name, data, best, params, card, say) if keeps_folds else []
+    if ensemble and not spec.refit:
+        record = _ensemble_record(store, name, best, params, ensemble)
+    else:
+        record = _refit(store, name, data, best, params, card, say)
+        if ensemble:
+            record.variants = [ModelVariant("single", record.model_path, record.test, record.test_accuracy),
+                               *ensemble]
+    store.set_final(name, record)
+    store.drop_fold_models(name, keep_best=False)
+    return record
+
+
+def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, params: TrialParams,
+           card: dict[str, Any], say: Say) -> FinalModel:
+    """Refit the configuration on the whole train part, test it, save the model."""
+    from core.inference.model_card import save_model
+
     network = params.kind == "network"
     epochs = refit_epochs(best) if network else 0
     what = f"for {epochs} epochs" if network else f"({params.kind} on the frozen {params.backbone} features)"
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part {what}")
-    data = data or SweepData.of_sweep(store, name, say=say)
     if network:
         with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
             clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params),
@@ -62,36 +81,50 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     else:
         from core.training.features_kinds import refit_features
         model, test, train = refit_features(data.runner(params), params)
-    card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
     model_path = store.artifact_dir(name) / "best.keras"
     save_model(model, model_path, classes=data.dataset.classes, image_size=params.image_size,
                extra=card | {"variant": "single"})
-    record = FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
-                        epochs=epochs, model_path=str(model_path), test=test.to_json(), train=train.to_json(),
-                        test_accuracy=test.accuracy(), created=dt.datetime.now(dt.timezone.utc).isoformat())
     say(f"test accuracy of the refit model: {test.accuracy():.4f} on {len(test.y_true)} images -> {model_path}")
-    if spec.ensemble and network:
-        single = ModelVariant("single", record.model_path, record.test, record.test_accuracy)
-        record.variants = [single, *fold_variants(store, name, data, params, card, say)]
-    store.set_final(name, record)
-    return record
+    return FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
+                      epochs=epochs, model_path=str(model_path), test=test.to_json(), train=train.to_json(),
+                      test_accuracy=test.accuracy(), created=_now())
 
 
-def fold_variants(store: RunStore, name: str, data: SweepData, params: TrialParams, card: dict[str, Any],
-                  say: Say) -> list[ModelVariant]:
-    """Train the configuration's K fold models again; save and test their average, without and with TTA."""
+def _ensemble_record(store: RunStore, name: str, best: TrialRecord, params: TrialParams,
+                     variants: list[ModelVariant]) -> FinalModel:
+    """The fold ensemble as the final model (no refit): its train evaluation is the trial's out-of-fold
+    scores, each training image scored by the fold model that did not see it."""
+    from core.results.metrics import Evaluation
+
+    oof = store.oof(name, best.number)
+    train = Evaluation(oof.classes, oof.labels, oof.scores, paths=oof.paths).to_json() if oof else {}
+    first = variants[0]
+    return FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
+                      epochs=0, model_path=first.model_path, test=first.test, train=train,
+                      test_accuracy=first.test_accuracy, created=_now(), variants=variants, chosen=first.name)
+
+
+def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord, params: TrialParams,
+                  card: dict[str, Any], say: Say) -> list[ModelVariant]:
+    """The best trial's K fold models (trained again when the trial did not keep them), averaged; saved and
+    tested without and with flip TTA."""
     from core.inference.model_card import save_model
     from core.results.metrics import Evaluation
-    from core.training.ensembles import flip_tta, fold_ensemble
+    from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models
     from core.training.trial import predict_scores
 
-    models, cuts = [], []
     runner = data.runner(params)
-    total = len(data.folds) * planned_epochs(params)
-    with _steps(store, name, "training the fold models for the ensemble (epochs, at most)", total) as report:
-        runner.run(params, report, base_cut=data.base_cut(params),
-                   on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
-    ensemble = fold_ensemble(models, cuts[0])
+    kept = load_fold_models(store.fold_models_dir(name, best.number), len(data.folds))
+    if kept is None:
+        say(f"trial {best.number} kept no fold models: training them again for the ensemble")
+        models, cuts = [], []
+        total = len(data.folds) * planned_epochs(params)
+        label = "training the fold models for the ensemble (epochs, at most)"
+        with _steps(store, name, label, total) as report:
+            runner.run(params, report, base_cut=data.base_cut(params),
+                       on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
+        kept = models, cuts[0]
+    ensemble = fold_ensemble(*kept)
     rows, trial_data = data.test_rows, runner.data
     paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None
     variants = []
@@ -99,11 +132,15 @@ def fold_variants(store: RunStore, name: str, data: SweepData, params: TrialPara
         path = store.artifact_dir(name) / f"best-{variant}.keras"
         save_model(model, path, classes=data.dataset.classes, image_size=params.image_size,
                    extra=card | {"variant": variant})
-        test = Evaluation(data.dataset.classes, trial_data.labels[rows], predict_scores(model, trial_data.images, rows),
-                          paths=paths)
+        scores = predict_scores(model, trial_data.images, rows)
+        test = Evaluation(data.dataset.classes, trial_data.labels[rows], scores, paths=paths)
         variants.append(ModelVariant(variant, str(path), test.to_json(), test.accuracy()))
         say(f"test accuracy of the {variants[-1].label}: {test.accuracy():.4f} -> {path}")
     return variants
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
 
 
 @contextmanager

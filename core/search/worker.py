@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import optuna
 
@@ -144,7 +145,7 @@ class Objective:
         try:
             if network:
                 result = runner.run(params, self._reporter(trial, params, live),
-                                    base_cut=self.data.base_cut(params))
+                                    base_cut=self.data.base_cut(params), on_fold_model=self._fold_saver(trial))
             else:
                 from core.training.features_kinds import run_features_trial
                 result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"))
@@ -159,6 +160,13 @@ class Objective:
             return float("nan")
         self.store.set_result(trial, cost.recorded(result, params, runner))
         return result.value
+
+    def _fold_saver(self, trial: optuna.Trial) -> Callable | None:
+        """With the sweep's `ensemble`, each fold model is kept for the final fold ensemble."""
+        if not self.spec.ensemble:
+            return None
+        from core.training.ensembles import save_fold_model
+        return partial(save_fold_model, self.store.fold_models_dir(self.name, trial.number))
 
     def _step(self, live: LiveWriter, trial: optuna.Trial, label: str) -> Progress:
         """Progress of a long step: to the store (a few seconds apart) and to the in-process watcher."""
@@ -201,6 +209,8 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
         nonlocal ran
         ran += 1
         watch.trial_done()
+        if spec.ensemble:
+            store.drop_fold_models(name)
         if remaining_trials(store.trials(name), spec) == 0:
             study.stop()
 

@@ -190,9 +190,12 @@ class SweepSpec:
     search: SearchSpec = field(default_factory=SearchSpec)
     folds: int = spec_field(3, "K of the K-fold cross-validation on the train part", low=2, high=20)
     use_cache: bool = spec_field(True, "train on cached backbone activations where the trial allows it")
-    ensemble: bool = spec_field(False, "final model: also train the best network configuration's K fold "
-                                "models (one more trial's training) and test their average, with and "
-                                "without horizontal-flip TTA; the single refit stays the chosen one")
+    ensemble: bool = spec_field(False, "final model: network trials keep their K fold models (the best "
+                                "trial's stay), and their average is tested with and without horizontal-flip "
+                                "TTA as variants of the final model")
+    refit: bool = spec_field(True, "final model: refit the best configuration on the whole train part (the "
+                             "chosen variant). Off, with ensemble on: the best trial's fold ensemble is the "
+                             "final model, and nothing trains after the sweep")
     storage: str = spec_field("", "run store URL (SQLAlchemy); empty = the project's default store")
 
     def validate(self) -> "SweepSpec":
@@ -206,6 +209,8 @@ class SweepSpec:
         _check_momentum_decay(self)
         if not {"dense_units", "dropout"} & set(self.search.space):
             _check_layers(self.params)
+        if not (self.refit or self.ensemble):
+            raise SpecError("refit: without the refit the final model is the fold ensemble; turn ensemble on")
         return self
 
     def to_dict(self) -> dict:

@@ -4,11 +4,35 @@ Built from built-in Keras layers only, so the saved file loads with plain `keras
 and Predict and export need nothing new. In the ensemble the frozen part below the cut (the same in
 every fold) runs once, flat, as in a single model; each fold's trained top is a small nested model
 on it ("fold1", ...), and an Average layer takes the mean of their probabilities.
+
+A trial of a sweep with `ensemble` saves its fold models as it trains them (`save_fold_model`), so
+the final ensemble is the best trial's own folds: what K-fold CV already paid for, not a retraining.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
+
+CUT_FILE = "cut.txt"
+
+
+def save_fold_model(folder: Path, fold: int, model: keras.Model, cut: str) -> None:
+    """Keep one fold's trained classifier and the layer below which it is frozen (`on_fold_model`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / f"fold{fold + 1}.keras")
+    (folder / CUT_FILE).write_text(cut)
+
+
+def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] | None:
+    """The K fold models `save_fold_model` kept and their cut; None when any is missing."""
+    import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
+
+    paths = [folder / f"fold{k + 1}.keras" for k in range(folds)]
+    if not (folder / CUT_FILE).exists() or not all(path.exists() for path in paths):
+        return None
+    return [keras.saving.load_model(path) for path in paths], (folder / CUT_FILE).read_text()
 
 
 def fold_ensemble(models: list[keras.Model], cut: str) -> keras.Model:
