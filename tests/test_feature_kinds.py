@@ -2,16 +2,21 @@
 Keras models giving scikit-learn's numbers."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
+from apptest import APP
+from sklearn.svm import SVC
+from streamlit.testing.v1 import AppTest
 
 from core.inference.model_card import load_model
 from core.runs.store import RunStore
-from core.search.refit import finalize
+from core.search.refit import finalize, refit_epochs
 from core.search.worker import run_worker
 from core.spec.sweep import SweepSpec, TrialParams
-from core.training.features_kinds import features_head, fit_features
+from core.training.features_kinds import features_head, fit_features, refit_features
 from core.training.plan import SweepData
 
 
@@ -20,10 +25,30 @@ def store(tmp_path) -> RunStore:
     return RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
 
 
-def kinds_spec(dataset, name: str, search: dict) -> SweepSpec:
+@pytest.fixture
+def predict_page(tmp_path, monkeypatch):
+    """The Predict page's caption under an image, for a model file uploaded to it (the app, its own store)."""
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(tmp_path / "data"))
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+
+    def caption(model_path: str, image: Path) -> str:
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        at.switch_page("views/4_Predict.py").run()
+        next(r for r in at.radio if r.label == "Model").set_value("Upload a .keras file").run()
+        at.file_uploader(key="model_upload").upload("model.keras", Path(model_path).read_bytes(),
+                                                    "application/zip").run()
+        at.file_uploader(key="images").upload(image.name, image.read_bytes(), "image/jpeg").run()
+        assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+        return next(c.value for c in at.caption if c.value.startswith("No heat map"))
+    return caption
+
+
+def kinds_spec(dataset, name: str, search: dict, use_cache: bool = True, **params) -> SweepSpec:
     return SweepSpec.from_dict({
-        "name": name, "folds": 2, "data": {"dataset": str(dataset), "test_fraction": 0.25},
-        "params": {"backbone": "mobilenetv2", "weights": "none", "image_size": 32},
+        "name": name, "folds": 2, "use_cache": use_cache,
+        "data": {"dataset": str(dataset), "test_fraction": 0.25},
+        "params": {"backbone": "mobilenetv2", "weights": "none", "image_size": 32} | params,
         "search": search})
 
 
@@ -46,7 +71,7 @@ def test_svm_and_logreg_trials_store_a_full_evaluation_record(tiny_dataset, stor
         assert trial.live.epochs == 0 and trial.live.folds == 2      # the live panel: folds, no epochs
 
 
-def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, store):
+def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, store, predict_page):
     spec = kinds_spec(tiny_dataset, "svm-final", {"method": "grid", "space": {"svm_kernel": ["rbf"]}})
     spec.params.kind = "svm"
     store.create_sweep(spec)
@@ -58,6 +83,59 @@ def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, sto
     data = SweepData(spec).trial_data(32)
     scores = loaded.model.predict_on_batch(data.images[data.test_rows].astype(np.float32))
     assert np.allclose(scores, final.test["scores"], atol=1e-4)      # the refit's own test scores
+    assert "svm on the backbone's pooled features" in predict_page(final.model_path, Path(data.paths[0]))
+
+
+@pytest.mark.parametrize("use_cache, head, trainable_layers, head_layers", [
+    (True, "dense_bn_l2", 0, {"head_dense_1", "head_bn_1", "head_dense_2", "head_bn_2"}),
+    (False, "dense_dropout", 3, {"head_dense", "head_dropout", "top_conv"})])
+def test_an_svm_on_a_trained_networks_penultimate_features(tiny_dataset, store, use_cache, head,
+                                                           trainable_layers, head_layers, predict_page):
+    spec = kinds_spec(tiny_dataset, "net-svm", {"method": "grid", "space": {"svm_kernel": ["rbf"]}},
+                      use_cache=use_cache, backbone="efficientnet_lite0", kind="svm", features_from="network",
+                      head=head, trainable_layers=trainable_layers, epochs=2)
+    store.create_sweep(spec)
+    assert run_worker(store, "net-svm") == 1
+    trial = store.trials("net-svm")[0]
+    assert trial.state.name == "COMPLETE", trial.error
+    assert trial.live.epochs == 2 and len(trial.live.curves) == 2            # live curves, as a network's
+    data = SweepData(spec).trial_data(32)
+    oof = store.oof("net-svm", trial.number)
+    assert sorted(oof.paths) == sorted(data.paths[r] for r in data.train_rows)   # every train image once
+    for fold in trial.result.folds:
+        assert [len(fold.curves[key]) for key in ("loss", "val_loss", "val_accuracy")] == [2, 2, 2]
+        assert fold.best_epoch in (0, 1)
+        mine = oof.folds == fold.fold
+        accuracy = np.mean(oof.scores[mine].argmax(axis=1) == oof.labels[mine])
+        assert fold.val_error == pytest.approx(1.0 - accuracy)        # the SVM's error, not the network's
+    assert trial.value == pytest.approx(np.mean([f.val_error for f in trial.result.folds]))
+
+    final = finalize(store, "net-svm")
+    assert final.epochs == refit_epochs(trial) and final.params["features_from"] == "network"
+    model = keras.saving.load_model(final.model_path)                # built-in layers only
+    assert head_layers | {"sk_standardise"} <= {layer.name for layer in model.layers}   # the trained net
+    assert load_model(final.model_path).card["kind"] == "svm"
+    scores = np.asarray(model.predict_on_batch(data.images[data.test_rows].astype(np.float32)))
+    assert np.abs(scores - np.asarray(final.test["scores"])).max() < 1e-5
+    assert "svm on a trained network's penultimate features" in predict_page(final.model_path,
+                                                                              Path(data.paths[0]))
+
+
+@pytest.mark.parametrize("trainable_layers", [0, 3])
+def test_the_features_are_the_trained_networks_penultimate_layer(tiny_dataset, trainable_layers):
+    """With a linear head the penultimate layer is the pooled one: the frozen features when nothing of
+    the backbone trains, other features when its last layers do."""
+    spec = kinds_spec(tiny_dataset, "pen", {"method": "grid", "space": {}}, backbone="efficientnet_lite0",
+                      kind="logreg", features_from="network", head="linear",
+                      trainable_layers=trainable_layers, epochs=2, learning_rate=0.05)
+    runner = SweepData(spec).runner(spec.params)
+    rows = runner.data.test_rows
+    frozen = runner.pooled_features(spec.params)[rows]
+    model, _, _ = refit_features(runner, spec.params, epochs=2)
+    penultimate = keras.Model(model.input, model.get_layer("sk_standardise").input)
+    features = np.asarray(penultimate.predict_on_batch(runner.data.images[rows].astype(np.float32)))
+    assert features.shape == frozen.shape
+    assert np.allclose(features, frozen, atol=1e-4) == (trainable_layers == 0)
 
 
 def feature_problem(classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +162,13 @@ def test_the_saved_model_gives_the_pipelines_scores(kind, kernel, gamma, classes
     scores = np.asarray(model.predict_on_batch(features[1::2].astype(np.float32)))
     assert scores.shape == (len(expected), classes)
     assert np.abs(scores - expected).max() < 1e-5
+
+
+def test_features_that_never_vary_fit_as_scikit_learns_scale_gamma_does():
+    """A network whose penultimate units all died gives every image the same features: gamma 'scale' is
+    then 1, as in scikit-learn, not a division by zero that fails the trial."""
+    features, labels = np.ones((12, 8)), np.arange(12) % 2
+    fitted = fit_features(TrialParams(kind="svm"), features, labels, 2)
+    reference = SVC(gamma="scale").fit(fitted.scaler.transform(features), labels)
+    assert fitted.estimator.estimators_[0].gamma == reference._gamma
+    assert fitted.scores(features).shape == (12, 2)

@@ -96,8 +96,11 @@ for index, prediction in enumerate(predictions):
     left, middle, right = st.columns([1, 1, 2])
     left.image(prediction.image, caption=prediction.name, width="stretch")
     if explain is None:
-        middle.caption(f"No heat map: this model's head is a {plain(loaded.card.get('kind'))} on the backbone's "
-                       "pooled features, and Grad-CAM is offered for network heads only.")
+        card_params = loaded.card.get("params")
+        trained = isinstance(card_params, dict) and card_params.get("features_from") == "network"
+        features = "a trained network's penultimate features" if trained else "the backbone's pooled features"
+        middle.caption(f"No heat map: this model's head is a {plain(loaded.card.get('kind'))} on {features}, "
+                       "and Grad-CAM is offered for network heads only.")
     else:
         cam = explain(prediction.image, loaded.classes.index(best), method)
         shown = overlay(prediction.image, cam, opacity)

@@ -70,8 +70,11 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
     from core.inference.model_card import save_model
 
     network = params.kind == "network"
-    epochs = refit_epochs(best) if network else 0
+    trains = params.trains_network
+    epochs = refit_epochs(best) if trains else 0
     what = f"for {epochs} epochs" if network else f"({params.kind} on the frozen {params.backbone} features)"
+    if trains and not network:
+        what = f"for {epochs} epochs, then {params.kind} on the network's penultimate features"
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part {what}")
     if network:
         with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
@@ -80,7 +83,9 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
         model = clf.model
     else:
         from core.training.features_kinds import refit_features
-        model, test, train = refit_features(data.runner(params), params)
+        with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
+            model, test, train = refit_features(data.runner(params), params, epochs,
+                                                base_cut=data.base_cut(params), reporter=report)
     model_path = store.artifact_dir(name) / "best.keras"
     save_model(model, model_path, classes=data.dataset.classes, image_size=params.image_size,
                extra=card | {"variant": "single"})

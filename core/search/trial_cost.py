@@ -77,8 +77,8 @@ class TrialCost:
         return both
 
     def recorded(self, result: TrialResult, params: TrialParams, runner) -> TrialResult:
-        """`result` with what the trial cost (parameters counted for a Keras network trial only)."""
-        total, trained = _parameters(params, runner) if params.kind == "network" else (0, 0)
+        """`result` with what the trial cost (parameters counted for trials that train a Keras network)."""
+        total, trained = _parameters(params, runner) if params.trains_network else (0, 0)
         return dataclasses.replace(result, params_total=total, params_trained=trained,
                                    backbone_images_per_s=self.rate.images_per_s,
                                    peak_memory_mb=_peak_memory_mb() if self.memory else 0.0)

@@ -136,9 +136,9 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
-        network = params.kind == "network"        # else scikit-learn on pooled features: folds, no epochs
+        network, trains = params.kind == "network", params.trains_network
         live = LiveWriter(self.store, trial, LiveProgress(fold=0, epoch=0, folds=len(self.data.folds),
-                                                          epochs=planned_epochs(params) if network else 0))
+                                                          epochs=planned_epochs(params) if trains else 0))
         cost = TrialCost()
         runner = self.data.runner(params, decode_progress=self._step(live, trial, "decoding images"),
                                   cache_progress=cost.watch(self._step(live, trial, "backbone activations")))
@@ -148,7 +148,8 @@ class Objective:
                                     base_cut=self.data.base_cut(params), on_fold_model=self._fold_saver(trial))
             else:
                 from core.training.features_kinds import run_features_trial
-                result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"))
+                result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"),
+                                            self._reporter(trial, params, live), self.data.base_cut(params))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep

@@ -143,6 +143,16 @@ class TrialParams:
     svm_degree: int = spec_field(3, "kind svm only: degree of the poly kernel", low=1, high=6, sweepable=True)
     logreg_c: float = spec_field(1.0, "kind logreg only: inverse L2 strength C of the logistic regression",
                                  low=1e-6, high=1e6, sweepable=True)
+    features_from: str = spec_field("backbone", "kinds svm / logreg: backbone = the frozen backbone's pooled "
+                                    "features; network = first train the network these params describe (head, "
+                                    "trainable layers, epochs, ...) on each fold, then fit on its penultimate "
+                                    "layer's output (ignored by kind network)",
+                                    choices=("backbone", "network"), sweepable=True)
+
+    @property
+    def trains_network(self) -> bool:
+        """A network trains in this trial: kind network, or svm / logreg on a network's features."""
+        return self.kind == "network" or self.features_from == "network"
 
     def __post_init__(self) -> None:
         """List fields given any accepted form (256, [512, 128], "512 128") hold tuples, also when a

@@ -1,11 +1,16 @@
-"""The scikit-learn trial kinds: an SVM or a logistic regression on the frozen backbone's pooled features.
+"""The scikit-learn trial kinds: an SVM or a logistic regression on an image's features.
 
-A trial reads every image's pooled features once from the activation cache, standardises them
-(fitted on each fold's train rows only) and runs the sweep's own K folds, so its record (folds,
-summaries, out-of-fold scores) is that of a network trial. The final model is a real Keras model:
-the frozen backbone, then the fitted scaler and classifier rebuilt from built-in Keras layers with
-fixed weights (written here because no maintained library converts scikit-learn models to Keras),
-in float64, so it loads with plain `keras.saving.load_model` and gives the pipeline's numbers.
+The features (`features_from`) are the frozen backbone's pooled ones, read once from the activation
+cache, or a trained network's penultimate layer (the input of its `predictions` layer): each fold
+first trains the network the params describe, as a network trial's fold (its learning curves are
+kept), then reads its train and validation rows' features from the un-augmented source it trained
+on (cached activations through its top, or images). Features are standardised (fitted on each
+fold's train rows only) and the sweep's own K folds run, so the record (folds, summaries,
+out-of-fold scores) is that of a network trial. The final model is a real Keras model: the frozen
+backbone (or the trained network cut before its output), then the fitted scaler and classifier
+rebuilt from built-in Keras layers with fixed weights (written here because no maintained library
+converts scikit-learn models to Keras), in float64, so it loads with plain `keras.saving.load_model`
+and gives the pipeline's numbers.
 
 Scores: logistic regression's `predict_proba`; the SVM's, a softmax over its one-vs-rest decision
 values (class k against the rest, one binary SVC each): ranking scores, not calibrated probabilities.
@@ -30,8 +35,10 @@ from core.models.classifier import build_classifier
 from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
+from core.training.trial import Reporter, TrialData, predict_scores
 
 Progress = Callable[[int, int], None]
+PREDICTIONS = "predictions"   # a network's output layer: the features are its input
 LOGREG_MAX_ITER = 2000
 EXACT = "float64"            # the rebuilt classifier computes in double precision, as scikit-learn does
 
@@ -67,7 +74,8 @@ def fit_features(params: TrialParams, features: np.ndarray, labels: np.ndarray, 
     if params.kind == "logreg":
         estimator = LogisticRegression(C=params.logreg_c, max_iter=LOGREG_MAX_ITER)
     elif params.kind == "svm":
-        gamma = params.svm_gamma or 1.0 / (x.shape[1] * x.var())        # 0 = scikit-learn's "scale"
+        spread = x.shape[1] * x.var()           # svm_gamma 0 = scikit-learn's "scale" (1 for constant x)
+        gamma = params.svm_gamma or (1.0 / spread if spread else 1.0)
         estimator = OneVsRestClassifier(SVC(kernel=params.svm_kernel, C=params.svm_c, gamma=gamma,
                                             degree=params.svm_degree))
     else:
@@ -75,19 +83,20 @@ def fit_features(params: TrialParams, features: np.ndarray, labels: np.ndarray, 
     return FeatureModel(params.kind, scaler, estimator.fit(x, labels), n_classes)
 
 
-def run_features_trial(runner, params: TrialParams, progress: Progress | None = None) -> TrialResult:
+def run_features_trial(runner, params: TrialParams, progress: Progress | None = None,
+                       reporter: Reporter | None = None, base_cut: str | None = None) -> TrialResult:
     """K-fold CV of one svm / logreg configuration on `runner`'s data (a `TrialRunner`); `progress`
-    sees each fold end."""
+    sees each fold end. With features from a network, `reporter` sees its every epoch and `base_cut` is
+    the sweep's lowest cut (as `TrialRunner.run`'s)."""
+    if params.features_from == "network":
+        return _network_features_trial(runner, params, progress, reporter, base_cut)
     started = time.monotonic()
     data = runner.data
     features = runner.pooled_features(params)
     folds, oof = [], []
     for fold, (train_rows, val_rows) in enumerate(data.folds):
-        fitted = fit_features(params, features[train_rows], data.labels[train_rows], len(data.classes))
-        scores = fitted.scores(features[val_rows])
-        evaluation = Evaluation(data.classes, data.labels[val_rows], scores)
-        folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=0, curves={},
-                                summary=evaluation.summary()))
+        result, scores = _fold(params, data, fold, features[train_rows], features[val_rows])
+        folds.append(result)
         oof.append((val_rows, scores))
         if progress:
             progress(fold + 1, len(data.folds))
@@ -95,20 +104,90 @@ def run_features_trial(runner, params: TrialParams, progress: Progress | None = 
                        duration_s=time.monotonic() - started, oof=data.out_of_fold(oof))
 
 
-def refit_features(runner, params: TrialParams) -> tuple[keras.Model, Evaluation, Evaluation]:
-    """Fit on the whole train part; the Keras model (images -> scores) and its test and train evaluations."""
+def _network_features_trial(runner, params: TrialParams, progress: Progress | None, reporter: Reporter | None,
+                            base_cut: str | None) -> TrialResult:
+    """Each fold trains the network, then fits on its penultimate features; the network's curves and best
+    epoch, the fitted classifier's errors, summaries and out-of-fold scores."""
     data = runner.data
-    features = runner.pooled_features(params)
-    fitted = fit_features(params, features[data.train_rows], data.labels[data.train_rows], len(data.classes))
+    scored: list[tuple[FoldResult, np.ndarray]] = []
+
+    def fit_fold(fold: int, model: keras.Model, reads: str | None, source: np.ndarray) -> None:
+        scored.append(_fold(params, data, fold, *penultimate(model, reads, source, data.folds[fold])))
+        if progress:
+            progress(fold + 1, len(data.folds))
+
+    network = runner.run(params, reporter, base_cut=base_cut, on_fold_fit=fit_fold)
+    folds = [dataclasses.replace(mine, best_epoch=trained.best_epoch, curves=trained.curves)
+             for (mine, _), trained in zip(scored, network.folds)]
+    oof = data.out_of_fold([(val_rows, scores) for (_, val_rows), (_, scores) in zip(data.folds, scored)])
+    return dataclasses.replace(network, folds=folds, oof=oof)
+
+
+def _fold(params: TrialParams, data: TrialData, fold: int, train_x: np.ndarray, val_x: np.ndarray
+          ) -> tuple[FoldResult, np.ndarray]:
+    """Fit on one fold's train rows' features; its FoldResult and its validation rows' scores."""
+    train_rows, val_rows = data.folds[fold]
+    fitted = fit_features(params, train_x, data.labels[train_rows], len(data.classes))
+    scores = fitted.scores(val_x)
+    evaluation = Evaluation(data.classes, data.labels[val_rows], scores)
+    return FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=0, curves={},
+                      summary=evaluation.summary()), scores
+
+
+def penultimate_model(model: keras.Model, reads: str | None = None) -> keras.Model:
+    """A classifier from the output of layer `reads` (None: its input) to the features its `predictions`
+    layer reads."""
+    start = model.input if reads is None else model.get_layer(reads).output
+    return keras.Model(start, model.get_layer(PREDICTIONS).input, name=f"{model.name}_features")
+
+
+def penultimate(model: keras.Model, reads: str | None, source: np.ndarray,
+                parts: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """The penultimate features (float64) of each of `parts`' rows of `source`, the output of `reads`."""
+    if reads is not None and model.get_layer(reads).output is model.get_layer(PREDICTIONS).input:
+        return [np.asarray(source[rows], dtype=np.float64) for rows in parts]     # a linear head on the cut
+    features = penultimate_model(model, reads)
+    return [predict_scores(features, source, rows) for rows in parts]
+
+
+def refit_features(runner, params: TrialParams, epochs: int = 0, base_cut: str | None = None,
+                   reporter: Reporter | None = None) -> tuple[keras.Model, Evaluation, Evaluation]:
+    """Fit on the whole train part; the Keras model (images -> scores) and its test and train evaluations.
+
+    With features from a network, it first trains for `epochs` on the whole train part (`reporter`
+    sees each), as a network's refit.
+    """
+    data = runner.data
+    parts = (data.test_rows, data.train_rows)
+    if params.features_from == "network":
+        extractor, (test_x, train_x) = _refit_network(runner, params, epochs, base_cut, reporter, parts)
+    else:
+        features = runner.pooled_features(params)
+        frozen = dataclasses.replace(params, trainable_layers=0, augmentation="none")
+        clf = build_classifier(frozen, len(data.classes), seed=runner.seed)
+        extractor = keras.Model(clf.model.input, clf.model.get_layer(POOL_LAYER).output)
+        test_x, train_x = (features[rows] for rows in parts)
+    fitted = fit_features(params, train_x, data.labels[data.train_rows], len(data.classes))
     evaluations = []
-    for rows in (data.test_rows, data.train_rows):
+    for rows, x in zip(parts, (test_x, train_x)):
         paths = [data.paths[r] for r in rows] if data.paths else None
-        evaluations.append(Evaluation(data.classes, data.labels[rows], fitted.scores(features[rows]), paths=paths))
-    frozen = dataclasses.replace(params, trainable_layers=0, augmentation="none")
-    clf = build_classifier(frozen, len(data.classes), seed=runner.seed)
-    pooled = clf.model.get_layer(POOL_LAYER).output
-    model = keras.Model(clf.model.input, keras_scores(fitted, pooled), name=f"{params.backbone}_{params.kind}")
+        evaluations.append(Evaluation(data.classes, data.labels[rows], fitted.scores(x), paths=paths))
+    model = keras.Model(extractor.input, keras_scores(fitted, extractor.output),
+                        name=f"{params.backbone}_{params.kind}")
     return model, evaluations[0], evaluations[1]
+
+
+def _refit_network(runner, params: TrialParams, epochs: int, base_cut: str | None, reporter: Reporter | None,
+                   parts: tuple[np.ndarray, ...]) -> tuple[keras.Model, list[np.ndarray]]:
+    """The network trained on the whole train part, cut before its output (images -> features), and the
+    features of each of `parts`' rows."""
+    features: list[np.ndarray] = []
+
+    def read(_fold: int, model: keras.Model, reads: str | None, source: np.ndarray) -> None:
+        features.extend(penultimate(model, reads, source, parts))
+
+    clf, _, _ = runner.refit(params, epochs, base_cut=base_cut, reporter=reporter, on_fit=read)
+    return penultimate_model(clf.model), features
 
 
 def features_head(fitted: FeatureModel, dim: int) -> keras.Model:

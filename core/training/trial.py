@@ -27,6 +27,8 @@ from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callb
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
 FoldModel = Callable[[int, keras.Model, str], None]   # (fold, trained classifier copy, its cut)
+# (fold, the trained classifier, the layer whose output `source` holds (None: images), clean `source`)
+FoldFit = Callable[[int, keras.Model, str | None, np.ndarray], None]
 PREDICT_BATCH = 64
 
 
@@ -151,13 +153,16 @@ class TrialRunner:
         self.device = configure_device()
 
     def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None,
-            on_fold_model: FoldModel | None = None) -> TrialResult:
+            on_fold_model: FoldModel | None = None, on_fold_fit: FoldFit | None = None) -> TrialResult:
         """K-fold CV of one configuration; the trial's value is the mean validation error.
 
         `base_cut`: the sweep's lowest cut. The backbone then runs once, up to it, for every
         trial; a trial that cuts higher derives its own cache from that one.
         `on_fold_model(fold, model, cut)`: a copy of each fold's trained classifier (images -> probabilities)
         and the layer below which it is frozen, for the final fold ensemble.
+        `on_fold_fit(fold, model, reads, source)`: each fold's trained classifier (before the next fold
+        resets it), and what it trained on, un-augmented: `source`, the output of layer `reads` (the cut,
+        when it trained on cached activations) or the images (None).
         """
         started = time.monotonic()
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
@@ -174,14 +179,18 @@ class TrialRunner:
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
             oof.append((val_rows, scores))
+            if on_fold_fit is not None:
+                on_fold_fit(fold, clf.model, _reads(clf, model), sources[0])
             if on_fold_model is not None:
                 on_fold_model(fold, _trained_copy(clf.model), clf.cut)
         return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
                            duration_s=time.monotonic() - started, oof=self.data.out_of_fold(oof))
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
-              reporter: Reporter | None = None) -> tuple[Classifier, Evaluation, Evaluation]:
-        """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train.
+              reporter: Reporter | None = None, on_fit: FoldFit | None = None
+              ) -> tuple[Classifier, Evaluation, Evaluation]:
+        """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train;
+        `on_fit` as `run`'s `on_fold_fit`, fold 0.
 
         A staged trial's `epochs` count both stages: stage 1 runs its `stage1_epochs`, stage 2 the rest
         (at least one).
@@ -193,6 +202,8 @@ class TrialRunner:
         head = self._head(clf, final, base_cut)
         self._compile(model, fine_tune_stage(final).params)
         self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter, head)
+        if on_fit is not None:
+            on_fit(0, clf.model, _reads(clf, model), sources[0])
         evaluations = []
         for rows in (self.data.test_rows, self.data.train_rows):
             scores = predict_scores(model, sources[0], rows)
@@ -302,6 +313,11 @@ class TrialRunner:
                             epochs=stage.last_epoch + 1, callbacks=callbacks, verbose=0)
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
         return curves, (best.best_epoch if best is not None else stage.last_epoch)
+
+
+def _reads(clf: Classifier, fitted: keras.Model) -> str | None:
+    """The layer whose output `fitted` (the classifier or its top) reads; None for the images."""
+    return None if fitted is clf.model else clf.cut
 
 
 def _trained_copy(model: keras.Model) -> keras.Model:
