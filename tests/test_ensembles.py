@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import write_class_folders
 
 from core.inference.model_card import load_model
 from core.runs.records import FinalModel
@@ -15,7 +17,7 @@ from core.search.refit import finalize
 from core.search.worker import run_worker
 from core.spec.space import Choice
 from core.spec.sweep import SpecError, SweepSpec
-from core.training.ensembles import flip_tta, fold_ensemble
+from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, save_fold_model
 from core.training.plan import SweepData
 
 
@@ -32,19 +34,21 @@ def ensemble_spec(dataset, name: str = "ens", **params) -> SweepSpec:
         "search": {"method": "grid", "space": {"learning_rate": [0.01]}}})
 
 
-def fold_models(dataset, **params) -> tuple[list[keras.Model], str, np.ndarray]:
-    spec = ensemble_spec(dataset, **params)
+@pytest.fixture(scope="module")
+def kept_folds(tmp_path_factory) -> tuple[list[keras.Model], str, np.ndarray]:
+    """A 2-fold run's fold models (the top 3 backbone layers trained), kept as a sweep keeps them."""
+    dataset = write_class_folders(tmp_path_factory.mktemp("data") / "colours")
+    spec = ensemble_spec(dataset, trainable_layers=3)
     data = SweepData(spec)
     runner = data.runner(spec.params)
-    models, cuts = [], []
-    runner.run(spec.params, base_cut=data.base_cut(spec.params),
-               on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
-    return models, cuts[0], runner.data.images[:10].astype(np.float32)
+    folder = tmp_path_factory.mktemp("folds")
+    runner.run(spec.params, base_cut=data.base_cut(spec.params), on_fold=partial(save_fold_model, folder))
+    models, cut = load_fold_models(folder, 2)
+    return models, cut, runner.data.images[:10].astype(np.float32)
 
 
-@pytest.mark.parametrize("trainable", [0, 3])
-def test_the_ensemble_averages_the_fold_models(tiny_dataset, trainable):
-    models, cut, images = fold_models(tiny_dataset, trainable_layers=trainable)
+def test_the_ensemble_averages_the_fold_models(kept_folds):
+    models, cut, images = kept_folds
     outputs = [np.asarray(m.predict_on_batch(images)) for m in models]
     assert len(models) == 2 and not np.allclose(outputs[0], outputs[1], atol=1e-4)   # two distinct folds
     ensemble = fold_ensemble(models, cut)
@@ -54,8 +58,8 @@ def test_the_ensemble_averages_the_fold_models(tiny_dataset, trainable):
     assert [n for n in names if n.startswith("fold")] == ["fold1", "fold2", "fold_average"]
 
 
-def test_tta_averages_the_image_and_its_mirror(tiny_dataset, tmp_path):
-    models, cut, images = fold_models(tiny_dataset)
+def test_tta_averages_the_image_and_its_mirror(kept_folds, tmp_path):
+    models, cut, images = kept_folds
     model = models[0]
     tta = flip_tta(model)
     expected = (model.predict_on_batch(images) + model.predict_on_batch(images[:, :, ::-1])) / 2
@@ -66,6 +70,7 @@ def test_tta_averages_the_image_and_its_mirror(tiny_dataset, tmp_path):
     assert np.allclose(loaded.predict_on_batch(images), expected, atol=1e-5)
 
 
+@pytest.mark.slow          # the refit beside the ensemble; the no-refit test below runs the kept folds fast
 def test_the_final_record_keeps_three_variants_and_the_user_chooses(tiny_dataset, store):
     spec = ensemble_spec(tiny_dataset)
     store.create_sweep(spec)
@@ -89,9 +94,10 @@ def test_the_final_record_keeps_three_variants_and_the_user_chooses(tiny_dataset
         store.choose_final_variant("ens", "bagged")
 
 
-def test_the_ensemble_is_the_best_trials_own_fold_models(tiny_dataset, store):
+def test_without_refit_the_final_model_is_the_best_trials_own_fold_models(tiny_dataset, store):
     spec = ensemble_spec(tiny_dataset, "own")
     spec.search.space["learning_rate"] = Choice((0.01, 0.001))
+    spec.refit = False
     store.create_sweep(spec)
     run_worker(store, "own")
     trials = store.trials("own")
@@ -102,28 +108,23 @@ def test_the_ensemble_is_the_best_trials_own_fold_models(tiny_dataset, store):
     folds = [load_model(path).model for path in sorted(kept.glob("*.keras"))]
     said: list[str] = []
     final = finalize(store, "own", say=said.append)
-    assert not any("training them again" in line for line in said)
-    ensemble = load_model(final.variants[1].model_path).model
-    images = SweepData(spec).runner(spec.params).data.images[:6].astype(np.float32)
-    expected = np.mean([m.predict_on_batch(images) for m in folds], axis=0)
-    assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)   # those very weights
-    assert not kept.exists()                                 # kept only until the final model is made
-
-
-def test_without_refit_the_fold_ensemble_is_the_final_model(tiny_dataset, store):
-    spec = ensemble_spec(tiny_dataset, "norefit")
-    spec.refit = False
-    store.create_sweep(spec)
-    run_worker(store, "norefit")
-    said: list[str] = []
-    final = finalize(store, "norefit", say=said.append)
+    assert not any("training them again" in line or "refitting" in line for line in said)
     assert [v.name for v in final.variants] == ["ensemble", "ensemble_tta"]
     assert final.chosen == "ensemble" and final.epochs == 0 and final.model_path.endswith("best-ensemble.keras")
-    assert not any("refitting" in line for line in said)
-    assert not (store.artifact_dir("norefit") / "best.keras").exists()
-    oof = store.oof("norefit", final.trial)
-    assert final.train["y_true"] == oof.labels.tolist() and len(final.train["y_true"]) > 0
-    assert "no refit" in final.describe() and store.final("norefit").model_path == final.model_path
+    assert not (store.artifact_dir("own") / "best.keras").exists()
+    images = SweepData(spec).runner(spec.params).data.images[:6].astype(np.float32)
+    expected = np.mean([m.predict_on_batch(images) for m in folds], axis=0)
+    ensemble = load_model(final.model_path).model
+    assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)   # those very weights
+    assert final.train["y_true"] == store.oof("own", best).labels.tolist() and final.train["y_true"]
+    assert "no refit" in final.describe() and store.final("own").model_path == final.model_path
+    assert not kept.exists()                                 # kept only until the final model is made
+    version = store.version("own")
+    chosen = store.choose_final_variant("own", "ensemble_tta")
+    assert chosen.model_path.endswith("best-ensemble_tta.keras") and chosen.test == final.variants[1].test
+    assert store.final("own") == chosen and store.version("own") != version   # the pages' caches see it
+    with pytest.raises(StoreError, match="no variant 'single'"):
+        store.choose_final_variant("own", "single")
 
 
 def test_no_refit_needs_the_ensemble(tiny_dataset):
@@ -131,6 +132,7 @@ def test_no_refit_needs_the_ensemble(tiny_dataset):
         SweepSpec.from_dict({"name": "x", "refit": False, "data": {"dataset": str(tiny_dataset)}})
 
 
+@pytest.mark.slow          # a fallback for sweeps from before folds were kept: two more trainings
 def test_a_trial_without_kept_folds_trains_them_again(tiny_dataset, store):
     spec = ensemble_spec(tiny_dataset, "again")
     store.create_sweep(spec)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, TrialState
@@ -115,20 +116,19 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
     tested without and with flip TTA."""
     from core.inference.model_card import save_model
     from core.results.metrics import Evaluation
-    from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models
+    from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, save_fold_model
     from core.training.trial import predict_scores
 
     runner = data.runner(params)
-    kept = load_fold_models(store.fold_models_dir(name, best.number), len(data.folds))
+    folder = store.fold_models_dir(name, best.number)
+    kept = load_fold_models(folder, len(data.folds))
     if kept is None:
         say(f"trial {best.number} kept no fold models: training them again for the ensemble")
-        models, cuts = [], []
         total = len(data.folds) * planned_epochs(params)
         label = "training the fold models for the ensemble (epochs, at most)"
         with _steps(store, name, label, total) as report:
-            runner.run(params, report, base_cut=data.base_cut(params),
-                       on_fold_model=lambda fold, model, cut: (models.append(model), cuts.append(cut)))
-        kept = models, cuts[0]
+            runner.run(params, report, base_cut=data.base_cut(params), on_fold=partial(save_fold_model, folder))
+        kept = load_fold_models(folder, len(data.folds))
     ensemble = fold_ensemble(*kept)
     rows, trial_data = data.test_rows, runner.data
     paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None

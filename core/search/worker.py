@@ -145,7 +145,7 @@ class Objective:
         try:
             if network:
                 result = runner.run(params, self._reporter(trial, params, live),
-                                    base_cut=self.data.base_cut(params), on_fold_model=self._fold_saver(trial))
+                                    base_cut=self.data.base_cut(params), on_fold=self._fold_saver(trial))
             else:
                 from core.training.features_kinds import run_features_trial
                 result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"),

@@ -15,14 +15,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from core.training.trial import TrainedFold
+
 CUT_FILE = "cut.txt"
 
 
-def save_fold_model(folder: Path, fold: int, model: keras.Model, cut: str) -> None:
-    """Keep one fold's trained classifier and the layer below which it is frozen (`on_fold_model`)."""
+def save_fold_model(folder: Path, trained: TrainedFold) -> None:
+    """Keep one fold's trained classifier and the layer below which it is frozen (`TrialRunner.run`'s
+    `on_fold`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / f"fold{fold + 1}.keras")
-    (folder / CUT_FILE).write_text(cut)
+    trained.model.save(folder / f"fold{trained.fold + 1}.keras")
+    (folder / CUT_FILE).write_text(trained.cut)
 
 
 def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] | None:

@@ -35,7 +35,7 @@ from core.models.classifier import build_classifier
 from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
-from core.training.trial import Reporter, TrialData, predict_scores
+from core.training.trial import Reporter, TrainedFold, TrialData, predict_scores
 
 Progress = Callable[[int, int], None]
 PREDICTIONS = "predictions"   # a network's output layer: the features are its input
@@ -111,12 +111,13 @@ def _network_features_trial(runner, params: TrialParams, progress: Progress | No
     data = runner.data
     scored: list[tuple[FoldResult, np.ndarray]] = []
 
-    def fit_fold(fold: int, model: keras.Model, reads: str | None, source: np.ndarray) -> None:
-        scored.append(_fold(params, data, fold, *penultimate(model, reads, source, data.folds[fold])))
+    def fit_fold(trained: TrainedFold) -> None:
+        parts = penultimate(trained, data.folds[trained.fold])
+        scored.append(_fold(params, data, trained.fold, *parts))
         if progress:
-            progress(fold + 1, len(data.folds))
+            progress(trained.fold + 1, len(data.folds))
 
-    network = runner.run(params, reporter, base_cut=base_cut, on_fold_fit=fit_fold)
+    network = runner.run(params, reporter, base_cut=base_cut, on_fold=fit_fold)
     folds = [dataclasses.replace(mine, best_epoch=trained.best_epoch, curves=trained.curves)
              for (mine, _), trained in zip(scored, network.folds)]
     oof = data.out_of_fold([(val_rows, scores) for (_, val_rows), (_, scores) in zip(data.folds, scored)])
@@ -141,9 +142,9 @@ def penultimate_model(model: keras.Model, reads: str | None = None) -> keras.Mod
     return keras.Model(start, model.get_layer(PREDICTIONS).input, name=f"{model.name}_features")
 
 
-def penultimate(model: keras.Model, reads: str | None, source: np.ndarray,
-                parts: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-    """The penultimate features (float64) of each of `parts`' rows of `source`, the output of `reads`."""
+def penultimate(trained: TrainedFold, parts: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """The trained classifier's penultimate features (float64) of each of `parts`' rows of what it read."""
+    model, reads, source = trained.model, trained.reads, trained.source
     if reads is not None and model.get_layer(reads).output is model.get_layer(PREDICTIONS).input:
         return [np.asarray(source[rows], dtype=np.float64) for rows in parts]     # a linear head on the cut
     features = penultimate_model(model, reads)
@@ -183,8 +184,8 @@ def _refit_network(runner, params: TrialParams, epochs: int, base_cut: str | Non
     features of each of `parts`' rows."""
     features: list[np.ndarray] = []
 
-    def read(_fold: int, model: keras.Model, reads: str | None, source: np.ndarray) -> None:
-        features.extend(penultimate(model, reads, source, parts))
+    def read(trained: TrainedFold) -> None:
+        features.extend(penultimate(trained, parts))
 
     clf, _, _ = runner.refit(params, epochs, base_cut=base_cut, reporter=reporter, on_fit=read)
     return penultimate_model(clf.model), features

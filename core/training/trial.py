@@ -26,10 +26,25 @@ from core.training.schedules import decays_momentum, learning_rate_at, scheduled
 from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
-FoldModel = Callable[[int, keras.Model, str], None]   # (fold, trained classifier copy, its cut)
-# (fold, the trained classifier, the layer whose output `source` holds (None: images), clean `source`)
-FoldFit = Callable[[int, keras.Model, str | None, np.ndarray], None]
 PREDICT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class TrainedFold:
+    """A fold's classifier as its training ends; the next fold resets `model`, so keep what you need now.
+
+    `cut`: the layer below which it is frozen (what a fold ensemble shares). `source`: what it trained on,
+    un-augmented: the output of layer `reads` (the cut, on cached activations) or the images (`reads` None).
+    """
+
+    fold: int
+    model: keras.Model
+    cut: str
+    reads: str | None
+    source: np.ndarray
+
+
+OnFold = Callable[[TrainedFold], None]
 
 
 @dataclass
@@ -153,16 +168,12 @@ class TrialRunner:
         self.device = configure_device()
 
     def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None,
-            on_fold_model: FoldModel | None = None, on_fold_fit: FoldFit | None = None) -> TrialResult:
+            on_fold: OnFold | None = None) -> TrialResult:
         """K-fold CV of one configuration; the trial's value is the mean validation error.
 
         `base_cut`: the sweep's lowest cut. The backbone then runs once, up to it, for every
         trial; a trial that cuts higher derives its own cache from that one.
-        `on_fold_model(fold, model, cut)`: a copy of each fold's trained classifier (images -> probabilities)
-        and the layer below which it is frozen, for the final fold ensemble.
-        `on_fold_fit(fold, model, reads, source)`: each fold's trained classifier (before the next fold
-        resets it), and what it trained on, un-augmented: `source`, the output of layer `reads` (the cut,
-        when it trained on cached activations) or the images (None).
+        `on_fold`: sees each fold's trained classifier (`TrainedFold`), for the fold ensemble or features.
         """
         started = time.monotonic()
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
@@ -179,18 +190,16 @@ class TrialRunner:
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
             oof.append((val_rows, scores))
-            if on_fold_fit is not None:
-                on_fold_fit(fold, clf.model, _reads(clf, model), sources[0])
-            if on_fold_model is not None:
-                on_fold_model(fold, _trained_copy(clf.model), clf.cut)
+            if on_fold is not None:
+                on_fold(_trained(fold, clf, model, sources[0]))
         return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
                            duration_s=time.monotonic() - started, oof=self.data.out_of_fold(oof))
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
-              reporter: Reporter | None = None, on_fit: FoldFit | None = None
+              reporter: Reporter | None = None, on_fit: OnFold | None = None
               ) -> tuple[Classifier, Evaluation, Evaluation]:
         """Train on the whole train part for `epochs` (`reporter` sees each), then evaluate on test and train;
-        `on_fit` as `run`'s `on_fold_fit`, fold 0.
+        `on_fit` as `run`'s `on_fold`, fold 0.
 
         A staged trial's `epochs` count both stages: stage 1 runs its `stage1_epochs`, stage 2 the rest
         (at least one).
@@ -203,7 +212,7 @@ class TrialRunner:
         self._compile(model, fine_tune_stage(final).params)
         self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter, head)
         if on_fit is not None:
-            on_fit(0, clf.model, _reads(clf, model), sources[0])
+            on_fit(_trained(0, clf, model, sources[0]))
         evaluations = []
         for rows in (self.data.test_rows, self.data.train_rows):
             scores = predict_scores(model, sources[0], rows)
@@ -315,16 +324,9 @@ class TrialRunner:
         return curves, (best.best_epoch if best is not None else stage.last_epoch)
 
 
-def _reads(clf: Classifier, fitted: keras.Model) -> str | None:
-    """The layer whose output `fitted` (the classifier or its top) reads; None for the images."""
-    return None if fitted is clf.model else clf.cut
-
-
-def _trained_copy(model: keras.Model) -> keras.Model:
-    """A copy of `model` with its current weights, untouched when the next fold resets the original."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
+def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray) -> TrainedFold:
+    """`clf` as trained through `fitted` (the classifier itself, reading images, or its top, reading the cut)."""
+    return TrainedFold(fold, clf.model, clf.cut, None if fitted is clf.model else clf.cut, source)
 
 
 def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
