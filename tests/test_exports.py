@@ -71,7 +71,8 @@ def test_each_format_reloads_with_the_models_predictions(exports, photos, fmt):
     assert not [p for p in result.folder.iterdir() if p.name.startswith(".export-")]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=pytest.mark.slow) if f == "savedmodel" else f
+                                 for f in FORMATS])     # a fresh TensorFlow process each: 8 s for savedmodel
 def test_the_readme_snippet_classifies_a_photo_like_the_model(exports, model_file, photos, fmt, tmp_path):
     """The snippet on the page and in README.md, run as a user would: in a fresh process, in the folder."""
     result = exports[fmt]
@@ -138,7 +139,8 @@ def sweep(tmp_path, model_file, photos):
                           [str(p) for p in photos])
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [fmt if fmt in ("keras", "onnx") else pytest.param(fmt, marks=pytest.mark.slow)
+                                 for fmt in FORMATS])     # one CLI path for all; each format is checked above
 def test_cli_exports_each_format_with_its_parity_and_time(capsys, sweep, tmp_path, fmt):
     out = tmp_path / "out"
     code = main(["export", "done", "--format", fmt, str(out), "--storage", sweep.url])

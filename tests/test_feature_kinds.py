@@ -71,6 +71,7 @@ def test_svm_and_logreg_trials_store_a_full_evaluation_record(tiny_dataset, stor
         assert trial.live.epochs == 0 and trial.live.folds == 2      # the live panel: folds, no epochs
 
 
+@pytest.mark.slow          # a refit and a Predict page; the network-features test runs both fast
 def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, store, predict_page):
     spec = kinds_spec(tiny_dataset, "svm-final", {"method": "grid", "space": {"svm_kernel": ["rbf"]}})
     spec.params.kind = "svm"
@@ -88,7 +89,8 @@ def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, sto
 
 @pytest.mark.parametrize("use_cache, head, trainable_layers, head_layers", [
     (True, "dense_bn_l2", 0, {"head_dense_1", "head_bn_1", "head_dense_2", "head_bn_2"}),
-    (False, "dense_dropout", 3, {"head_dense", "head_dropout", "top_conv"})])
+    pytest.param(False, "dense_dropout", 3, {"head_dense", "head_dropout", "top_conv"},
+                 marks=pytest.mark.slow)])          # images through trained backbone layers: 25 s
 def test_an_svm_on_a_trained_networks_penultimate_features(tiny_dataset, store, use_cache, head,
                                                            trainable_layers, head_layers, predict_page):
     spec = kinds_spec(tiny_dataset, "net-svm", {"method": "grid", "space": {"svm_kernel": ["rbf"]}},

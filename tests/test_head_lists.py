@@ -1,8 +1,6 @@
 """List-valued dense heads: widths and dropouts as lists in YAML, the search space, Optuna's store, charts."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -135,25 +133,6 @@ def test_charts_and_importance_take_a_mixed_width_column():
     assert charts.error_vs_param(trials, "dense_units").data
     assert charts.error_surface_3d(trials, "dense_units", "learning_rate").data
     assert set(param_importances(trials, "mean_decrease_impurity").index) == {"dense_units", "learning_rate"}
-
-
-def test_the_cli_runs_a_yaml_spec_with_list_fields(tiny_dataset, tmp_path):
-    """`python -m core sweep` takes its fields from YAML: a list-valued head and a swept list go through."""
-    spec = {"name": "lists", "folds": 2,
-            "data": {"dataset": str(tiny_dataset), "test_fraction": 0.25, "seed": 1},
-            "params": {"image_size": 32, "epochs": 1, "batch_size": 8, "early_stopping": 0, "reduce_lr": 0,
-                       "head": "dense_dropout", "dropout": [0.5]},
-            "search": {"method": "grid", "space": {"dense_units": [[16, 8], 8]}}}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    run = subprocess.run([sys.executable, "-m", "core", "sweep", str(path), "--storage", storage], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    report = subprocess.run([sys.executable, "-m", "core", "results", "lists", "--storage", storage,
-                             "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    widths = [t["dense_units"] for t in yaml.safe_load(report.stdout)["trials"]]
-    assert sorted(widths, key=str) == ["16 8", 8]            # as Optuna stored them: text, and a number
 
 
 def test_a_mixed_width_column_is_shown_as_text_so_arrow_takes_the_table():

@@ -72,7 +72,7 @@ def test_momentum_decay_with_a_fixed_optimizer_other_than_sgd_is_refused_by_fiel
                                     "search": {"space": {"momentum_decay": [0.0, 0.5]}}})
     swept = SweepSpec.from_dict(base | {"params": {"momentum_decay": 0.5},          # a no-op for adam trials
                                         "search": {"space": {"optimizer": ["sgd", "adam"]}}})
-    assert make_optimizer(swept.trial_params({"optimizer": "adam"})).name == "adam"
+    assert isinstance(make_optimizer(swept.trial_params({"optimizer": "adam"})), keras.optimizers.Adam)
 
 
 # --- momentum decay ----------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_stage_two_trains_more_variables_than_stage_one():
     assert 0 < len(head_only.top_model().trainable_variables) < len(clf.top_model().trainable_variables)
 
 
-@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("cached", [True, pytest.param(False, marks=pytest.mark.slow)])   # images: 11 s
 def test_stage_two_unfreezes_the_top_layers_at_the_lower_rate(staged_data, tmp_path, cached):
     params = staged_params()
     backbone = stage_two_weights(params)

@@ -38,7 +38,7 @@ def write_spec(path: Path, name: str, dataset: Path, space: dict, **params) -> P
 def test_sweep_results_predict_export(tiny_dataset, tmp_path):
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     spec = write_spec(tmp_path / "spec.yaml", "colours", tiny_dataset,
-                      {"head": ["linear", "dense_dropout"]}, dense_units=16)
+                      {"head": ["linear", "dense_dropout"]}, dense_units=[16, 8], dropout=[0.5])
     run = cli("sweep", str(spec), "--storage", storage)
     assert "test accuracy" in run.stdout
 
@@ -53,6 +53,7 @@ def test_sweep_results_predict_export(tiny_dataset, tmp_path):
     record = RunStore(storage).final("colours")
     assert len(record.test["y_true"]) == 9 and len(record.train["y_true"]) == 27
     assert "val_loss" in RunStore(storage).trial("colours", 0).result.folds[0].curves
+    assert RunStore(storage).spec("colours").params.dense_units == (16, 8)      # a list field from YAML
 
     csv = cli("results", "colours", "--storage", storage, "--csv").stdout
     assert csv.splitlines()[0].startswith("sweep,number,state,value")
