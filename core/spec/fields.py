@@ -10,7 +10,8 @@ from dataclasses import dataclass, fields
 from typing import Any, get_origin, get_type_hints
 
 from core.spec.space import RANGE_SEPARATOR, Choice, Dimension, Range
-from core.spec.sweep import SpecError, SweepSpec, TrialParams, coerce
+from core.spec.sweep import SpecError, SweepSpec, TrialParams
+from core.spec.values import coerce
 
 SECTIONS = ("data", "params", "search", "")   # "" = the top-level fields of SweepSpec
 

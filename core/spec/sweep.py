@@ -9,21 +9,19 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
 from core.spec.space import Choice, Range, to_data
+from core.spec.values import SpecError, check_value, coerce, element_kind, load_yaml
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnetb0",
              "mobilenetv2", "resnet101", "resnet50", "resnet50v2", "vgg16")
 """The names in `core.models.backbones`' registry, default first (the spec knows no Keras; a test
 keeps the two equal)."""
 HEADS = ("linear", "dense_dropout", "dense_bn_l2")
-MAX_LIST = 4
-"""At most this many values in a list field (hidden layers of the dense head)."""
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "nadam", "adadelta")
 AUGMENTATIONS = ("none", "flip", "standard", "full")
@@ -34,10 +32,6 @@ SEARCH_METHODS = ("grid", "random", "tpe")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
-class SpecError(ValueError):
-    """A spec value is wrong; the message starts with the dotted field name."""
-
-
 def check_sweep_name(name: str) -> str:
     """The one rule for sweep names, wherever a name comes from (spec, CLI, page): it is a study name,
     a folder name and part of a URL."""
@@ -45,33 +39,6 @@ def check_sweep_name(name: str) -> str:
         raise SpecError(f"name: {name!r} is not a valid sweep name (letters, digits, '-', '_', '.', "
                         "starting with a letter or digit; at most 100 characters)")
     return name
-
-
-def load_yaml(text: str) -> Any:
-    """`yaml.safe_load`, refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_duplicate_keys(node, "")
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _refuse_duplicate_keys(node: yaml.Node, prefix: str) -> None:
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, f"{prefix.removesuffix('.')}[{i}].")
-    elif isinstance(node, yaml.MappingNode):
-        seen: set[tuple[str, str]] = set()
-        for key, value in node.value:
-            if (key.tag, key.value) in seen:
-                line = key.start_mark.line + 1
-                raise SpecError(f"{prefix}{key.value}: given twice (again on line {line}); keep one")
-            seen.add((key.tag, key.value))
-            _refuse_duplicate_keys(value, f"{prefix}{key.value}.")
 
 
 def spec_field(default: Any, help: str, *, choices: tuple | None = None, low: float | None = None,
@@ -159,7 +126,7 @@ class TrialParams:
         TrialParams is built directly or by `dataclasses.replace`."""
         hints = get_type_hints(TrialParams)
         for f in fields(self):
-            if _element_kind(hints[f.name]) is not None:
+            if element_kind(hints[f.name]) is not None:
                 setattr(self, f.name, coerce(getattr(self, f.name), hints[f.name], f.name))
 
 
@@ -303,68 +270,6 @@ def _from_dict(cls: type, data: dict, prefix: str) -> Any:
     return cls(**values)
 
 
-def _element_kind(kind: Any) -> type | None:
-    """The element type of a list field (`tuple[int, ...]`), else None."""
-    return get_args(kind)[0] if get_origin(kind) is tuple else None
-
-
-def coerce(value: Any, kind: Any, where: str) -> Any:
-    """`value` as a field of type `kind` holds it, or SpecError naming `where`: the one coercion of YAML,
-    form text and stored trial params."""
-    element = _element_kind(kind)
-    if element is not None:
-        return _coerce_list(value, element, where)
-    if (kind is bool) != isinstance(value, bool):       # bool is an int to Python, never to a spec
-        expected = "true or false" if kind is bool else kind.__name__
-        raise SpecError(f"{where}: expected {expected}, got {value!r}")
-    if kind is float and isinstance(value, int):
-        return float(value)
-    if kind in (int, float, str, dict) and not isinstance(value, kind):
-        raise SpecError(f"{where}: expected {kind.__name__}, got {value!r}")
-    if kind is float and math.isnan(value):
-        raise SpecError(f"{where}: nan is not a number")
-    return value
-
-
-def _coerce_list(value: Any, element: type, where: str) -> tuple:
-    """A list field from a number, a list or tuple, or the text form "512 128" (the form's, and the one
-    Optuna stores for a longer list)."""
-    if isinstance(value, str):
-        value = value.split()
-        value = [_parse_number(part, element, _item_where(where, i, value)) for i, part in enumerate(value)]
-    elif not isinstance(value, (list, tuple)):
-        value = [value]
-    if not 1 <= len(value) <= MAX_LIST:
-        raise SpecError(f"{where}: give 1 to {MAX_LIST} values (one per layer), got {len(value)}")
-    return tuple(coerce(item, element, _item_where(where, i, value)) for i, item in enumerate(value))
-
-
-def _item_where(where: str, index: int, items: Sequence) -> str:
-    """Where an item of a list field is: `where[1]`, or just `where` when the list holds one value."""
-    return f"{where}[{index}]" if len(items) > 1 else where
-
-
-def _parse_number(text: str, kind: type, where: str) -> int | float:
-    try:
-        return kind(text)
-    except ValueError:
-        raise SpecError(f"{where}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
-
-
-def _check_value(meta: dict, kind: Any, value: Any, where: str) -> Any:
-    value = coerce(value, kind, where)
-    items = value if isinstance(value, tuple) else (value,)
-    for i, item in enumerate(items):
-        at = _item_where(where, i, items)
-        if meta.get("choices") and item not in meta["choices"]:
-            raise SpecError(f"{at}: {item!r} is not one of {', '.join(map(str, meta['choices']))}")
-        if meta.get("low") is not None and item < meta["low"]:
-            raise SpecError(f"{at}: {item!r} is below the minimum {meta['low']}")
-        if meta.get("high") is not None and item > meta["high"]:
-            raise SpecError(f"{at}: {item!r} is above the maximum {meta['high']}")
-    return value
-
-
 def _check_layers(params: TrialParams) -> None:
     """The dense head takes one dropout rate for every layer, or one per layer."""
     layers, rates = len(params.dense_units), len(params.dropout)
@@ -380,7 +285,7 @@ def _check_fields(obj: Any, prefix: str) -> None:
         if dataclasses.is_dataclass(value):
             _check_fields(value, f"{prefix}{f.name}.")
         else:
-            _check_value(f.metadata, hints[f.name], value, f"{prefix}{f.name}")
+            check_value(f.metadata, hints[f.name], value, f"{prefix}{f.name}")
 
 
 def _check_momentum_decay(spec: SweepSpec) -> None:
@@ -407,20 +312,20 @@ def _check_space(search: SearchSpec) -> None:
         if isinstance(values, list):
             if not values:
                 raise SpecError(f"{where}: the list of values is empty")
-            search.space[name] = Choice(tuple(_check_value(meta, kind, v, f"{where}[{i}]")
+            search.space[name] = Choice(tuple(check_value(meta, kind, v, f"{where}[{i}]")
                                               for i, v in enumerate(values)))
         elif isinstance(values, dict):
             if search.method == "grid":
                 raise SpecError(f"{where}: a grid needs a list of values, not a range")
             if set(values) - {"low", "high", "log"} or not {"low", "high"} <= set(values):
                 raise SpecError(f"{where}: a range is {{low, high, log}}")
-            if _element_kind(kind) is not None:
+            if element_kind(kind) is not None:
                 raise SpecError(f"{where}: a list field takes a list of values (e.g. [[512, 128], 256]), "
                                 "not a range")
             if kind not in (int, float):
                 raise SpecError(f"{where}: only numeric parameters take a range")
-            low = _check_value(meta, kind, values["low"], f"{where}.low")
-            high = _check_value(meta, kind, values["high"], f"{where}.high")
+            low = check_value(meta, kind, values["low"], f"{where}.low")
+            high = check_value(meta, kind, values["high"], f"{where}.high")
             if low >= high:
                 raise SpecError(f"{where}: low must be below high")
             search.space[name] = Range(low, high, coerce(values.get("log", False), bool, f"{where}.log"))
