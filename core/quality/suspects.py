@@ -15,7 +15,7 @@ from cleanlab.filter import find_label_issues
 from cleanlab.outlier import OutOfDistribution
 from cleanlab.rank import get_label_quality_scores
 
-from core.runs.records import OutOfFold, TrialRecord, TrialState
+from core.runs.records import OutOfFold, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.spec.sweep import TrialParams
 
@@ -45,10 +45,8 @@ class Suspect:
 
 def scored_trials(store: RunStore, sweep: str, count: int = 1) -> list[tuple[TrialRecord, OutOfFold]]:
     """The sweep's `count` best completed trials (lowest CV error first) that have out-of-fold scores."""
-    complete = sorted((t for t in store.trials(sweep) if t.state == TrialState.COMPLETE and t.value is not None),
-                      key=lambda t: t.value)
     found: list[tuple[TrialRecord, OutOfFold]] = []
-    for trial in complete:
+    for trial in ranked(store.trials(sweep)):
         oof = store.oof(sweep, trial.number)
         if oof is not None:
             found.append((trial, oof))

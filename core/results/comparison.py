@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.results.chart_style import colour, empty_figure, styled
-from core.runs.records import FinalModel, TrialRecord, TrialState
+from core.runs.records import FinalModel, TrialRecord, ranked
 
 BACKBONE = "backbone"
 CV_ERROR, FOLD_STD, TRIAL_SPREAD = "best CV error", "fold std", "spread over trials"
@@ -37,11 +37,11 @@ def _epochs_run(trial: TrialRecord) -> int:
 
 
 def _row(backbone: str, trials: list[TrialRecord], finals: dict[str, FinalModel | None]) -> dict:
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and t.result]
+    done = [t for t in ranked(trials) if t.result]
     row: dict = {BACKBONE: backbone, "completed trials": len(done)}
     if not done:
         return row
-    best = min(done, key=lambda t: t.value)
+    best = done[0]
     final = finals.get(best.sweep)
     epochs = sum(_epochs_run(t) for t in done)
     rates, peaks = (_measured([getattr(t.result, k) for t in done]) for k in ("backbone_images_per_s",

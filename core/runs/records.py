@@ -326,6 +326,12 @@ class SweepRecord:
     decisions_version: int = 0          # the dataset's label-decisions version it was created with (0: none)
 
 
+def ranked(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The complete trials with a CV error, lowest first (ties in trial order): `[0]` is the sweep's best."""
+    return sorted((t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+                  key=lambda t: t.value)
+
+
 TRIAL_COLUMNS: dict[str, str] = {
     "sweep": "str: name of the sweep the trial belongs to",
     "number": "int: trial number within its sweep",

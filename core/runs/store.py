@@ -38,6 +38,7 @@ from core.runs.records import (
     TrialRecord,
     TrialResult,
     TrialState,
+    ranked,
     trials_frame,
 )
 from core.settings import load_settings
@@ -331,8 +332,8 @@ class RunStore:
         """Delete the fold models of every finished trial but (with `keep_best`) the best complete one; a
         running trial's stay."""
         trials = self.trials(name)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        best = min(complete, key=lambda t: t.value).number if complete and keep_best else None
+        ranking = ranked(trials)
+        best = ranking[0].number if ranking and keep_best else None
         for t in trials:
             if t.state != TrialState.RUNNING and t.number != best:
                 shutil.rmtree(self.fold_models_dir(name, t.number), ignore_errors=True)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from core.runs.records import FinalModel, ModelVariant, TrialRecord, TrialState
+from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
@@ -40,11 +40,11 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     """
     say = say or (lambda _: None)
     spec = store.spec(name)
-    complete = [t for t in store.trials(name) if t.state == TrialState.COMPLETE and t.value is not None]
-    if not complete:
+    ranking = ranked(store.trials(name))
+    if not ranking:
         say("no completed trial to refit")
         return None
-    best = min(complete, key=lambda t: t.value)
+    best = ranking[0]
     current = store.final(name)
     if current and current.trial == best.number:
         return current
