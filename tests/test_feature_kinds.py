@@ -174,3 +174,18 @@ def test_features_that_never_vary_fit_as_scikit_learns_scale_gamma_does():
     reference = SVC(gamma="scale").fit(fitted.scaler.transform(features), labels)
     assert fitted.estimator.estimators_[0].gamma == reference._gamma
     assert fitted.scores(features).shape == (12, 2)
+
+
+def test_the_results_page_shows_an_svm_trial_without_learning_curves(tiny_dataset, tmp_path, monkeypatch):
+    """An svm trial has no epochs: its trial view says so instead of drawing (or failing on) empty curves."""
+    monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(tiny_dataset.parent))
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'app.db'}")
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    store = RunStore()
+    store.create_sweep(kinds_spec(tiny_dataset, "svm-only", {"method": "grid", "space": {"svm_c": [1.0]}},
+                                  kind="svm"))
+    run_worker(store, "svm-only")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("views/3_Results.py").run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any("no learning curves" in c.value for c in at.caption)

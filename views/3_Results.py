@@ -61,11 +61,15 @@ def trial_detail() -> None:
         st.info("This trial has no results (it is waiting, running, pruned or failed).")
     else:
         curves = result.curves()
-        left, right = st.columns(2)
-        with left:
-            chart(charts.learning_curves(curves, metric="loss"), f"trial {number} loss")
-        with right:
-            chart(charts.learning_curves(curves, metric="accuracy"), f"trial {number} accuracy")
+        if all(curves.values()):
+            left, right = st.columns(2)
+            with left:
+                chart(charts.learning_curves(curves, metric="loss"), f"trial {number} loss")
+            with right:
+                chart(charts.learning_curves(curves, metric="accuracy"), f"trial {number} accuracy")
+        else:
+            st.caption("This trial has no learning curves: it trained no network (scikit-learn on the "
+                       "backbone's features), so it has folds but no epochs.")
         table(fold_table(result), f"trial {number} folds")
         suspect_count(sweep, int(number))
         chart(charts.confusion_matrix(result.validation_confusion(), result.folds[0].classes,
