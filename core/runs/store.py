@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import socket
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,12 +18,12 @@ from urllib.parse import urlsplit
 
 import optuna
 import pandas as pd
-import sqlalchemy
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from core.runs.optuna_storage import open_storage
 from core.runs.records import (
     Driver,
     FinalModel,
@@ -43,17 +40,6 @@ from core.runs.records import (
 )
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# Heartbeats are "experimental" in Optuna 5.0 but are what turns a killed worker's trial into a retry.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-
-# A SIGKILLed worker's trial turns FAIL (and is queued again) this long after its last heartbeat.
-HEARTBEAT_S = int(os.environ.get("TRANSFERLAB_HEARTBEAT_S", "5"))
-GRACE_S = int(os.environ.get("TRANSFERLAB_GRACE_S", "20"))
-MAX_RETRY = 3
-SCHEMA_ATTEMPTS = 5        # openings of a new database racing another process's (`_open_storage`)
 
 # Attribute names: written and read only in this module.
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
@@ -120,46 +106,6 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
 
 
-class _Storage(RDBStorage):
-    """Optuna's RDB storage, which also counts as stale a RUNNING trial that never recorded a
-    heartbeat and started more than the grace period ago. Its process died between creating the
-    trial and its first heartbeat (a SIGKILL at that instant); Optuna skips such trials, so a
-    resumed sweep waited for it forever. Optuna offers no public hook for this, hence the override."""
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale = super()._get_stale_trial_ids(study_id)
-        cutoff = dt.datetime.now() - dt.timedelta(seconds=self.grace_period or 0)   # Optuna's naive local times
-        old = {self.get_trial_id_from_study_id_trial_number(study_id, t.number)
-               for t in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-               if t.datetime_start and t.datetime_start < cutoff} - set(stale)
-        if not old:
-            return stale
-        beating = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
-            sqlalchemy.bindparam("ids", expanding=True))        # the heartbeat table of Optuna's own schema
-        with self.engine.connect() as connection:
-            return stale + sorted(old - {row[0] for row in connection.execute(beating, {"ids": sorted(old)})})
-
-
-def _open_storage(url: str) -> _Storage:
-    """Optuna's storage on `url`. Opening a database makes Optuna's tables and stamps their version when
-    they are missing, and two processes opening a new one at once (the server and a CLI driver) race on
-    that: the loser meets "table ... already exists" or a duplicate version stamp. The winner has made
-    the schema by then (or is about to), so the loser opens the database again, a few times at most."""
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-
-    def open_() -> _Storage:
-        return _Storage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
-    for attempt in range(SCHEMA_ATTEMPTS - 1):
-        try:
-            return open_()
-        except (OperationalError, IntegrityError) as error:
-            if "already exists" not in str(error) and "alembic_version" not in str(error):
-                raise
-            time.sleep(0.1 * (attempt + 1))
-    return open_()
-
-
 class RunStore:
     """Sweeps and trials in one database, plus an artifact folder for models."""
 
@@ -170,7 +116,7 @@ class RunStore:
         database = make_url(self.url).database if self.url.startswith("sqlite") else None
         if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self.storage = _open_storage(self.url)
+        self.storage = open_storage(self.url)
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
 
     # --- sweeps -------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
-from core.runs.store import HEARTBEAT_S, RunStore
+from core.runs.store import RunStore
 from core.search.lifecycle import child_environment, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.refit import finalize
