@@ -250,8 +250,10 @@ class FinalModel:
         """How the final model was made, for the pages."""
         if self.variants and all(v.name != "single" for v in self.variants):
             made = f"trial {self.trial}'s own fold models, no refit"
+        elif self.epochs:
+            made = f"refit on the whole train part for {self.epochs} epochs"
         else:
-            made = f"refit on the whole train part for {self.epochs} epochs" if self.epochs else "fitted on the whole train part"
+            made = "fitted on the whole train part"
         return made + (f"; chosen: {self.label}" if self.variants else "")
 
     def choose(self, name: str) -> FinalModel:

@@ -77,14 +77,13 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
     if trains and not network:
         what = f"for {epochs} epochs, then {params.kind} on the network's penultimate features"
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part {what}")
-    if network:
-        with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
+    with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
+        if network:
             clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params),
                                                          reporter=report)
-        model = clf.model
-    else:
-        from core.training.features_kinds import refit_features
-        with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
+            model = clf.model
+        else:
+            from core.training.features_kinds import refit_features
             model, test, train = refit_features(data.runner(params), params, epochs,
                                                 base_cut=data.base_cut(params), reporter=report)
     model_path = store.artifact_dir(name) / "best.keras"
