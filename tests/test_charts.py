@@ -66,7 +66,8 @@ def test_store_bookkeeping_columns_are_not_params() -> None:
 def test_encode_categorical_log_and_linear() -> None:
     opt = encode(pd.Series(["Nadam", "SGD", "Nadam", None]))
     assert opt.categorical and opt.ticktext == ["Nadam", "SGD"]
-    np.testing.assert_array_equal(opt.coords[:3], [0, 1, 0]) and np.isnan(opt.coords[3])
+    np.testing.assert_array_equal(opt.coords[:3], [0, 1, 0])
+    assert np.isnan(opt.coords[3])     # a missing value has no place on the axis
     lr = encode(pd.Series([1e-4, 1e-2, 1e-3]))
     np.testing.assert_allclose(lr.coords, [-4, -2, -3])
     assert lr.ticktext == ["0.0001", "0.001", "0.01"]

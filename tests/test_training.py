@@ -127,6 +127,12 @@ def test_dropout_below_the_cut_is_off_so_lite0_top_matches_full_model_in_trainin
     features = clf.bottom_model()(x, training=False)
     np.testing.assert_allclose(np.asarray(clf.top_model()(features, training=False)),
                                np.asarray(clf.model(x, training=False)), rtol=1e-4, atol=1e-5)
+    # In training, what lies below the cut must be the fixed function the cache stored: a dropout left on
+    # there would make each training-mode pass differ from the cached (inference) features.
+    bottom = clf.bottom_model()
+    for _ in range(2):
+        np.testing.assert_allclose(np.asarray(bottom(x, training=True)), np.asarray(features),
+                                   rtol=1e-4, atol=1e-5)
     if trainable == 0:   # everything frozen: the training-mode forward pass is the inference one
         np.testing.assert_allclose(np.asarray(clf.model(x, training=True)),
                                    np.asarray(clf.model(x, training=False)), rtol=1e-4, atol=1e-5)
