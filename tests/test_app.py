@@ -199,10 +199,13 @@ def test_sweep_is_launched_watched_and_finishes(finished_sweep: str) -> None:
 
 
 def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: str) -> None:
+    from core.runs.store import RunStore
     at = page("views/3_Results.py")
     no_errors(at)
     assert len(at.dataframe) >= 1 and {"number", "value"} <= set(at.dataframe[0].value.columns)
-    assert any("test" in m.label.lower() or m.label == "Accuracy" for m in at.metric)
+    final = RunStore().final(finished_sweep)
+    accuracies = [m.value for m in at.metric if m.label == "Accuracy"]
+    assert f"{final.test_accuracy:.1%}" in accuracies, accuracies     # the final model's test accuracy
     threshold = next(s for s in at.slider if s.label == "Decision threshold")
     threshold.set_value(0.8).run()
     no_errors(at)
