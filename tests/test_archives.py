@@ -78,13 +78,13 @@ def test_zip_lying_about_sizes_is_caught_while_writing(tmp_path: Path) -> None:
     target = tmp_path / "out"
     import core.data.archives as archives
 
-    original = archives._Writer.check_declared
-    archives._Writer.check_declared = lambda self, sizes: None  # as if the central directory lied
+    original = archives.Limits.check_declared
+    archives.Limits.check_declared = lambda self, sizes: None  # as if the central directory lied
     try:
         with pytest.raises(ArchiveError, match="more than the limit of 5,000 bytes"):
             extract_zip(archive, target, max_bytes=5000)
     finally:
-        archives._Writer.check_declared = original
+        archives.Limits.check_declared = original
     assert not target.exists()
 
 

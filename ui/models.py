@@ -18,13 +18,14 @@ from ui import state
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def _load(path: str, mtime_ns: int) -> LoadedModel:
-    return load_model(path)
+def _load(path: str, mtime_ns: int, name: str | None) -> LoadedModel:
+    return load_model(path, name=name)
 
 
-def loaded_model(path: Path) -> LoadedModel:
-    """The model at `path`, loaded once per server process (again only if the file changes)."""
-    return _load(str(path), path.stat().st_mtime_ns)
+def loaded_model(path: Path, name: str | None = None) -> LoadedModel:
+    """The model at `path`, loaded once per server process (again only if the file changes); `name`:
+    the file as messages call it (an upload's own name, not the server's path)."""
+    return _load(str(path), path.stat().st_mtime_ns, name)
 
 
 def _upload_folder() -> Path:

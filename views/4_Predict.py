@@ -24,22 +24,22 @@ FLAT = 1e-3   # a heat map spanning less than this carries no location
 st.title("Predict")
 
 
-def choose_model() -> Path | str | None:
-    """A model file, the built-in demo's label, or None (nothing chosen yet)."""
+def choose_model() -> tuple[Path | str | None, str]:
+    """A model file, the built-in demo's label, or None (nothing chosen yet); and what messages call it."""
     drop_old_uploads()
     finished = [n for n in state.sweep_names() if state.final(n)]
     source = st.radio("Model", [SWEEP_MODEL, UPLOADED, demo.LABEL], horizontal=True, index=0 if finished else 2)
     if source == demo.LABEL:
-        return demo.LABEL
+        return demo.LABEL, demo.LABEL
     if source == UPLOADED:
         upload = st.file_uploader("Keras model (.keras)", type=["keras"], key="model_upload")
-        return save_upload(upload.getvalue()) if upload else None
+        return (save_upload(upload.getvalue()), upload.name) if upload else (None, "")
     if not finished:
         st.info("No sweep has a final model yet: finish a sweep, upload a .keras file, or try the built-in model.")
-        return None
+        return None, ""
     wanted = st.query_params.get("sweep")
     name = st.selectbox("Sweep", finished, index=finished.index(wanted) if wanted in finished else len(finished) - 1)
-    return Path(state.final(name).model_path)
+    return Path(state.final(name).model_path), f"the final model of {name}"
 
 
 def choose_images() -> list[tuple[str, object]]:
@@ -59,7 +59,7 @@ def choose_images() -> list[tuple[str, object]]:
     return items
 
 
-model_path = choose_model()
+model_path, model_name = choose_model()
 if model_path is None:
     st.stop()
 if model_path == demo.LABEL:
@@ -67,7 +67,7 @@ if model_path == demo.LABEL:
     st.caption(demo.caption(loaded))
 else:
     try:
-        loaded = loaded_model(model_path)
+        loaded = loaded_model(model_path, model_name)
     except (ModelFileError, OSError) as error:
         user_error(error, "Choose another model, or upload a .keras file saved by Transfer Lab or Keras 3.")
         st.stop()

@@ -17,6 +17,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -49,19 +50,18 @@ def _safe_parts(name: str) -> tuple[str, ...] | None:
     return parts
 
 
-class _Writer:
-    """Writes entries under one folder, counting files and real bytes against the limits.
+@dataclass(frozen=True)
+class Limits:
+    """What one archive may unpack to; `packed`: its size on disk, which its content may inflate
+    `max_ratio` times at most."""
 
-    `packed`: the archive's size on disk, which the content may inflate MAX_RATIO times at most.
-    """
+    archive: str
+    packed: int
+    max_bytes: int = MAX_BYTES
+    max_files: int = MAX_FILES
+    max_ratio: float = MAX_RATIO
 
-    def __init__(self, target: Path, archive: str, packed: int, max_bytes: int, max_files: int,
-                 max_ratio: float) -> None:
-        self.target, self.archive, self.packed = target.resolve(), archive, packed
-        self.max_bytes, self.max_files, self.max_ratio = max_bytes, max_files, max_ratio
-        self.bytes = self.files = 0
-
-    def _check_ratio(self, what: str, inflated: int, packed: int) -> None:
+    def check_ratio(self, what: str, inflated: int, packed: int) -> None:
         if inflated > max(RATIO_FLOOR, self.max_ratio * packed):
             raise ArchiveError(f"{what} inflates more than {self.max_ratio:g} times its size "
                                f"({inflated:,} bytes from {packed:,}); refusing the archive as a zip bomb")
@@ -70,19 +70,26 @@ class _Writer:
         """The archive's inflated bytes (so far, or declared) against the size and ratio limits."""
         if inflated > self.max_bytes:
             at = f" (at '{name}')" if name else ""
-            raise ArchiveError(f"archive unpacks to more than the limit of {self.max_bytes:,} bytes{at} "
-                               "(a zip bomb, or a dataset too big to upload)")
-        self._check_ratio(self.archive, inflated, self.packed)
+            raise ArchiveError(f"{self.archive} unpacks to more than the limit of {self.max_bytes:,} bytes{at} "
+                               "(a zip bomb, or too big to upload)")
+        self.check_ratio(self.archive, inflated, self.packed)
 
     def check_declared(self, members: list[zipfile.ZipInfo]) -> None:
-        """Sizes as the zip declares them: refuses most bombs before a byte is written."""
+        """Sizes as the zip declares them: refuses most bombs before a byte is inflated."""
         if len(members) > self.max_files:
-            raise ArchiveError(f"archive holds {len(members):,} files, "
+            raise ArchiveError(f"{self.archive} holds {len(members):,} files, "
                                f"more than the limit of {self.max_files:,}")
         self.check_total(sum(info.file_size for info in members))
         for info in members:
-            packed = min(info.compress_size, self.packed)
-            self._check_ratio(f"entry '{info.filename}'", info.file_size, packed)
+            self.check_ratio(f"entry '{info.filename}'", info.file_size, min(info.compress_size, self.packed))
+
+
+class _Writer:
+    """Writes entries under one folder, counting files and real bytes against the limits."""
+
+    def __init__(self, target: Path, limits: Limits) -> None:
+        self.target, self.limits = target.resolve(), limits
+        self.bytes = self.files = 0
 
     def _destination(self, parts: tuple[str, ...], name: str) -> Path:
         dest = self.target.joinpath(*parts)
@@ -96,8 +103,8 @@ class _Writer:
     def file(self, parts: tuple[str, ...], name: str, stream: BinaryIO, packed: int | None = None) -> None:
         """One entry, its real bytes counted as written; `packed`: its compressed size, when known."""
         self.files += 1
-        if self.files > self.max_files:
-            raise ArchiveError(f"archive holds more than {self.max_files:,} files")
+        if self.files > self.limits.max_files:
+            raise ArchiveError(f"{self.limits.archive} holds more than {self.limits.max_files:,} files")
         if PurePosixPath(parts[-1]).suffix.lower() in NESTED:
             raise ArchiveError(f"entry '{name}' is an archive inside the archive; "
                                "upload one archive of class folders of images")
@@ -110,14 +117,14 @@ class _Writer:
             for block in iter(lambda: stream.read(_BLOCK), b""):
                 self.bytes += len(block)
                 written += len(block)
-                self.check_total(self.bytes, name)
+                self.limits.check_total(self.bytes, name)
                 if packed is not None:
-                    self._check_ratio(f"entry '{name}'", written, packed)
+                    self.limits.check_ratio(f"entry '{name}'", written, packed)
                 out.write(block)
 
     def finish(self) -> None:
         if not self.files:
-            raise ArchiveError(f"{self.archive} holds no files; upload an archive of class folders of images")
+            raise ArchiveError(f"{self.limits.archive} holds no files; upload an archive of class folders of images")
 
 
 @contextmanager
@@ -160,29 +167,52 @@ def _size(source: str | Path | BinaryIO) -> int:
     return size
 
 
+def check_zip(source: str | Path | BinaryIO, *, name: str | None = None, max_bytes: int = MAX_BYTES,
+              max_files: int = MAX_FILES, max_ratio: float = MAX_RATIO) -> list[zipfile.ZipInfo]:
+    """The file entries of a zip that something other than `extract_zip` will read (Keras opening a
+    .keras file), refused by what they declare before a byte of them is inflated: links, paths leaving
+    the folder, too many files, too many bytes, a ratio past `max_ratio` (entry by entry, and the whole
+    against the file's size). Python's zipfile never inflates an entry past its declared size (it stops
+    and fails the CRC), so a reader using it inflates at most what was checked here. `name`: the
+    archive as the messages call it (default: its path)."""
+    limits = Limits(name or _name(source), _size(source), max_bytes, max_files, max_ratio)
+    with _readable_zip(limits.archive), zipfile.ZipFile(source) as zf:
+        for _ in _zip_entries(zf):      # refuses links and escaping paths
+            pass
+        members = [info for info in zf.infolist() if not info.is_dir()]
+    limits.check_declared(members)
+    return members
+
+
+@contextmanager
+def _readable_zip(name: str) -> Iterator[None]:
+    """zipfile's errors as ArchiveError naming the archive."""
+    try:
+        yield
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"{name} is not a readable zip file ({exc})") from exc
+    except RuntimeError as exc:  # zipfile's word for encrypted entries
+        raise ArchiveError(f"{name}: {exc}; upload an unencrypted zip") from exc
+
+
 def extract_zip(zip_path_or_file: str | Path | BinaryIO, target: Path, *, max_bytes: int = MAX_BYTES,
                 max_files: int = MAX_FILES, max_ratio: float = MAX_RATIO, check: Check | None = None) -> Path:
     """Unpack a zip into the new or empty folder `target`; returns the dataset root inside it.
 
     `check(root)` runs before returning; if it raises, the archive is refused like any other.
     """
-    name = _name(zip_path_or_file)
+    limits = Limits(_name(zip_path_or_file), _size(zip_path_or_file), max_bytes, max_files, max_ratio)
     with _fresh_folder(target) as folder:
-        writer = _Writer(folder, name, _size(zip_path_or_file), max_bytes, max_files, max_ratio)
-        try:
-            with zipfile.ZipFile(zip_path_or_file) as zf:
-                entries = list(_zip_entries(zf))
-                writer.check_declared([info for info, _ in entries if not info.is_dir()])
-                for info, parts in entries:
-                    if info.is_dir():
-                        writer.folder(parts, info.filename)
-                    else:
-                        with zf.open(info) as stream:
-                            writer.file(parts, info.filename, stream, min(info.compress_size, writer.packed))
-        except zipfile.BadZipFile as exc:
-            raise ArchiveError(f"{name} is not a readable zip file ({exc})") from exc
-        except RuntimeError as exc:  # zipfile's word for encrypted entries
-            raise ArchiveError(f"{name}: {exc}; upload an unencrypted zip") from exc
+        writer = _Writer(folder, limits)
+        with _readable_zip(limits.archive), zipfile.ZipFile(zip_path_or_file) as zf:
+            entries = list(_zip_entries(zf))
+            limits.check_declared([info for info, _ in entries if not info.is_dir()])
+            for info, parts in entries:
+                if info.is_dir():
+                    writer.folder(parts, info.filename)
+                else:
+                    with zf.open(info) as stream:
+                        writer.file(parts, info.filename, stream, min(info.compress_size, limits.packed))
         writer.finish()
         return _checked_root(folder, check)
 
@@ -195,7 +225,8 @@ def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTE
     whole weighed against the archive's size.
     """
     with _fresh_folder(target) as folder:
-        writer = _Writer(folder, str(tar_path), _size(tar_path), max_bytes, max_files, max_ratio)
+        limits = Limits(str(tar_path), _size(tar_path), max_bytes, max_files, max_ratio)
+        writer = _Writer(folder, limits)
         try:
             with tarfile.open(tar_path, mode="r:*") as tf:
                 for member in tf:
@@ -209,7 +240,7 @@ def extract_tar(tar_path: str | Path, target: Path, *, max_bytes: int = MAX_BYTE
                     if member.isdir():
                         writer.folder(parts, member.name)
                         continue
-                    writer.check_total(writer.bytes + member.size, member.name)
+                    limits.check_total(writer.bytes + member.size, member.name)
                     stream = tf.extractfile(member)
                     assert stream is not None  # regular files always have one
                     writer.file(parts, member.name, stream)

@@ -4,6 +4,11 @@ A Keras 3 `.keras` file is a zip; the card is one more entry in it (CARD_ENTRY),
 when loading (safe mode too), so the file alone is enough for `predict` and the Predict page, also
 after an upload. A JSON copy of the card is kept beside the file for exports, and read for models
 saved before the card moved inside.
+
+A model file may come from anyone (an upload), so before Keras opens it the zip goes through the
+archive checks every archive the app opens gets (`core.data.archives.check_zip`: sizes, ratio, links),
+and once loaded the model must be one image input (batch, H, W, 3) to one output (batch, classes).
+Messages name the file as the caller shows it (`name`): an upload's own name, never the server's path.
 """
 from __future__ import annotations
 
@@ -15,8 +20,11 @@ from typing import Any
 
 import keras
 
+from core.data.archives import ArchiveError, check_zip
+
 CARD_ENTRY = "transferlab_card.json"
 MAX_CARD_BYTES = 1 << 20   # a card is a few kB; a bigger entry in an uploaded file is not read
+MAX_JSON_BYTES = 32 << 20  # config.json / metadata.json, which Keras reads whole and parses
 
 
 class ModelFileError(ValueError):
@@ -47,9 +55,10 @@ def save_model(model: keras.Model, path: Path, *, classes: list[str], image_size
     return path
 
 
-def _read_card(path: Path) -> tuple[dict[str, Any], str]:
-    """The card inside the .keras file, else the one beside it, else none; with where it was found."""
-    where = f"{CARD_ENTRY} in {path}"
+def _read_card(path: Path, name: str) -> tuple[dict[str, Any], str]:
+    """The card inside the .keras file (`name` in messages), else the one beside it, else none; with
+    where it was found."""
+    where = f"{CARD_ENTRY} in {name}"
     try:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo(CARD_ENTRY)
@@ -70,20 +79,65 @@ def _read_card(path: Path) -> tuple[dict[str, Any], str]:
     return card, where
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load a .keras model; classes and size from its card, or from the model itself without one."""
+def _check_archive(path: Path, name: str) -> None:
+    """Refuse a file Keras would open as a zip unless it passes the archive checks, before it inflates."""
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{name} is not a Keras model file (a .keras file is a zip archive; this is not one)")
+    try:
+        members = check_zip(path, name=name)
+    except ArchiveError as error:
+        raise ModelFileError(str(error)) from None
+    for info in members:
+        if info.filename.endswith(".json") and info.file_size > MAX_JSON_BYTES:
+            raise ModelFileError(f"{name}: {info.filename} would unpack to {info.file_size:,} bytes, more than "
+                                 f"the {MAX_JSON_BYTES:,} a model's description may take; refusing the file")
+
+
+def _shape(shape: tuple) -> str:
+    return "(" + ", ".join("batch" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"
+
+
+def _check_image_classifier(model: keras.Model, name: str) -> None:
+    """One input of RGB images (batch, H, W, 3), square or of any size, and one output (batch, classes)."""
+    feeds = "Transfer Lab feeds it RGB images of shape (batch, height, width, 3): 3 colour channels"
+    if len(model.inputs) != 1:
+        raise ModelFileError(f"{name} has {len(model.inputs)} inputs; {feeds}")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ModelFileError(f"{name} takes {'images' if len(shape) == 4 else 'input'} of shape {_shape(shape)}; "
+                             f"{feeds}")
+    if None not in shape[1:3] and shape[1] != shape[2]:
+        raise ModelFileError(f"{name} takes images of shape {_shape(shape)}; Transfer Lab feeds square images")
+    if len(model.outputs) != 1:
+        raise ModelFileError(f"{name} has {len(model.outputs)} outputs; Transfer Lab needs one, "
+                             "the class probabilities (batch, classes)")
+    out = tuple(model.outputs[0].shape)
+    if len(out) != 2:
+        raise ModelFileError(f"{name} gives output of shape {_shape(out)}; Transfer Lab needs the class "
+                             "probabilities (batch, classes)")
+
+
+def load_model(path: str | Path, *, name: str | None = None) -> LoadedModel:
+    """Load a .keras model; classes and size from its card, or from the model itself without one.
+
+    `name`: the file as messages call it (an upload's own name); default its path.
+    """
     import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
 
     path = Path(path)
+    name = name or str(path)
     if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
+        raise ModelFileError(f"model file {name} does not exist")
+    _check_archive(path, name)
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:
-        raise ModelFileError(f"{path} is not a loadable Keras model ({type(error).__name__}: {error})") from None
+        reason = (str(error).strip().splitlines() or [""])[0].replace(str(path), name)
+        raise ModelFileError(f"{name} is not a loadable Keras model ({type(error).__name__}: {reason})") from None
+    _check_image_classifier(model, name)
     size = int(model.input_shape[1] or 224)
     classes_count = int(model.output_shape[-1])
-    card, where = _read_card(path)
+    card, where = _read_card(path, name)
     classes = card.get("classes") or [f"class {i}" for i in range(classes_count)]
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ModelFileError(f"{where}: 'classes' must be a list of names")
