@@ -30,6 +30,9 @@ TRIAL_KINDS = ("network", "svm", "logreg")
 SVM_KERNELS = ("linear", "rbf", "poly")
 SEARCH_METHODS = ("grid", "random", "tpe")
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+MAX_GRID = 10_000
+"""At most this many combinations in a grid search: Optuna's GridSampler holds every one in memory, whatever
+the budget (a grid of 1000 x 1000 x 1000 took 5 GB before it failed)."""
 
 
 def check_sweep_name(name: str) -> str:
@@ -149,12 +152,23 @@ class DataSpec:
 class SearchSpec:
     """What to vary: value lists (grid or choices) or ranges {low, high, log} (random / TPE)."""
 
-    method: str = spec_field("grid", "grid: every combination; random / tpe: sample `budget` trials",
+    method: str = spec_field("grid", f"grid: every combination (at most {MAX_GRID:,}); random / tpe: sample "
+                             "`budget` trials",
                              choices=SEARCH_METHODS)
     space: dict = spec_field({}, "parameter -> list of values, or {low, high, log} for random / tpe "
                               "(held as `space.Choice` / `space.Range` once validated)")
     budget: int = spec_field(0, "maximum trials (0 = the whole grid; required for random / tpe)", low=0)
     pruning: bool = spec_field(False, "stop hopeless trials early (successive halving on epoch errors)")
+
+
+@dataclass
+class ResourcesSpec:
+    """What one trial asks a cluster engine for (Ray's task resources); local worker processes ignore it."""
+
+    cpus_per_trial: float = spec_field(1.0, "CPUs each Ray worker task reserves (its decode pool and "
+                                       "TensorFlow threads use this many)", low=0.5, high=1024)
+    gpus_per_trial: float = spec_field(0.0, "GPUs each Ray worker task reserves (0 = none; Ray sets "
+                                       "CUDA_VISIBLE_DEVICES)", low=0, high=64)
 
 
 @dataclass
@@ -173,6 +187,7 @@ class SweepSpec:
     refit: bool = spec_field(True, "final model: refit the best configuration on the whole train part (the "
                              "chosen variant). Off, with ensemble on: the best trial's fold ensemble is the "
                              "final model, and nothing trains after the sweep")
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     storage: str = spec_field("", "run store URL (SQLAlchemy); empty = the project's default store")
 
     def validate(self) -> "SweepSpec":
@@ -301,6 +316,7 @@ def _check_space(search: SearchSpec) -> None:
     """Turn each swept parameter's YAML form (a list, or {low, high, log}) into a checked dimension."""
     by_name = {f.name: f for f in fields(TrialParams)}
     hints = get_type_hints(TrialParams)
+    search.space = dict(search.space)      # a copy: the caller's dict keeps its YAML form
     for name, values in search.space.items():
         where = f"search.space.{name}"
         if name not in by_name or not by_name[name].metadata["sweepable"]:
@@ -333,3 +349,15 @@ def _check_space(search: SearchSpec) -> None:
             raise SpecError(f"{where}: expected a list of values or a {{low, high}} range")
     if search.method != "grid" and search.budget <= 0:
         raise SpecError(f"search.budget: {search.method} search needs a budget (number of trials) > 0")
+    if search.method == "grid":
+        _check_grid_size(search.space)
+
+
+def _check_grid_size(space: dict[str, Choice]) -> None:
+    """Count a grid's combinations from its lists' lengths (never building them) and refuse past MAX_GRID."""
+    sizes = [dim.size for dim in space.values()]
+    total = math.prod(sizes)
+    if total > MAX_GRID:
+        raise SpecError(f"search.space: a grid of {' x '.join(map(str, sizes))} = {total:,} combinations is past "
+                        f"the limit of {MAX_GRID:,} (the grid sampler holds every combination in memory, whatever "
+                        "the budget); give fewer values, or use method random or tpe with a budget")

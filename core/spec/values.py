@@ -16,9 +16,22 @@ class SpecError(ValueError):
     """A spec value is wrong; the message starts with the dotted field name."""
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a spec has no use for them, and nested ones multiply (a few
+    hundred bytes of `*name` lists stand for a billion values, which every walk of the document re-enters)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            line = self.peek_event().start_mark.line + 1
+            raise SpecError(f"spec: line {line}: YAML aliases (*name, <<: *name) are not accepted in a spec; "
+                            "write the values out")
+        return super().compose_node(parent, index)
+
+
 def load_yaml(text: str) -> Any:
-    """`yaml.safe_load`, refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
-    loader = yaml.SafeLoader(text)
+    """`yaml.safe_load` without aliases, refusing a key given twice in one mapping (PyYAML silently keeps
+    the last)."""
+    loader = _SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
