@@ -187,7 +187,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(json.dumps({"sweep": args.name, "status": sweep.status.value, "failure": sweep.failure,
                           "trials": json.loads(frame.to_json(orient="records")), "final": summary}, indent=2))
     elif args.csv:
-        print(frame.to_csv(index=False), end="")
+        from core.text import csv_text
+        print(csv_text(frame), end="")
     else:
         import pandas as pd
         with pd.option_context("display.width", 160, "display.max_columns", 30):

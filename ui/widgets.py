@@ -18,18 +18,10 @@ from PIL import Image, ImageDraw
 from core.data.images import BadImageError, open_rgb
 from core.results.charts import fig_to_png
 from core.results.tables import mixed_as_text
+from core.text import csv_text
+from core.text import plain as plain   # the pages' one Markdown escape (core.text holds both escapes)
 
 THUMB_SIDE = 128
-# What makes links, images, emphasis, code, HTML, LaTeX, tables and Streamlit's :directives:. '.' '-' '#' '+'
-# matter only at a line's start (a list or a heading): a change of look, never a way out.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|<>~$:&])")
-
-
-def plain(text: object) -> str:
-    """User-supplied text (file and folder names, URL parameters, messages quoting them) for a Markdown
-    element, escaped so that a crafted name shows as itself, never as a link, formatting, or an image
-    fetched from elsewhere."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def _slug(text: str) -> str:
@@ -51,7 +43,8 @@ def chart(fig: go.Figure, name: str, *, key: str | None = None, selectable: bool
 
 
 def csv_bytes(frame: pd.DataFrame, index: bool = False) -> bytes:
-    return frame.to_csv(index=index).encode()
+    """The table as a CSV download, formulas defused (`core.text.csv_text`)."""
+    return csv_text(frame, index=index).encode()
 
 
 def table(frame: pd.DataFrame, name: str, *, key: str | None = None, index: bool = False,

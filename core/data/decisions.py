@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from core.data.datasets import Dataset, DatasetError
+from core.text import CSV_LINE_END, csv_cell, csv_value
 
 FORMAT = 1
 CSV_COLUMNS = ("path", "action", "label")
@@ -235,16 +236,18 @@ def check(decision: Decision, dataset: Dataset, known: set[str]) -> None:
 
 
 def to_csv(decisions: Decisions) -> str:
-    """path,action,label,who,when: one row per decision."""
+    """path,action,label,who,when: one row per decision, formulas defused (`core.text.csv_cell`)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=CSV_LINE_END)
     writer.writerow(CSV_COLUMNS + CSV_OPTIONAL)
-    writer.writerows([d.path, d.action.value, d.label, d.who, d.when] for d in decisions.decisions)
+    writer.writerows([csv_cell(cell) for cell in (d.path, d.action.value, d.label, d.who, d.when)]
+                     for d in decisions.decisions)
     return out.getvalue()
 
 
 def from_csv(text: str, dataset: Dataset, source: str = "decisions.csv") -> list[Decision]:
-    """The decisions of a path,action,label CSV (who,when optional), each checked against `dataset`."""
+    """The decisions of a path,action,label CSV (who,when optional), each checked against `dataset`; cells
+    as `to_csv` defused them or as typed."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     missing = [c for c in CSV_COLUMNS if c not in columns]
@@ -256,7 +259,8 @@ def from_csv(text: str, dataset: Dataset, source: str = "decisions.csv") -> list
     found: dict[str, int] = {}
     known = known_paths(dataset)
     decisions = []
-    for row_no, row in enumerate(reader, start=2):
+    for row_no, read in enumerate(reader, start=2):
+        row = {key: csv_value(value) for key, value in read.items() if isinstance(value, str)}
         where = f"{source}:{row_no}"
         path = (row.get("path") or "").strip()
         action, label = (row.get("action") or "").strip().lower(), (row.get("label") or "").strip()
