@@ -12,7 +12,7 @@ from core.data.datasets import Dataset
 from core.data.decisions import DecisionLog, DecisionsError
 from core.data.near_duplicates import DEFAULT_THRESHOLD, content_groups
 from ui import auth
-from ui.widgets import image_grid, plain, user_error
+from ui.widgets import image_grid, user_error
 
 GROUPS_SHOWN = 20
 
@@ -55,7 +55,7 @@ def content_duplicates(dataset: Dataset) -> None:
     base = Path(decided.base_dir)
     for group in groups[:GROUPS_SHOWN]:
         best = {p: max(s.similarity for s in group.pairs if p in (s.a, s.b)) for p in group.paths}
-        image_grid([str(base / p) for p in group.paths], [f"{plain(p)} · {best[p]:.3f}" for p in group.paths],
+        image_grid([str(base / p) for p in group.paths], [f"{p} · {best[p]:.3f}" for p in group.paths],
                    side=112)
     if st.button(f"Keep these {len(groups)} group(s) together in every split", icon=":material/link:"):
         try:

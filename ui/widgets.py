@@ -89,11 +89,12 @@ def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray:
 
 
 def image_grid(paths: Sequence[str], captions: Sequence[str] | None = None, side: int = THUMB_SIDE) -> None:
-    """Thumbnails in rows, each with its caption (default: the file name)."""
+    """Thumbnails in rows, each with its caption (default: the file name), shown as text: captions are
+    Markdown in the browser, and file and class names are anyone's."""
     if not paths:
         return
     captions = list(captions) if captions is not None else [Path(p).name for p in paths]
-    st.image([thumbnail(p, side) for p in paths], caption=captions, width=side)
+    st.image([thumbnail(p, side) for p in paths], caption=[plain(c) for c in captions], width=side)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

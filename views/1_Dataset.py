@@ -37,7 +37,7 @@ def upload_zip() -> None:
             st.error(f"A dataset named '{plain(name)}' already exists in {plain(target.parent)}: choose another name.")
             return
         try:
-            with st.spinner(f"Extracting {upload.name}…"):
+            with st.spinner(f"Extracting {plain(upload.name)}…"):
                 root = unpack_dataset(upload, target)
         except (ValueError, OSError) as error:
             user_error(error, "Fix the archive (class folders of images, no links or paths leaving it) "

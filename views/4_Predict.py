@@ -52,7 +52,7 @@ def choose_images() -> list[tuple[str, object]]:
     except DatasetError:
         paths = []
     if paths:
-        picked = st.multiselect(f"…or pick from {dataset.name}", paths, max_selections=MAX_PICKED,
+        picked = st.multiselect(f"…or pick from {plain(dataset.name)}", paths, max_selections=MAX_PICKED,
                                 format_func=lambda p: str(Path(p).relative_to(dataset)) if Path(p).is_relative_to(dataset)
                                 else Path(p).name)
         items += [(Path(p).name, p) for p in picked]
@@ -94,7 +94,7 @@ for index, prediction in enumerate(predictions):
         continue
     best = prediction.top[0][0]
     left, middle, right = st.columns([1, 1, 2])
-    left.image(prediction.image, caption=prediction.name, width="stretch")
+    left.image(prediction.image, caption=plain(prediction.name), width="stretch")
     if explain is None:
         card_params = loaded.card.get("params")
         trained = isinstance(card_params, dict) and card_params.get("features_from") == "network"
@@ -104,7 +104,7 @@ for index, prediction in enumerate(predictions):
     else:
         cam = explain(prediction.image, loaded.classes.index(best), method)
         shown = overlay(prediction.image, cam, opacity)
-        middle.image(shown, caption=f"{METHOD_NAMES[method]} for {best}", width="stretch")
+        middle.image(shown, caption=f"{METHOD_NAMES[method]} for {plain(best)}", width="stretch")
         if float(cam.max() - cam.min()) < FLAT:
             middle.caption("The heat map is flat: the model's last feature map is too coarse at this input size, "
                            "or nothing in the image drives this class more than anything else.")
