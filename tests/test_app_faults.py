@@ -141,3 +141,30 @@ def test_a_read_only_store_refuses_a_launch_in_one_line(data_root: Path, tmp_pat
     button(at, "Launch").click().run()
     assert not at.exception, at.exception
     assert len(at.error) == 1 and "readonly" in at.error[0].value, [e.value for e in at.error]
+
+
+def test_a_store_file_deleted_or_replaced_under_the_server_is_one_line_and_never_recreated(
+        data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: the store deleted mid-sweep; the page kept reading the deleted file through its open
+    connection, and a Resume made an empty database in its place. The entry checks the file first."""
+    from core.runs.store import RunStore
+    from ui.widgets import plain
+    path = tmp_path / "store.db"
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{path}")
+    RunStore().create_sweep(tiny_spec("kept", data_root / "colours"))
+    first = AppTest.from_file(APP, default_timeout=60).run()     # the server opens the store (cached per URL)
+    assert not first.exception and not any("run store" in e.value for e in first.error)
+    path.unlink()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["sweep"] = "kept"
+    at.run()
+    assert [e.value for e in at.error] == [f"The run store's file {plain(path.resolve())} was deleted (or moved away) "
+                                          "after this server opened it: nothing is shown or written until "
+                                          "it is back. Restore it, or restart the server to begin a new, "
+                                          "empty store."]
+    assert not at.title and not at.button and not at.exception, "nothing of the page, no Resume"
+    assert not path.exists(), "no empty store made in its place"
+    RunStore().create_sweep(tiny_spec("other", data_root / "colours"))    # another store at the path
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert len(at.error) == 1 and "was replaced by another file" in at.error[0].value, [e.value for e in at.error]
+    assert not at.title and not at.exception

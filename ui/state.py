@@ -77,6 +77,11 @@ def require_store() -> RunStore:
     cannot be reached, a new database that cannot be written) instead of an exception box on every page."""
     try:
         opened = store()
+        if change := opened.file_change():     # its open connections would read a deleted file on
+            st.error(f"The run store's file {plain(opened.file.path)} {change}: nothing is shown or written "
+                     "until it is back. Restore it, or restart the server to begin a new, empty store.",
+                     icon=":material/error:")
+            st.stop()
         opened.sweep_names()           # still reachable
         return opened
     except SettingsError as error:

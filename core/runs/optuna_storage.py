@@ -1,15 +1,19 @@
 """Optuna's RDB storage as the run store opens it: heartbeats that turn a killed worker's trial into a
-retry, a stale-trial rule Optuna lacks, and a retry of the schema race between two first openings."""
+retry, a stale-trial rule Optuna lacks, a retry of the schema race between two first openings, and the
+identity of a SQLite store's file, to notice it deleted or replaced under a running server."""
 from __future__ import annotations
 
 import datetime as dt
 import os
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -62,3 +66,43 @@ def open_storage(url: str) -> _Storage:
                 raise
             time.sleep(0.1 * (attempt + 1))
     return open_()
+
+
+def database_file(url: str) -> Path | None:
+    """The file of a SQLite store; None for another database, one in memory, or a `file:` URI."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and not database.startswith("file:") and database != ":memory:" else None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """A SQLite store's file as it was opened. Deleted, the open connections keep reading the old file
+    while every new one (a driver, a resume) silently makes an empty database at the path; so the
+    store's users ask `change()` before trusting it."""
+
+    path: Path
+    identity: tuple[int, int]          # (device, inode) when opened
+
+    @classmethod
+    def of(cls, url: str) -> StoreFile | None:
+        """The file of a SQLite store just opened (None: not a file)."""
+        path = database_file(url)
+        identity = _identity(path) if path else None
+        return cls(path.resolve(), identity) if path and identity else None
+
+    def change(self) -> str:
+        """What happened to the file since it was opened: "" (nothing), deleted, or replaced."""
+        now = _identity(self.path)
+        if now is None:
+            return "was deleted (or moved away) after this server opened it"
+        return "" if now == self.identity else "was replaced by another file after this server opened it"

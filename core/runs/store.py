@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from core.runs.optuna_storage import open_storage
+from core.runs.optuna_storage import StoreFile, open_storage
 from core.runs.records import (
     Driver,
     FinalModel,
@@ -117,7 +117,12 @@ class RunStore:
         if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         self.storage = open_storage(self.url)
+        self.file = StoreFile.of(self.url)     # a SQLite store's file as opened, to notice it deleted or replaced
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
+
+    def file_change(self) -> str:
+        """What happened to a SQLite store's file since this store opened it ("" nothing, or not a file)."""
+        return self.file.change() if self.file else ""
 
     # --- sweeps -------------------------------------------------------------------------
     def create_sweep(self, spec: SweepSpec, decisions_version: int = 0) -> bool:
