@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 from test_app import TF_TIMEOUT, fill_tiny_sweep
 
 PASSWORD = "correct horse battery"
-TEAM = {"login": {"password": PASSWORD, "admins": ["Carol"]}}
+OWN = {"ann": "ann's own passphrase", "carol": "carol's own passphrase"}
+TEAM = {"login": {"password": PASSWORD, "admins": ["Carol", "Boss"], "users": OWN}}
 PAGES = {"Dataset", "Sweep", "Results", "Predict"}
 OIDC = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "random-secret",
                  "client_id": "transferlab", "client_secret": "s3cret",
@@ -33,15 +34,27 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return app_data_root(tmp_path, monkeypatch, per_class=6)
 
 
-def app(secrets: dict, *, user: dict | None = None, signed_in: str = "", sweep: str = "",
-        timeout: float = 60) -> AppTest:
-    """The app's first run, with these secrets, this OIDC user, a session signed in with the password."""
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The server's sign-in counts, fresh for each test, on a clock the test moves (`clock[0] += s`)."""
+    from ui import auth
+    from ui.sign_in_limits import SignInLimits
+    now = [1000.0]
+    monkeypatch.setattr(auth, "LIMITS", SignInLimits(clock=lambda: now[0]))
+    return now
+
+
+def app(secrets: dict, *, user: dict | None = None, signed_in: str = "", verified: bool = True,
+        browser: str = "", sweep: str = "", timeout: float = 60) -> AppTest:
+    """The app's first run, with these secrets, this OIDC user, a session signed in with a password (its
+    own when `verified`) from the browser of proof `browser` (AppTest's runs have no cookie: "")."""
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.secrets.update(secrets)
     if user is not None:
         at.user = user
     if signed_in:
-        at.session_state["auth.user"] = signed_in
+        for key, value in {"auth.user": signed_in, "auth.verified": verified, "auth.browser": browser}.items():
+            at.session_state[key] = value
     if sweep:
         at.query_params["sweep"] = sweep
     return at.run()
@@ -92,16 +105,76 @@ def test_the_password_form_wants_a_name_and_the_password(data_root: Path) -> Non
     at.run()
     inside = lambda: [t.value for t in at.title if t.value.startswith("Inside")]    # noqa: E731
     assert not inside()
-    sign_in(at, "ann", "guess")
+    sign_in(at, "dan", "guess")
     assert not inside() and [e.value for e in at.error] == ["Wrong password."]
     sign_in(at, "  ", PASSWORD)
     assert not inside() and "name" in at.error[0].value
-    sign_in(at, " ann ", PASSWORD)
-    assert inside() == ["Inside as ann"] and not at.error
+    sign_in(at, " dan ", PASSWORD)
+    assert inside() == ["Inside as dan"] and not at.error
     at.run()
-    assert inside() == ["Inside as ann"], "kept for the session"
+    assert inside() == ["Inside as dan"], "kept for the session"
     button(at, "Sign out").click().run()
     assert not inside()
+
+
+def test_wrong_passwords_slow_the_next_attempts_down_for_the_name_and_the_address(data_root: Path,
+                                                                                 clock: list[float]) -> None:
+    """Server-wide: a second session (another tab, another stranger) meets the same wait."""
+    def session() -> AppTest:
+        at = AppTest.from_function(gated, default_timeout=30)
+        at.secrets.update(TEAM)
+        return at.run()
+
+    at = session()
+    for _ in range(3):
+        assert [e.value for e in sign_in(at, "dan", "guess").error] == ["Wrong password."]
+    sign_in(at, "dan", "guess")
+    assert at.error[0].value.startswith("Wrong password. Too many wrong passwords: wait 2 s")
+    clock[0] += 1
+    for name in ("dan", "eve"):              # the name, and the address (AppTest's sessions share one)
+        other = sign_in(session(), name, PASSWORD)
+        assert not [t for t in other.title if t.value.startswith("Inside")], name
+        assert "wait 1 s before trying again" in other.error[0].value, name
+    clock[0] += 1
+    sign_in(at, "dan", "guess")                # a failure after the wait waits longer
+    assert "wait 4 s" in at.error[0].value
+    clock[0] += 4
+    assert [t.value for t in sign_in(session(), "dan", PASSWORD).title] == ["Inside as dan"]
+
+
+def test_delete_and_admin_rights_follow_the_password_not_the_typed_name(data_root: Path) -> None:
+    """Issue 18's probe: "ALICE" with the team password deleted alice's sweep, "BOSS" became admin."""
+    from ui import auth
+    store().create_sweep(tiny_spec("carols-sweep", data_root / "colours"))
+    store().set_launched_by("carols-sweep", "carol")
+    at = AppTest.from_function(gated, default_timeout=30)
+    at.secrets.update(TEAM)
+    at.run()
+    sign_in(at, "CAROL", PASSWORD)              # a name with its own password: not with the team's
+    assert not [t for t in at.title if t.value.startswith("Inside")]
+    assert at.error[0].value == "Wrong password."
+    sign_in(at, "Boss", PASSWORD)               # an admin's name, typed with the team password
+    assert [t.value for t in at.title] == ["Inside as Boss"]
+    assert any("not verified" in c.value for c in at.caption), [c.value for c in at.caption]
+    unverified = signed_in_on("carols-sweep", "Boss", verified=False)
+    assert button(unverified, "Delete").disabled, "a typed admin name is no admin"
+    assert button(signed_in_on("carols-sweep", "carol", verified=False), "Delete").disabled, \
+        "a typed launcher name is not the launcher"
+    button(at, "Sign out").click().run()
+    sign_in(at, "Carol", OWN["carol"])
+    assert [t.value for t in at.title] == ["Inside as Carol"] and at.session_state[auth.VERIFIED_KEY]
+    assert not any("not verified" in c.value for c in at.caption)
+    assert not button(signed_in_on("carols-sweep", "Carol"), "Delete").disabled
+
+
+def test_a_session_reached_from_another_browser_is_signed_out(data_root: Path) -> None:
+    """The session was signed in from the browser whose client cookie has proof `browser`; this run comes
+    with no such cookie (a replayed session id on a new websocket): signed out, nothing drawn."""
+    from ui import server_guard
+    at = app(TEAM, signed_in="ann", browser=server_guard.proof("the signed-in browser's cookie"))
+    assert refused(at) and [b.label for b in at.button] == ["Sign in"]
+    assert "auth.user" not in at.session_state
+    assert shown_pages(app(TEAM, signed_in="ann", browser="")) == {"Dataset"}, "the same browser stays in"
 
 
 def test_oidc_provider_refuses_a_signed_out_user_and_admits_a_signed_in_one(data_root: Path) -> None:
@@ -118,8 +191,8 @@ def test_a_required_login_that_is_not_configured_lets_nobody_in(data_root: Path)
     assert len(at.error) == 1 and "[login]" in at.error[0].value
 
 
-def signed_in_on(sweep: str, name: str) -> AppTest:
-    return app(TEAM, signed_in=name, sweep=sweep).switch_page("views/2_Sweep.py").run()
+def signed_in_on(sweep: str, name: str, verified: bool = True) -> AppTest:
+    return app(TEAM, signed_in=name, verified=verified, sweep=sweep).switch_page("views/2_Sweep.py").run()
 
 
 def test_who_launched_and_stopped_is_recorded_shown_and_decides_who_deletes(data_root: Path) -> None:
