@@ -240,3 +240,17 @@ def test_fig_to_png() -> None:
         pytest.skip("PNG export needs a Chromium binary (Debian's `chromium`, installed by .ci/run); none on PATH")
     png = charts.fig_to_png(charts.class_counts({"a": 1, "b": 2}), width=300, height=200)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_reliability_diagram_draws_each_table_against_the_diagonal() -> None:
+    from core.results.calibration import reliability
+    p = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
+    labels = np.array([0, 0, 0, 1, 1, 0])
+    fig = charts.reliability_diagram({"before": reliability(p, labels, bins=10),
+                                      "after": reliability(np.full_like(p, 0.5), labels, bins=10)})
+    names = [trace.name for trace in fig.data]
+    assert names[0] == "perfect calibration" and list(fig.data[0].x) == [0, 1]
+    assert names[1] == "before (ECE 0.133)" and names[2].startswith("after (ECE")
+    np.testing.assert_allclose(fig.data[1].x, [0.6, 0.9])     # only the bins that hold images
+    np.testing.assert_allclose(fig.data[1].y, [0.5, 0.75])
+    json.loads(fig.to_json())

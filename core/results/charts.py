@@ -23,6 +23,7 @@ from core.results.chart_style import (
     label,
     styled,
 )
+from core.results.calibration import Reliability
 from core.results.metrics import Evaluation
 from core.runs.records import TrialState, param_columns
 
@@ -329,6 +330,24 @@ def top_k_curve(evaluation: Evaluation) -> go.Figure:
     fig.update_xaxes(tickvals=ks.tolist())
     fig.update_yaxes(range=[0, 1.05])
     return styled(fig, "Top-k accuracy", label("k"), label("top_k"))
+
+
+def reliability_diagram(tables: dict[str, Reliability]) -> go.Figure:
+    """Accuracy against confidence per bin, one line per table (e.g. before / after temperature scaling),
+    beside the diagonal a calibrated model follows; each legend entry carries its ECE, marker size its images."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                               line=dict(color="#888888", dash="dash")))
+    for index, (name, table) in enumerate(tables.items()):
+        held = table.counts > 0
+        sizes = 6 + 18 * np.sqrt(table.counts[held] / table.counts.max())
+        fig.add_trace(go.Scatter(x=table.confidence[held], y=table.accuracy[held], mode="lines+markers",
+                                 name=f"{name} (ECE {table.ece:.3f})", line=dict(color=colour(index)),
+                                 marker=dict(size=sizes), customdata=table.counts[held],
+                                 hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} images"))
+    fig.update_xaxes(range=[0, 1.02])
+    fig.update_yaxes(range=[0, 1.02])
+    return styled(fig, "Reliability: is a 90% answer right 90% of the time?", "confidence (top probability)",
+                  "accuracy")
 
 
 # --- export ----------------------------------------------------------------------------------------
