@@ -97,12 +97,12 @@ def server(home: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(home: Path, env: dict[str, str], *options: str) -> Iterator[str]:
-    """`streamlit run serve.py` (app.py behind the server guard) on a free loopback port until the block ends;
-    its output: home/server.log."""
+def serve(home: Path, env: dict[str, str], *options: str, script: str = "serve.py") -> Iterator[str]:
+    """`streamlit run serve.py` (app.py behind the server guard), or `script`, on a free loopback port until
+    the block ends; its output: home/server.log."""
     port = _free_port()
     log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.headless", "true",
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false", *options], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)

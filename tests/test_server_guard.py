@@ -1,15 +1,18 @@
-"""Streamlit's own HTTP endpoints behind the login (issue 18, items 3, 10, 16), on a real server on loopback
-(`serve.py`, as `make run` starts it) with real Chromium sessions, and PUTs made as the probe made them:
-the session id read from the websocket, the file id made up."""
+"""Streamlit's own endpoints behind the login (issue 18, items 3, 10, 16), on a real server on loopback
+(`serve.py`, as `make run` starts it) with real Chromium sessions, and requests made as the probe made
+them: the session id read from the websocket, the file id made up, a signed-in session's id replayed
+on a websocket of another browser."""
 from __future__ import annotations
 
 import http.client
+import io
 import uuid
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import write_class_folders
+from conftest import make_image, write_class_folders
 from google.protobuf.message import DecodeError
 from test_browser import VIEWPORT, chromium, serve, server_env, settle  # noqa: F401  (chromium: a fixture)
 
@@ -71,6 +74,48 @@ def answer_before_the_body(url: str, session: str, headers: dict[str, str]) -> i
         connection.close()
 
 
+REPLAY = """async ([url, protocols, message]) => {
+    const socket = new WebSocket(url, protocols);
+    socket.binaryType = "arraybuffer";
+    const frames = [];
+    socket.onmessage = (event) => frames.push(Array.from(new Uint8Array(event.data)));
+    await new Promise((opened, failed) => { socket.onopen = opened; socket.onerror = failed; });
+    socket.send(new Uint8Array(message));
+    await new Promise((done) => setTimeout(done, 10000));
+    socket.close();
+    return frames;
+}"""
+
+
+def replay(page, url: str, session: str) -> str:
+    """Open a websocket from `page`'s browser that presents `session` (as a reconnect does), ask for a
+    script run, and return what the server sent, as text."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    xsrf = {c["name"]: c["value"] for c in page.context.cookies()}.get("_streamlit_xsrf", "")
+    rerun = BackMsg(rerun_script=ClientState()).SerializeToString()
+    frames = page.evaluate(REPLAY, [url.replace("http", "ws", 1) + "/_stcore/stream",
+                                    ["streamlit", xsrf, session], list(rerun)])
+    text = []
+    for frame in frames:
+        message = ForwardMsg()
+        message.ParseFromString(bytes(frame))
+        text.append(str(message))
+    return "\n".join(text)
+
+
+def a_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, colour in (("cats", (200, 40, 40)), ("dogs", (40, 60, 200))):
+            for i in range(3):
+                image = io.BytesIO()
+                make_image(colour, seed=i).save(image, format="PNG")
+                archive.writestr(f"{name}/{i}.png", image.getvalue())
+    return buffer.getvalue()
+
+
 def get_status(url: str, path: str) -> int:
     connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
     try:
@@ -105,6 +150,12 @@ def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_c
             member.get_by_role("heading", name="Dataset").first.wait_for(timeout=60_000)
             session = members_ids[-1]
             assert put_file(url, session, _headers(member)) == 204, "a signed-in session uploads"
+            member.get_by_text("Add a dataset: upload a zip of class folders").click()
+            member.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+                files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": a_zip()}])
+            settle(member)
+            name = member.get_by_role("textbox", name="Name of the new dataset")
+            assert name.input_value() == "pets", "the page's own uploader reached the script"
             assert put_file(url, session, _headers(stranger)) == 403, "its id from another browser: refused"
             assert answer_before_the_body(url, session, _headers(stranger)) == 403
 
@@ -116,6 +167,27 @@ def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_c
                 connection.close()
                 assert response.status == 404 and "cache" not in body, body[:300]
             assert get_status(url, "/_stcore/health") == 200
+
+            replayed = replay(stranger, url, session)          # last: it signs the session out
+            assert "Team password" in replayed and "Signed in as" not in replayed, replayed[-2000:]
     finally:
         stranger.context.close()
         member.context.close()
+
+
+def test_a_server_with_a_login_started_without_its_guard_lets_nobody_in(tmp_path: Path,
+                                                                         chromium) -> None:  # noqa: F811
+    """`streamlit run app.py`, the old command: its upload endpoint is open, so its login must not pretend."""
+    write_class_folders(tmp_path / "data" / "colours", per_class=6)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[login]\npassword = "{PASSWORD}"\n')
+    page = chromium.new_page(viewport=VIEWPORT)
+    try:
+        with serve(tmp_path, server_env(tmp_path), "--secrets.files", str(secrets), script="app.py") as url:
+            page.goto(url)
+            settle(page)
+            errors = page.locator('[data-testid="stAlertContentError"]')
+            assert errors.count() == 1 and "streamlit run serve.py" in errors.inner_text()
+            assert page.get_by_role("button", name="Sign in").count() == 0
+    finally:
+        page.close()
