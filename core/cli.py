@@ -225,7 +225,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.inference.exports import ExportCheckError, destination, export, final_card, split_images
+    from core.inference.exports import (
+        ExportCheckError,
+        ExportTargetError,
+        destination,
+        export,
+        final_card,
+        split_images,
+    )
     store = open_store(args)
     final = store.final(args.name)
     if not final:
@@ -233,7 +240,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder, name = destination(args.out, args.format)
     try:
         result = export(final.model_path, args.format, folder, name=name, images=split_images(final),
-                        card=final_card(final, store.spec(args.name)))
+                        card=final_card(final, store.spec(args.name)), force=args.force)
+    except ExportTargetError as error:
+        raise UserError(str(error)) from None
     except ExportCheckError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -332,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="keras",
                    help="each export is reloaded in its own runtime and checked against the model")
     p.add_argument("out", help="folder to export into, or a file named like the format (x.keras, x.onnx, x.tflite)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the model, model_card.json and README.md an earlier export left there")
     p = add("fetch-example", cmd_fetch_example, "download an example dataset (needs internet)")
     p.add_argument("name", choices=("flowers",))
     p.add_argument("--into", help="data folder (default: the first data root)")

@@ -68,3 +68,19 @@ def test_export_that_differs_from_its_model_is_not_offered(storage, tmp_path):
     assert not at.exception, at.exception
     assert len(at.error) == 1 and "differs from the model by" in at.error[0].value
     assert "not offered" in at.error[0].value and not downloads(at) and not at.code
+
+
+def test_each_export_is_made_in_a_fresh_folder_and_leaves_nothing_on_the_server(storage, tmp_path, monkeypatch):
+    """Two users (or one, twice) exporting the same sweep and format: each export is new, none replaces
+    or reads another's files, and the server keeps nothing once the zip is in the session."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
+    model = final_like_model(tmp_path / "best.keras")
+    finished_sweep(storage, tmp_path / "artifacts", "twice", model, [])
+    at = panel("twice")
+    at.selectbox(key="export-format-twice").set_value("keras").run()
+    for _ in range(2):
+        button(at, "Export as Keras (.keras) and check it").click().run()
+        no_errors(at)
+        assert len(downloads(at)) == 1
+    assert not [p for p in home.rglob("*") if p.is_file()], sorted(home.rglob("*"))

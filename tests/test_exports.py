@@ -120,11 +120,11 @@ def test_an_export_of_other_weights_is_refused_naming_the_difference_and_image(e
                                       ("onnx", "cannot be run by onnxruntime .*invalid model"),
                                       ("tflite", "cannot be run .*Select TensorFlow op")])
 def test_a_model_its_export_cannot_match_is_not_offered(tmp_path, photos, fmt, why):
-    """Fresh noise on every call: no reload gives the same numbers; ONNX and LiteRT cannot even run its op."""
-    out = tmp_path / "out"
+    """Fresh noise on every call: no reload gives the same numbers; ONNX and LiteRT cannot even run its op.
+    The folders the export made for itself are removed again, and nothing else."""
     with pytest.raises(ExportCheckError, match=f"the {re.escape(LABELS[fmt])} export {why}"):
-        export(jittery_model(tmp_path / "jitter.keras"), fmt, out, images=photos)
-    assert list(out.iterdir()) == []
+        export(jittery_model(tmp_path / "jitter.keras"), fmt, tmp_path / "new" / "out", images=photos)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jitter.json", "jitter.keras"]
 
 
 def test_without_readable_images_the_check_runs_on_seeded_noise(tmp_path, model_file):
@@ -161,4 +161,31 @@ def test_cli_exit_1_and_one_line_when_the_check_fails(capsys, tmp_path, photos):
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("error: the TensorFlow SavedModel export differs from the model by")
     assert "not offered" in err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()          # the folder it made for the export is gone again
+
+
+def test_cli_export_replaces_nothing_beside_it_without_force(capsys, sweep, tmp_path):
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    mine = {out / "README.md": "my notes", out / "model_card.json": "{}", out / "model" / "keep.txt": "my file"}
+    for path, text in mine.items():
+        path.write_text(text)
+
+    def export_to(target, *options) -> tuple[int, str]:
+        code = main(["export", "done", *options, str(target), "--storage", sweep.url])
+        return code, capsys.readouterr().err
+
+    for fmt in ("keras", "savedmodel"):
+        code, err = export_to(out / "flowers.keras" if fmt == "keras" else out, "--format", fmt)
+        assert code == 2 and err.count("\n") == 1 and "--force" in err, err
+        assert "README.md" in err and "model_card.json" in err, err
+    code, err = export_to(out, "--format", "savedmodel", "--force")  # model/ is not an export: kept even so
+    assert code == 2 and "model" in err and "not a SavedModel" in err, err
+    assert {p: p.read_text() for p in mine} == mine
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model", "model_card.json"]
+
+    code, err = export_to(out / "flowers.keras", "--format", "keras", "--force")
+    assert code == 0, err
+    assert (out / "flowers.keras").is_file() and "flowers.keras" in (out / "README.md").read_text()
+    assert (out / "model" / "keep.txt").read_text() == "my file"
+

@@ -1,11 +1,13 @@
 """The final model leaves the app: pick a format, export and check it, download the verified zip.
 
 The export runs in the script thread behind a spinner (seconds for a small model, about a minute for
-TFLite at 224 px); its zip is kept in the session so reruns keep the download. Importing this module is
-light: TensorFlow loads when a button is pressed.
+TFLite at 224 px) into a fresh temporary folder, removed once its zip is made: two exports never share
+files, and the server keeps none. The zip is kept in the session so reruns keep the download. Importing
+this module is light: TensorFlow loads when a button is pressed.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +39,15 @@ class _Offer:
 
 def _run(final: FinalModel, sweep: str, fmt: str) -> _Offer:
     from core.inference.model_card import ModelFileError
-    folder = state.settings().home / "exports" / sweep / fmt
     try:
-        result = export(final.model_path, fmt, folder, card=final_card(final, state.store().spec(sweep)),
-                        images=split_images(final))
+        with tempfile.TemporaryDirectory(prefix="transferlab-export-") as scratch:
+            result = export(final.model_path, fmt, Path(scratch) / f"{sweep}-{fmt}",
+                            card=final_card(final, state.store().spec(sweep)), images=split_images(final))
+            return _Offer(archive=result.archive(), summary=result.summary())
     except (ExportCheckError, ModelFileError) as error:
         return _Offer(error=str(error))
     except OSError as error:
-        return _Offer(error=f"cannot export to {folder}: {error.strerror or error}")
-    return _Offer(archive=result.archive(), summary=result.summary())
+        return _Offer(error=f"cannot export: {error.strerror or error}")
 
 
 def export_panel(final: FinalModel, sweep: str) -> None:

@@ -5,6 +5,11 @@ interpreter) and must give the original model's probabilities on a handful of im
 tolerance, with the same top class on each; else `ExportCheckError` and nothing is left in the folder.
 Conversions are Keras 3's own `Model.export` (SavedModel, ONNX through tf2onnx, LiteRT through the TFLite
 converter). Importing this module is light (the CLI's `--help` reads FORMATS); TensorFlow loads on use.
+
+An export replaces nothing without being asked: the model, model_card.json and README.md it writes must
+not exist in the folder yet (ExportTargetError), unless `force`; even then a folder in the way is replaced
+only when it is a SavedModel export, and nothing else in the folder is touched. A folder the export had to
+create is removed again when it fails.
 """
 from __future__ import annotations
 
@@ -42,10 +47,16 @@ TOLERANCES = {"keras": 1e-6, "savedmodel": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
 CARD_NAME = "model_card.json"
 README_NAME = "README.md"
 PARITY_IMAGES = 8
+SAVEDMODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "keras_metadata.pb"})
 
 
 class ExportCheckError(ValueError):
     """An export that could not be made, reloaded, or that predicts differently from its model."""
+
+
+class ExportTargetError(ValueError):
+    """The export would replace files already in its folder: refused without `force`, a folder that is not a
+    SavedModel export even with it."""
 
 
 @dataclass
@@ -100,6 +111,46 @@ def destination(out: str | Path, fmt: str) -> tuple[Path, str]:
     if SUFFIXES[fmt] and out.suffix == SUFFIXES[fmt]:
         return out.parent, out.stem
     return out, "model"
+
+
+def _taken(targets: Sequence[Path]) -> list[Path]:
+    return [p for p in targets if p.exists() or p.is_symlink()]
+
+
+def _is_savedmodel(folder: Path) -> bool:
+    """A folder holding a SavedModel export and nothing else: the only folder an export may replace."""
+    return (folder / "saved_model.pb").is_file() and all(c.name in SAVEDMODEL_ENTRIES for c in folder.iterdir())
+
+
+def _check_targets(targets: Sequence[Path], force: bool) -> None:
+    """Refuse (ExportTargetError) if writing `targets` would replace anything not allowed by `force`."""
+    taken = _taken(targets)
+    if taken and not force:
+        names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in taken)
+        raise ExportTargetError(f"{taken[0].parent} already holds {names}: export into a new folder, "
+                                "or pass --force to replace them")
+    for path in taken:
+        if path.is_dir() and not path.is_symlink() and not _is_savedmodel(path):
+            raise ExportTargetError(f"{path} is a folder that is not a SavedModel export: not replaced, even "
+                                    "with --force; export into a new folder")
+
+
+def _place(staged: Path, target: Path) -> None:
+    """Move a checked file (or SavedModel folder) into place; what it replaces passed `check_targets`."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif staged.is_dir() and (target.exists() or target.is_symlink()):
+        target.unlink()
+    staged.replace(target)
+
+
+def _new_folders(folder: Path) -> list[Path]:
+    """The folders `folder.mkdir(parents=True)` would create, deepest first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def split_images(final: FinalModel) -> list[str]:
@@ -203,25 +254,29 @@ def check(fmt: str, path: Path, expected: np.ndarray, x: np.ndarray, names: Sequ
 
 def export(model_path: str | Path, fmt: str, out_dir: str | Path, *, name: str = "model",
            card: dict[str, Any] | None = None, images: Sequence[str | Path] = (),
-           tolerance: float | None = None) -> ExportResult:
+           tolerance: float | None = None, force: bool = False) -> ExportResult:
     """Export the .keras model at `model_path` as `fmt` into `out_dir`, reload it, check it, keep it.
 
     `out_dir` receives `name` + the format's suffix (a folder for SavedModel), model_card.json (the
     model's card, `card` merged in, the parity figures) and README.md (how to load it). The export is
     written and checked in a staging folder inside `out_dir` and moved into place only once it passed:
     a failed check raises ExportCheckError and leaves nothing. `images`: files to check on (the test
-    split's, ideally); unreadable ones are skipped.
+    split's, ideally); unreadable ones are skipped. Those three must not exist yet (ExportTargetError),
+    unless `force` (see the module's docstring).
     """
     from core.inference.model_card import load_model
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     model_path, out_dir = Path(model_path), Path(out_dir)
+    files = [out_dir / f"{name}{SUFFIXES[fmt]}", out_dir / CARD_NAME, out_dir / README_NAME]
+    _check_targets(files, force)
     loaded = load_model(model_path)
     names, x = check_images(images, loaded.image_size)
     expected = np.asarray(loaded.model.predict_on_batch(x), dtype=np.float64)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    made, staging, placed = _new_folders(out_dir), None, False
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
         target = staging / f"{name}{SUFFIXES[fmt]}"
         started = time.monotonic()
         try:
@@ -241,13 +296,16 @@ def export(model_path: str | Path, fmt: str, out_dir: str | Path, *, name: str =
                      "parity": dataclasses.asdict(parity)}
         (staging / CARD_NAME).write_text(json.dumps(full_card, indent=2))
         (staging / README_NAME).write_text(readme(fmt, target.name, loaded.classes))
-        files = [out_dir / p.name for p in (target, staging / CARD_NAME, staging / README_NAME)]
+        _check_targets(files, force)       # again: the conversion took a while
         for moved, into in zip((target, staging / CARD_NAME, staging / README_NAME), files):
-            if into.is_dir():
-                shutil.rmtree(into)
-            moved.replace(into)
+            _place(moved, into)
+        placed = True
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for folder in made if not placed else []:        # deepest first; only if still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return ExportResult(format=fmt, folder=out_dir, path=files[0], files=files, parity=parity,
                         export_seconds=written - started, check_seconds=checked - written)
 
