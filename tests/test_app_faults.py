@@ -2,6 +2,7 @@
 failed or running sweep's controls, a bad record in the store, a store that cannot serve."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +165,28 @@ def test_a_store_file_deleted_or_replaced_under_the_server_is_one_line_and_never
                                           "empty store."]
     assert not at.title and not at.button and not at.exception, "nothing of the page, no Resume"
     assert not path.exists(), "no empty store made in its place"
-    RunStore().create_sweep(tiny_spec("other", data_root / "colours"))    # another store at the path
+    other = RunStore(f"sqlite:///{tmp_path / 'other.db'}")
+    other.create_sweep(tiny_spec("other", data_root / "colours"))
+    shutil.copy(tmp_path / "other.db", path)                 # another store's file put in its place
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert len(at.error) == 1 and "was replaced by another file" in at.error[0].value, [e.value for e in at.error]
     assert not at.title and not at.exception
+
+
+def test_a_deleted_store_is_not_replaced_by_an_empty_one_by_a_driver_or_a_restart(
+        data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: after the store was deleted, a resumed driver made an empty database at its path, and
+    the next server start showed no sweeps and no word of why."""
+    from core.runs.store import RunStore
+    path = tmp_path / "store.db"
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{path}")
+    RunStore().create_sweep(tiny_spec("kept", data_root / "colours"))
+    path.unlink()
+    driver = subprocess.run([sys.executable, "-m", "core", "resume", "kept"], cwd=Path(APP).parent,
+                            capture_output=True, text=True, timeout=120)
+    assert driver.returncode != 0 and "is missing, but a run store was made there" in driver.stderr, driver.stderr
+    assert not path.exists(), "the driver made no empty store in its place"
+    at = AppTest.from_file(APP, default_timeout=60).run()    # a server started now: it never opened the store
+    assert len(at.error) == 1 and "is missing, but a run store was made there" in at.error[0].value, \
+        [e.value for e in at.error]
+    assert not at.title and not at.exception and not path.exists()

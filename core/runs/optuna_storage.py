@@ -1,10 +1,12 @@
 """Optuna's RDB storage as the run store opens it: heartbeats that turn a killed worker's trial into a
-retry, a stale-trial rule Optuna lacks, a retry of the schema race between two first openings, and the
-identity of a SQLite store's file, to notice it deleted or replaced under a running server."""
+retry, a stale-trial rule Optuna lacks, a retry of the schema race between two first openings, and a
+SQLite store's file kept from silent replacement: made only by a first opening, never again where one
+was, and its identity kept to notice it deleted or replaced under a running server."""
 from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import time
 import warnings
 from dataclasses import dataclass
@@ -53,7 +55,12 @@ def open_storage(url: str) -> _Storage:
     they are missing, and two processes opening a new one at once (the server and a CLI driver) race on
     that: the loser meets "table ... already exists" or a duplicate version stamp. The winner has made
     the schema by then (or is about to), so the loser opens the database again, a few times at most."""
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    path = database_file(url)
+    if path:
+        _make_once(path)
+        engine: dict = _never_creating(path)
+    else:
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
 
     def open_() -> _Storage:
         return _Storage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
@@ -66,6 +73,42 @@ def open_storage(url: str) -> _Storage:
                 raise
             time.sleep(0.1 * (attempt + 1))
     return open_()
+
+
+class StoreFileMissing(FileNotFoundError):
+    """A SQLite store's file is gone where a store was made: not replaced by an empty one."""
+
+
+def made_marker(path: Path) -> Path:
+    """The file beside a SQLite store saying when a store was made there (it outlives a deleted store)."""
+    return path.with_name(path.name + ".made")
+
+
+def _make_once(path: Path) -> None:
+    """Make a new store's empty file, unless its marker says one was made there before: then a missing
+    file is a deleted store, and every process that opens it (the server after a restart, a driver) says
+    so rather than start an empty store that hides every sweep."""
+    marker = made_marker(path)
+    made_before = marker.exists()       # looked at first: a racing first opening makes the file, then this
+    if not path.exists():
+        if made_before:
+            made = marker.read_text(errors="replace").strip() or "earlier"
+            raise StoreFileMissing(f"{path} is missing, but a run store was made there on {made}: restore "
+                                   f"it, or delete {marker} to start a new, empty store")
+        sqlite3.connect(path).close()
+    if not made_before:
+        try:
+            marker.write_text(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds") + "\n")
+        except OSError:          # a read-only folder: the store works, only unguarded against replacement
+            pass
+
+
+def _never_creating(path: Path) -> dict:
+    """Engine options whose every connection opens the store's file read-write and never makes it (SQLite's
+    `mode=rw`): a connection opened after the file was deleted fails, instead of starting an empty
+    database at the path while the open ones go on reading the deleted file."""
+    uri = f"{path.resolve().as_uri()}?mode=rw"
+    return {"creator": lambda: sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)}
 
 
 def database_file(url: str) -> Path | None:
