@@ -119,14 +119,15 @@ def predict_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'runs.db'}")
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
 
-    def errors(name: str, data: bytes) -> list[str]:
+    def upload(name: str, data: bytes, page: bool = False):
+        """The page's error messages after the upload; with `page`, the page itself."""
         at = AppTest.from_file(APP, default_timeout=120).run()
         at.switch_page("views/4_Predict.py").run()
         next(r for r in at.radio if r.label == "Model").set_value("Upload a .keras file").run()
         at.file_uploader(key="model_upload").upload(name, data, "application/zip").run()
         assert not at.exception, [e.value for e in at.exception]
-        return [e.value for e in at.error]
-    return errors
+        return at if page else [e.value for e in at.error]
+    return upload
 
 
 def test_predict_page_says_what_is_wrong_with_an_uploaded_file(predict_upload, tmp_path: Path) -> None:
@@ -138,3 +139,18 @@ def test_predict_page_says_what_is_wrong_with_an_uploaded_file(predict_upload, t
     shown = wrong.replace("\\", "")
     assert shown.startswith("gray.keras takes images of shape (batch, 16, 16, 1)"), wrong
     assert str(tmp_path) not in shown
+
+
+def test_an_uploaded_sequential_model_gets_its_heat_map(predict_upload, tmp_path: Path) -> None:
+    """Keras's Sequential models have no output names, which Grad-CAM looks the last layer up by."""
+    import io
+
+    from conftest import make_image
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    photo = io.BytesIO()
+    make_image((200, 40, 40), seed=3).save(photo, format="PNG")
+    at = predict_upload("seq.keras", save(model, tmp_path / "seq.keras").read_bytes(), page=True)
+    at.file_uploader(key="images").upload("red.png", photo.getvalue(), "image/png").run()
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    assert [c for image in at.image for c in image.captions][1].startswith("Grad-CAM for ")

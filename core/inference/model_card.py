@@ -135,6 +135,8 @@ def load_model(path: str | Path, *, name: str | None = None) -> LoadedModel:
         reason = (str(error).strip().splitlines() or [""])[0].replace(str(path), name)
         raise ModelFileError(f"{name} is not a loadable Keras model ({type(error).__name__}: {reason})") from None
     _check_image_classifier(model, name)
+    if isinstance(model, keras.Sequential):   # the same layers as a graph: Grad-CAM needs its output names
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     size = int(model.input_shape[1] or 224)
     classes_count = int(model.output_shape[-1])
     card, where = _read_card(path, name)
