@@ -95,7 +95,7 @@ def _make_once(path: Path) -> None:
             made = marker.read_text(errors="replace").strip() or "earlier"
             raise StoreFileMissing(f"{path} is missing, but a run store was made there on {made}: restore "
                                    f"it, or delete {marker} to start a new, empty store")
-        sqlite3.connect(path).close()
+        path.touch()                    # an empty file is an empty SQLite database
     if not made_before:
         try:
             marker.write_text(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds") + "\n")
