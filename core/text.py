@@ -36,7 +36,8 @@ def plain(text: object) -> str:
 def csv_cell(value: object) -> object:
     """A text cell a spreadsheet would run as a formula (starting with = + - @, tab or carriage return),
     prefixed with a single quote; numbers, and text that is only a number ("-0.5"), as they are."""
-    if isinstance(value, str) and value.startswith((*_FORMULA_START, _QUOTE)) and not _NUMBER.fullmatch(value):
+    armed = isinstance(value, str) and value.startswith((*_FORMULA_START, _QUOTE))
+    if armed and not _NUMBER.fullmatch(value):
         return _QUOTE + value
     return value
 

@@ -70,7 +70,8 @@ def test_export_that_differs_from_its_model_is_not_offered(storage, tmp_path):
     assert "not offered" in at.error[0].value and not downloads(at) and not at.code
 
 
-def test_each_export_is_made_in_a_fresh_folder_and_leaves_nothing_on_the_server(storage, tmp_path, monkeypatch):
+def test_each_export_is_made_in_a_fresh_folder_and_leaves_nothing_on_the_server(storage, tmp_path,
+                                                                                 monkeypatch):
     """Two users (or one, twice) exporting the same sweep and format: each export is new, none replaces
     or reads another's files, and the server keeps nothing once the zip is in the session."""
     home = tmp_path / "home"

@@ -55,7 +55,8 @@ def test_the_decisions_csv_defuses_formulas_and_reads_them_back(tmp_path: Path) 
 
 def test_a_table_download_defuses_text_cells_and_keeps_numbers() -> None:
     from ui.widgets import csv_bytes
-    frame = pd.DataFrame({"class": FORMULAS + ["rose", "'quoted"], "probability": [-0.5, 0.25, -1e-9, 1, 0, 2, 3, 4],
+    frame = pd.DataFrame({"class": FORMULAS + ["rose", "'quoted"],
+                          "probability": [-0.5, 0.25, -1e-9, 1, 0, 2, 3, 4],
                           "note": ["-0.5", "+1", "-3e-2", "x", "y", "z", "w", "v"]},
                          index=pd.Index(["=idx"] + [f"r{i}" for i in range(7)], name="@name"))
     written = rows(csv_bytes(frame, index=True).decode())

@@ -167,7 +167,8 @@ def test_cli_exit_1_and_one_line_when_the_check_fails(capsys, tmp_path, photos):
 def test_cli_export_replaces_nothing_beside_it_without_force(capsys, sweep, tmp_path):
     out = tmp_path / "mine"
     (out / "model").mkdir(parents=True)
-    mine = {out / "README.md": "my notes", out / "model_card.json": "{}", out / "model" / "keep.txt": "my file"}
+    mine = {out / "README.md": "my notes", out / "model_card.json": "{}",
+            out / "model" / "keep.txt": "my file"}
     for path, text in mine.items():
         path.write_text(text)
 

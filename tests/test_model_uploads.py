@@ -80,7 +80,8 @@ def grayscale_model() -> keras.Model:
 
 def text_model() -> keras.Model:
     return keras.Sequential([keras.Input((12,), dtype="int32"), keras.layers.Embedding(50, 4),
-                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation="softmax")])
+                             keras.layers.GlobalAveragePooling1D(),
+                             keras.layers.Dense(2, activation="softmax")])
 
 
 def two_outputs_model() -> keras.Model:
@@ -147,7 +148,8 @@ def test_an_uploaded_sequential_model_gets_its_heat_map(predict_upload, tmp_path
 
     from conftest import make_image
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
     photo = io.BytesIO()
     make_image((200, 40, 40), seed=3).save(photo, format="PNG")
     at = predict_upload("seq.keras", save(model, tmp_path / "seq.keras").read_bytes(), page=True)

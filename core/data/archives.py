@@ -70,8 +70,8 @@ class Limits:
         """The archive's inflated bytes (so far, or declared) against the size and ratio limits."""
         if inflated > self.max_bytes:
             at = f" (at '{name}')" if name else ""
-            raise ArchiveError(f"{self.archive} unpacks to more than the limit of {self.max_bytes:,} bytes{at} "
-                               "(a zip bomb, or too big to upload)")
+            raise ArchiveError(f"{self.archive} unpacks to more than the limit of {self.max_bytes:,} "
+                               f"bytes{at} (a zip bomb, or too big to upload)")
         self.check_ratio(self.archive, inflated, self.packed)
 
     def check_declared(self, members: list[zipfile.ZipInfo]) -> None:
@@ -124,7 +124,8 @@ class _Writer:
 
     def finish(self) -> None:
         if not self.files:
-            raise ArchiveError(f"{self.limits.archive} holds no files; upload an archive of class folders of images")
+            raise ArchiveError(f"{self.limits.archive} holds no files; "
+                               "upload an archive of class folders of images")
 
 
 @contextmanager

@@ -47,7 +47,8 @@ TOLERANCES = {"keras": 1e-6, "savedmodel": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
 CARD_NAME = "model_card.json"
 README_NAME = "README.md"
 PARITY_IMAGES = 8
-SAVEDMODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "keras_metadata.pb"})
+SAVEDMODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                                "keras_metadata.pb"})
 
 
 class ExportCheckError(ValueError):
@@ -119,7 +120,8 @@ def _taken(targets: Sequence[Path]) -> list[Path]:
 
 def _is_savedmodel(folder: Path) -> bool:
     """A folder holding a SavedModel export and nothing else: the only folder an export may replace."""
-    return (folder / "saved_model.pb").is_file() and all(c.name in SAVEDMODEL_ENTRIES for c in folder.iterdir())
+    return ((folder / "saved_model.pb").is_file()
+            and all(c.name in SAVEDMODEL_ENTRIES for c in folder.iterdir()))
 
 
 def _check_targets(targets: Sequence[Path], force: bool) -> None:

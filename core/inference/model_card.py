@@ -82,15 +82,16 @@ def _read_card(path: Path, name: str) -> tuple[dict[str, Any], str]:
 def _check_archive(path: Path, name: str) -> None:
     """Refuse a file Keras would open as a zip unless it passes the archive checks, before it inflates."""
     if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{name} is not a Keras model file (a .keras file is a zip archive; this is not one)")
+        raise ModelFileError(f"{name} is not a Keras model file "
+                             "(a .keras file is a zip archive; this is not one)")
     try:
         members = check_zip(path, name=name)
     except ArchiveError as error:
         raise ModelFileError(str(error)) from None
     for info in members:
         if info.filename.endswith(".json") and info.file_size > MAX_JSON_BYTES:
-            raise ModelFileError(f"{name}: {info.filename} would unpack to {info.file_size:,} bytes, more than "
-                                 f"the {MAX_JSON_BYTES:,} a model's description may take; refusing the file")
+            raise ModelFileError(f"{name}: {info.filename} would unpack to {info.file_size:,} bytes, more "
+                                 f"than the {MAX_JSON_BYTES:,} a model's description may take; refusing the file")
 
 
 def _shape(shape: tuple) -> str:
@@ -104,10 +105,11 @@ def _check_image_classifier(model: keras.Model, name: str) -> None:
         raise ModelFileError(f"{name} has {len(model.inputs)} inputs; {feeds}")
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[-1] != 3:
-        raise ModelFileError(f"{name} takes {'images' if len(shape) == 4 else 'input'} of shape {_shape(shape)}; "
-                             f"{feeds}")
+        what = "images" if len(shape) == 4 else "input"
+        raise ModelFileError(f"{name} takes {what} of shape {_shape(shape)}; {feeds}")
     if None not in shape[1:3] and shape[1] != shape[2]:
-        raise ModelFileError(f"{name} takes images of shape {_shape(shape)}; Transfer Lab feeds square images")
+        raise ModelFileError(f"{name} takes images of shape {_shape(shape)}; "
+                             "Transfer Lab feeds square images")
     if len(model.outputs) != 1:
         raise ModelFileError(f"{name} has {len(model.outputs)} outputs; Transfer Lab needs one, "
                              "the class probabilities (batch, classes)")
@@ -133,7 +135,8 @@ def load_model(path: str | Path, *, name: str | None = None) -> LoadedModel:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:
         reason = (str(error).strip().splitlines() or [""])[0].replace(str(path), name)
-        raise ModelFileError(f"{name} is not a loadable Keras model ({type(error).__name__}: {reason})") from None
+        raise ModelFileError(f"{name} is not a loadable Keras model "
+                             f"({type(error).__name__}: {reason})") from None
     _check_image_classifier(model, name)
     if isinstance(model, keras.Sequential):   # the same layers as a graph: Grad-CAM needs its output names
         model = keras.Model(model.inputs, model.outputs, name=model.name)
