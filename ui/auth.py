@@ -182,6 +182,8 @@ def _password_form(settings: LoginConfig) -> None:
     keys = [f"name:{name.strip().casefold()}", f"address:{address if isinstance(address, str) else ''}"]
     if not name.strip():
         st.error("Enter your name: sweeps record who launched or stopped them.")
+    elif server_guard.installed() and not _browser():        # nothing to bind the sign-in to
+        st.error("This browser sent no session cookie: allow cookies for this site, reload, and sign in again.")
     elif (wait_s := LIMITS.wait_s(keys)) > 0:
         st.error(_wait_line(wait_s))                 # refused before the password is even compared
     elif (proved := _check(settings, name.strip(), given)) is None:

@@ -16,15 +16,11 @@ import hashlib
 import re
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CLIENT_COOKIE = "transferlab_client"
 _UPLOAD = re.compile(r"(?:/.*)?/_stcore/upload_file/([^/]+)/[^/]+/?")
@@ -78,13 +74,11 @@ async def _refuse(send: Send, status: int, text: bytes) -> None:
     await send({"type": "http.response.body", "body": text})
 
 
-
-
 class SessionGuard:
     """ASGI middleware: uploads only for admitted sessions from the browser admitted, no metrics, a client
     cookie on the app's page."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,9 +103,9 @@ class SessionGuard:
     def _with_cookie(scope: Scope, send: Send) -> Send:
         """`send`, adding a new random client cookie to an HTML page (the app's index)."""
         secure = "; Secure" if scope.get("scheme") == "https" else ""
-        cookie = f"{CLIENT_COOKIE}={secrets.token_urlsafe(32)}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        cookie = f"{CLIENT_COOKIE}={secrets.token_urlsafe(32)}; Path=/; HttpOnly; SameSite=Lax{secure}"
 
-        async def sending(message: MutableMapping[str, Any]) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
