@@ -243,7 +243,6 @@ def _admit(user: str | None) -> None:
 def require(user: str | None) -> str:
     """The signed-in user (`current_user()`); for nobody, the sign-in page and the end of the run."""
     if config().mode != Mode.OFF and _serving_unguarded():
-        _admit(None)
         st.error("This server has a login but was started without its guard, so uploads would bypass the "
                  "login: start it with `streamlit run serve.py`.", icon=":material/error:")
         st.stop()
