@@ -42,6 +42,67 @@ def test_map_follows_the_bright_region(tiny_classifier, method: str) -> None:
     assert heat[6:12, 20:26].mean() > heat[20:30, 2:12].mean()
 
 
+def _two_squares() -> np.ndarray:
+    """A red square top right, a green one bottom left, on black."""
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[3:13, 18:28, 0] = 240
+    image[19:29, 3:13, 1] = 240
+    return image
+
+
+def _fold(channel: int, seed: int):
+    """A fold model whose frozen part (below the cut, `shared`) passes the colours on, and whose trained conv
+    above it looks at one colour: class 0 is "much of that colour"."""
+    import keras
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255, name="preprocess_scale")(inputs)
+    x = keras.layers.Conv2D(3, 1, kernel_initializer=keras.initializers.Constant(np.eye(3)[None, None]),
+                            name="shared")(x)
+    pick = np.zeros((1, 1, 3, 4), np.float32)
+    pick[0, 0, channel] = 1.0 + 0.1 * seed
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="own_conv",
+                            kernel_initializer=keras.initializers.Constant(np.tile(pick, (3, 3, 1, 1)) / 9))(x)
+    x = keras.layers.GlobalAveragePooling2D(name="feature_pool")(x)
+    outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant(
+        [[8.0, -8.0]] * 4), name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_fold_ensembles_map_is_the_mean_of_its_members_maps_each_from_its_own_conv() -> None:
+    """Fold 1 looks at red, fold 2 at green: the ensemble's map is their mean, lighting both squares, not the
+    map of the frozen layer below the folds (the old target) through their averaged softmax."""
+    from core.training.ensembles import fold_ensemble
+    folds = [_fold(0, 0), _fold(1, 1)]
+    image = _two_squares()
+    members = [gradcam(fold, image, 0) for fold in folds]
+    assert members[0][6:10, 20:26].mean() > 0.8 > 0.2 > members[0][22:26, 5:11].mean()   # red only
+    ensemble_map = gradcam(fold_ensemble(folds, "shared"), image, 0)
+    np.testing.assert_allclose(ensemble_map, np.mean(members, axis=0), atol=0.02)
+
+
+def test_a_flip_tta_map_is_the_mean_of_the_image_and_its_mirror_maps_flipped_back() -> None:
+    from core.training.ensembles import flip_tta
+    fold = _fold(0, 0)
+    image = _two_squares()
+    mirrored = gradcam(fold, image[:, ::-1].copy(), 0)[:, ::-1]
+    expected = np.mean([gradcam(fold, image, 0), mirrored], axis=0)
+    np.testing.assert_allclose(gradcam(flip_tta(fold), image, 0), expected, atol=0.02)
+
+
+def test_deletion_removing_the_hottest_part_lowers_the_score_more_than_random() -> None:
+    import keras
+
+    from core.inference.explain import deletion_test
+    unsure = keras.models.clone_model(_fold(0, 0))   # red is class 0, softly: hiding red must lower the score
+    unsure.set_weights([w * 0.02 if w.shape == (4, 2) else w for w in _fold(0, 0).get_weights()])
+    image = _two_squares()
+    heat = gradcam(unsure, image, 0)
+    result = deletion_test(unsure, image, 0, heat, fraction=0.15)
+    assert result.hot_drop > 0 and result.faithful
+    wrong = deletion_test(unsure, image, 0, heat[::-1, ::-1], fraction=0.15)   # hot on the green square
+    assert not wrong.faithful
+
+
 def test_explainers_are_cached_and_the_callers_softmax_is_kept(tiny_classifier) -> None:
     from core.inference.explain import _explainer
     gradcam(tiny_classifier, _bright_square(), 0)
