@@ -62,7 +62,8 @@ def alias_bomb(levels: int = 9, fan_out: int = 10) -> str:
     lines = ['a0: &a0 ["lol"]']
     for i in range(1, levels + 1):
         lines.append(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * fan_out)}]")
-    return "\n".join(lines) + f"\nname: bomb\ndata: {{dataset: x}}\nsearch: {{space: {{batch_size: *a{levels}}}}}\n"
+    spec = f"name: bomb\ndata: {{dataset: x}}\nsearch: {{space: {{batch_size: *a{levels}}}}}\n"
+    return "\n".join(lines) + "\n" + spec
 
 
 LOAD = "import sys; from core.spec.sweep import SweepSpec; SweepSpec.from_yaml(sys.stdin.read())"
@@ -101,3 +102,4 @@ def test_the_sweep_page_refuses_a_huge_grid_upload_in_one_line(data_root: Path):
     errors = [e.value.replace("\\", "") for e in at.error]          # unescaped Markdown
     assert any("huge.yaml: search.space: a grid of 1000 x 1000 x 1000" in e for e in errors), errors
     assert at.text_input(key="spec.name").value != "huge"             # nothing of the refused file was loaded
+

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.results import charts
 from core.runs.records import StepProgress, SweepRecord, SweepStatus, TrialRecord, TrialState, trials_frame
+from core.runs.store import StoreError
 from core.search import lifecycle
 from core.search.lifecycle import SweepView
 from core.search.oracle import was_retried
@@ -18,12 +19,36 @@ from ui.widgets import chart, plain
 
 POLL_S = 2.0
 CONFIRM_KEY = "sweep_live.confirm_delete"
+REFUSED_KEY = "sweep_live.delete_refused"      # (sweep, its status then, why): shown across the polls
 
 
 def _delete_refusal(sweep: SweepRecord) -> str:
     if sweep.launched_by:
         return f"only {plain(sweep.launched_by)}, who launched it, or an admin may delete it"
     return "only an admin may delete it (nobody is recorded as its launcher)"
+
+
+def _delete_or_refuse(sweep: SweepRecord) -> None:
+    """Delete the sweep; a refusal (it runs, here or in a worker elsewhere) is kept, so that it outlasts the
+    next poll's redraw, until dismissed or the sweep's status changes."""
+    try:
+        lifecycle.delete(state.store(), sweep.name)
+    except StoreError as refused:
+        st.session_state[REFUSED_KEY] = (sweep.name, sweep.status.value, str(refused))
+        raise
+
+
+def _refusal(sweep: SweepRecord) -> None:
+    """The kept refusal to delete this sweep, with a Dismiss button; forgotten once its status changes."""
+    kept = st.session_state.get(REFUSED_KEY)
+    if kept is None:
+        return
+    name, status, why = kept
+    if (name, status) != (sweep.name, sweep.status.value):
+        st.session_state.pop(REFUSED_KEY, None)
+        return
+    st.error(f"Not deleted: {plain(why)}", icon=":material/block:")
+    st.button("Dismiss", key="sweep-delete-dismiss", on_click=st.session_state.pop, args=(REFUSED_KEY, None))
 
 
 def _delete(sweep: SweepRecord) -> None:
@@ -33,6 +58,7 @@ def _delete(sweep: SweepRecord) -> None:
         st.button("Delete", icon=":material/delete:", disabled=not allowed, key="sweep-delete",
                   on_click=st.session_state.__setitem__, args=(CONFIRM_KEY, name),
                   help="remove the sweep, its trials and its models" if allowed else _delete_refusal(sweep))
+        _refusal(sweep)
         return
     st.warning(f"Delete **{plain(name)}**, its trials and its models? This cannot be undone.")
     yes, no = st.columns(2)
@@ -40,7 +66,7 @@ def _delete(sweep: SweepRecord) -> None:
     if yes.button("Delete for good", type="primary", icon=":material/delete_forever:",
                   key="sweep-delete-confirm"):
         st.session_state.pop(CONFIRM_KEY, None)
-        if state.store_action(lambda: lifecycle.delete(state.store(), name)):
+        if state.store_action(lambda: _delete_or_refuse(sweep)):
             st.query_params.pop("sweep", None)
             st.toast(f"Deleted {name}", icon=":material/delete:")
             st.rerun()
@@ -136,7 +162,10 @@ def sweep_panel(name: str) -> None:
         if sweep.status == SweepStatus.FAILED:
             st.error(f"This sweep failed: {plain(sweep.failure) or 'see the driver log'}. "
                      "Fix the cause, then press Resume.", icon=":material/error:")
-        if view.needs_resume:
+        if view.needs_resume and view.driver_error:       # it could not record why in the store: its log says
+            st.error(f"The driver stopped: {plain(view.driver_error)}. Fix the cause, then press Resume.",
+                     icon=":material/error:")
+        elif view.needs_resume:
             st.warning("No process is driving this sweep (the server restarted or it crashed): press Resume.")
         if sweep.stop_requested and sweep.status == SweepStatus.RUNNING:
             st.info("Stop requested: workers stop after their current epoch.")

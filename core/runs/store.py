@@ -354,3 +354,11 @@ class RunStore:
 
     def _set_study_attr(self, name: str, key: str, value: Any) -> None:
         self.storage.set_study_user_attr(self._require(name), key, value)
+
+    def beating_trials(self, name: str) -> list[int]:
+        """The sweep's RUNNING trials whose worker, on any machine, still beats its heartbeat (the storage's
+        stale-trial rule): a worker is at work on them, whether or not a driver runs."""
+        study_id = self._require(name)
+        stale = set(self.storage._get_stale_trial_ids(study_id))     # the rule of `optuna_storage._Storage`
+        return [t.number for t in self._frozen(name) if t.state == optuna.trial.TrialState.RUNNING
+                and self.storage.get_trial_id_from_study_id_trial_number(study_id, t.number) not in stale]

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
-from core.runs.store import RunStore
-from core.search.lifecycle import child_environment, python_command
+from core.runs.store import RunStore, StoreError, database_reason
+from core.search.lifecycle import child_environment, driver_log, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.refit import finalize
 from core.search.worker import EveryTrialFailed, Watch, fatal_reason, run_worker
@@ -39,17 +39,36 @@ def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = No
     `progress` gets (finished, planned) trials; `stage` a line on what runs right now.
     Returns the final model record, or None when the sweep was stopped, failed or nothing completed.
     A sweep that fails for a reason no retry can fix (its data, an unwritable folder, every trial
-    failing) is marked FAILED with that reason, so a restarted server does not relaunch it.
+    failing), or that stops on any error before a trial starts (`start_up_failure`), is marked FAILED
+    with that reason, so a restarted server does not relaunch it.
     """
     say = say or print
+    began = time.time()
     try:
         return _drive(store, name, workers, say, progress, stage or (lambda _: None))
     except Exception as error:
-        reason = fatal_reason(error)
+        reason = fatal_reason(error) or start_up_failure(store, name, error, began)
         if reason is None:
             raise
         store.set_failed(name, reason)          # the CLI says so, once, with the reason
         return None
+
+
+def start_up_failure(store: RunStore, name: str, error: Exception, began: float) -> str | None:
+    """Why the driver stopped, when `error` (one `fatal_reason` does not know: a bug, a MemoryError) ended it
+    before any trial started since `began`: a relaunch would meet it again, so the sweep is FAILED with it,
+    never relaunched at a server start (Resume still tries again). None for a store that cannot be reached
+    or written (a restart may find it back) and for another process driving the sweep."""
+    if isinstance(error, StoreError) or database_reason(error):
+        return None
+    try:
+        if any(t.started is not None and t.started >= began for t in store.trials(name)):
+            return None
+        log = driver_log(store, name)
+    except Exception:                   # the store cannot say: leave the sweep as it is
+        return None
+    where = f" (log: {log})" if log.exists() else ""
+    return f"the driver stopped before any trial started: {type(error).__name__}: {error}{where}"
 
 
 def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progress | None,

@@ -8,10 +8,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ class SweepView:
     driven: bool                     # a live process on this machine drives it
     left: TimeLeft                   # seconds left, per running trial and for the sweep
     took_s: float | None             # a finished sweep's wall time
+    driver_error: str = ""           # marked running, nobody drives it: the error its driver's log ends on
 
     @property
     def needs_resume(self) -> bool:
@@ -58,13 +61,40 @@ class SweepView:
 
 
 def view(store: RunStore, name: str) -> SweepView:
-    """Two queries: the sweep's attributes and its trials."""
+    """Two queries: the sweep's attributes and its trials (and, when nobody drives a running sweep, the
+    end of its driver's log)."""
     sweep = store.sweep(name)
     trials = store.trials(name)
     spec = SweepSpec.from_dict(sweep.spec)
+    driven = driver_alive(sweep)
+    orphan = sweep.status == SweepStatus.RUNNING and not driven
     return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials), planned=spec.grid_size(),
-                     driven=driver_alive(sweep), left=time_left(trials, remaining_trials(trials, spec)),
-                     took_s=sweep_seconds(sweep, trials))
+                     driven=driven, left=time_left(trials, remaining_trials(trials, spec)),
+                     took_s=sweep_seconds(sweep, trials),
+                     driver_error=driver_error(store, name) if orphan else "")
+
+
+LOG_TAIL_BYTES = 8192
+_ERROR_LINE = re.compile(r"error: .+|[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)(: .*)?")
+
+
+def driver_log(store: RunStore, name: str) -> Path:
+    """Where the sweep's detached driver writes (this machine's folder of the sweep)."""
+    return store.artifact_dir(name) / "driver.log"
+
+
+def driver_error(store: RunStore, name: str) -> str:
+    """The error line a dead driver's log ends on (a traceback's last line, the CLI's `error: ...`): the
+    reason when the driver could not record it in the store (the store unwritable, the disk full). ""
+    when the log ends otherwise (a driver killed by a signal) or cannot be read."""
+    try:
+        with open(driver_log(store, name), "rb") as log:
+            log.seek(max(log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES, 0))
+            tail = log.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", tail) if line.strip()]
+    return lines[-1] if lines and _ERROR_LINE.fullmatch(lines[-1]) else ""
 
 
 def driver_alive(sweep: SweepRecord) -> bool:
@@ -83,8 +113,9 @@ def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
 
     It outlives the Streamlit script run and the browser tab; its output goes to a log file.
     """
-    log_path = store.artifact_dir(name) / "driver.log"
-    with open(log_path, "ab") as log:
+    with open(driver_log(store, name), "ab") as log:
+        log.write(time.strftime("\n--- driver launched %Y-%m-%d %H:%M:%S ---\n").encode())   # ends old errors
+        log.flush()
         proc = subprocess.Popen(python_command("resume", name, "--workers", str(workers)), cwd=REPO_ROOT,
                                 env=child_environment(store), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -146,6 +177,10 @@ def delete(store: RunStore, name: str) -> None:
     sweep = store.sweep(name)
     if driver_alive(sweep):
         raise StoreError(f"sweep {name!r} is running: stop it before deleting it")
+    if beating := store.beating_trials(name):
+        raise StoreError(f"sweep {name!r} has trial(s) {', '.join(map(str, beating))} running in a "
+                         "worker (`python -m core worker`, here or on another machine): stop the sweep, and "
+                         "delete it once that worker has stopped")
     store.delete_sweep(name)
     shutil.rmtree(store.artifacts_dir / name, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from core.data.datasets import DatasetError
 from core.data.splits import SplitError
 from core.models.weights import WeightsNotFoundError
 from core.runs.records import LiveProgress, StepProgress
-from core.runs.store import RunStore
+from core.runs.store import RunStore, StoreError
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
 from core.search.time_left import describe_seconds, step_seconds_left
 from core.search.trial_cost import TrialCost
@@ -153,13 +153,19 @@ class Objective:
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
+            if not sweep_exists(self.store, self.name):     # deleted under this worker: `run_worker` says so
+                raise
             if fatal_reason(error):         # a known cause (missing weights, bad data): its line says it all
                 log.warning("trial %s failed: %s", trial.number, error)
             else:
                 log.exception("trial %s failed", trial.number)
             self.store.set_error(trial, f"{type(error).__name__}: {error}")
             return float("nan")
-        self.store.set_result(trial, cost.recorded(result, params, runner))
+        try:
+            self.store.set_result(trial, cost.recorded(result, params, runner))
+        except OSError as error:        # an unwritable or full folder: the trial keeps why, the sweep fails
+            self.store.set_error(trial, f"{type(error).__name__}: {error}")
+            raise
         return result.value
 
     def _fold_saver(self, trial: optuna.Trial) -> Callable | None:
@@ -195,6 +201,11 @@ class Objective:
         return report
 
 
+def sweep_exists(store: RunStore, name: str) -> bool:
+    """Is the sweep still in the store? A worker on another machine may outlive it (deleted meanwhile)."""
+    return name in store.sweep_names()
+
+
 def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: SweepData | None = None) -> int:
     """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran.
 
@@ -222,6 +233,9 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
     except StopRequested as stop:
         watch.say(str(stop))
     except Exception as error:          # fatal for the sweep: say so in the store, where every watcher looks
+        if not sweep_exists(store, name):
+            gone = f"sweep {name!r} was deleted while this worker ran it; the worker stops"
+            raise StoreError(gone) from None
         reason = fatal_reason(error)
         if reason is None:
             raise

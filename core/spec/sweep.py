@@ -166,9 +166,9 @@ class ResourcesSpec:
     """What one trial asks a cluster engine for (Ray's task resources); local worker processes ignore it."""
 
     cpus_per_trial: float = spec_field(1.0, "CPUs each Ray worker task reserves (its decode pool and "
-                                       "TensorFlow threads use this many)", low=0.5, high=1024)
+                                       "TensorFlow threads use this many)", low=0.5, high=1024.0)
     gpus_per_trial: float = spec_field(0.0, "GPUs each Ray worker task reserves (0 = none; Ray sets "
-                                       "CUDA_VISIBLE_DEVICES)", low=0, high=64)
+                                       "CUDA_VISIBLE_DEVICES)", low=0.0, high=64.0)
 
 
 @dataclass
@@ -358,6 +358,7 @@ def _check_grid_size(space: dict[str, Choice]) -> None:
     sizes = [dim.size for dim in space.values()]
     total = math.prod(sizes)
     if total > MAX_GRID:
-        raise SpecError(f"search.space: a grid of {' x '.join(map(str, sizes))} = {total:,} combinations is past "
-                        f"the limit of {MAX_GRID:,} (the grid sampler holds every combination in memory, whatever "
-                        "the budget); give fewer values, or use method random or tpe with a budget")
+        raise SpecError(f"search.space: a grid of {' x '.join(map(str, sizes))} = {total:,} combinations "
+                        f"is past the limit of {MAX_GRID:,} (the grid sampler holds every combination in "
+                        "memory, whatever the budget); give fewer values, or use method random or tpe with a "
+                        "budget")
