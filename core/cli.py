@@ -70,7 +70,7 @@ def _run(store, name: str, workers: int) -> int:
         return 1
     if record:
         print(f"best trial {record.trial}: CV error {record.cv_error:.4f}, "
-              f"test accuracy {record.test_accuracy:.4f}; model {record.model_path}")
+              f"test accuracy {record.test_accuracy:.4f}; model {store.model_file(record.model_path)}")
     return 0
 
 
@@ -145,8 +145,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from core.search.lifecycle import delete
     store = open_store(args)
     trials = len(store.trials(args.name))         # also: StoreError when there is no such sweep
-    question = (f"delete sweep {args.name!r}: its {trials} trial(s) and its folder "
-                f"{store.artifacts_dir / args.name}? [y/N] ")
+    question = (f"delete sweep {args.name!r}: its {trials} trial(s) and its files in "
+                f"{store.artifacts.location}? [y/N] ")
     if not (args.yes or _confirm(question)):
         print(f"kept sweep {args.name!r}", file=sys.stderr)
         return 1
@@ -180,7 +180,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     store = open_store(args)
     frame = store.trials_frame(args.name)
     sweep = store.sweep(args.name)
-    final = sweep.final
+    final = store.final(args.name, local=True)        # model paths: local files, for predict and export
     if args.json:
         summary = {k: v for k, v in final.to_json().items() if k not in ("test", "train")} \
             | {"test_summary": _summary(final.test)} if final else {}
@@ -234,7 +234,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         split_images,
     )
     store = open_store(args)
-    final = store.final(args.name)
+    final = store.final(args.name, local=True)
     if not final:
         raise UserError(f"sweep {args.name!r} has no final model yet: run or resume it until it finishes")
     folder, name = destination(args.out, args.format)

@@ -175,7 +175,7 @@ def wait_until_done(name: str) -> None:
     deadline = time.monotonic() + SWEEP_TIMEOUT
     while store.status(name) != "done":
         if time.monotonic() > deadline:
-            log = store.artifact_dir(name) / "driver.log"
+            log = store.local_folder(name) / "driver.log"
             pytest.fail(f"sweep {name} still {store.status(name)!r} after {SWEEP_TIMEOUT}s; "
                         f"driver log:\n{log.read_text()[-3000:] if log.exists() else '(none)'}")
         time.sleep(2)

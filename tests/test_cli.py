@@ -207,7 +207,7 @@ def test_delete_removes_the_sweep_and_its_artifacts(capsys, storage, tmp_path, m
     store = RunStore(storage)
     for name in ("keep", "gone"):
         store.create_sweep(SweepSpec(name=name, data=DataSpec(dataset="colours")))
-        (store.artifact_dir(name) / "best.keras").write_text("model")
+        (store.local_folder(name) / "best.keras").write_text("model")
     code, out, _ = run_cli(capsys, "delete", "gone", "--yes", "--storage", storage)
     assert code == 0 and "deleted sweep 'gone'" in out
     assert RunStore(storage).sweep_names() == ["keep"]

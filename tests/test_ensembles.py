@@ -1,7 +1,6 @@
 """Fold ensembles and flip TTA for the final model, its variants in the record, choosing one."""
 from __future__ import annotations
 
-import shutil
 from functools import partial
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def test_the_final_record_keeps_three_variants_and_the_user_chooses(tiny_dataset
     assert final.chosen == "single" and final.model_path == final.variants[0].model_path
     assert len({v.model_path for v in final.variants}) == 3
     for variant in final.variants:
-        loaded = load_model(variant.model_path)
+        loaded = load_model(store.model_file(variant.model_path))
         assert loaded.card["variant"] == variant.name and loaded.card["kind"] == "network"
         assert variant.test_accuracy == pytest.approx(np.mean(np.argmax(variant.test["scores"], axis=1)
                                                               == variant.test["y_true"]))
@@ -104,21 +103,21 @@ def test_without_refit_the_final_model_is_the_best_trials_own_fold_models(tiny_d
     best = min(trials, key=lambda t: t.value).number
     kept = store.fold_models_dir("own", best)
     assert sorted(p.name for p in kept.glob("*.keras")) == ["fold1.keras", "fold2.keras"]
-    assert not any(store.fold_models_dir("own", t.number).exists() for t in trials if t.number != best)
+    assert not any(store.fold_models_dir("own", t.number) for t in trials if t.number != best)
     folds = [load_model(path).model for path in sorted(kept.glob("*.keras"))]
     said: list[str] = []
     final = finalize(store, "own", say=said.append)
     assert not any("training them again" in line or "refitting" in line for line in said)
     assert [v.name for v in final.variants] == ["ensemble", "ensemble_tta"]
     assert final.chosen == "ensemble" and final.epochs == 0 and final.model_path.endswith("best-ensemble.keras")
-    assert not (store.artifact_dir("own") / "best.keras").exists()
+    assert [Path(f).name for f in final.model_files()] == ["best-ensemble.keras", "best-ensemble_tta.keras"]
     images = SweepData(spec).runner(spec.params).data.images[:6].astype(np.float32)
     expected = np.mean([m.predict_on_batch(images) for m in folds], axis=0)
-    ensemble = load_model(final.model_path).model
+    ensemble = load_model(store.model_file(final.model_path)).model
     assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)   # those very weights
     assert final.train["y_true"] == store.oof("own", best).labels.tolist() and final.train["y_true"]
     assert "no refit" in final.describe() and store.final("own").model_path == final.model_path
-    assert not kept.exists()                                 # kept only until the final model is made
+    assert store.fold_models_dir("own", best) is None        # kept only until the final model is made
     version = store.version("own")
     chosen = store.choose_final_variant("own", "ensemble_tta")
     assert chosen.model_path.endswith("best-ensemble_tta.keras") and chosen.test == final.variants[1].test
@@ -137,7 +136,7 @@ def test_a_trial_without_kept_folds_trains_them_again(tiny_dataset, store):
     spec = ensemble_spec(tiny_dataset, "again")
     store.create_sweep(spec)
     run_worker(store, "again")
-    shutil.rmtree(store.fold_models_dir("again", 0))
+    store.drop_fold_models("again", keep_best=False)
     said: list[str] = []
     final = finalize(store, "again", say=said.append)
     assert any("training them again" in line for line in said)

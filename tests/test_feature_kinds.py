@@ -79,12 +79,13 @@ def test_the_final_svm_model_is_a_keras_model_predict_can_load(tiny_dataset, sto
     run_worker(store, "svm-final")
     final = finalize(store, "svm-final")
     assert final.epochs == 0 and final.params["kind"] == "svm" and final.variants == []
-    loaded = load_model(final.model_path)
+    loaded = load_model(store.model_file(final.model_path))
     assert loaded.card["kind"] == "svm" and loaded.image_size == 32
     data = SweepData(spec).trial_data(32)
     scores = loaded.model.predict_on_batch(data.images[data.test_rows].astype(np.float32))
     assert np.allclose(scores, final.test["scores"], atol=1e-4)      # the refit's own test scores
-    assert "svm on the backbone's pooled features" in predict_page(final.model_path, Path(data.paths[0]))
+    assert "svm on the backbone's pooled features" in predict_page(store.model_file(final.model_path),
+                                                                    Path(data.paths[0]))
 
 
 @pytest.mark.parametrize("use_cache, head, trainable_layers, head_layers", [
@@ -114,12 +115,12 @@ def test_an_svm_on_a_trained_networks_penultimate_features(tiny_dataset, store, 
 
     final = finalize(store, "net-svm")
     assert final.epochs == refit_epochs(trial) and final.params["features_from"] == "network"
-    model = keras.saving.load_model(final.model_path)                # built-in layers only
+    model = keras.saving.load_model(store.model_file(final.model_path))   # built-in layers only
     assert head_layers | {"sk_standardise"} <= {layer.name for layer in model.layers}   # the trained net
-    assert load_model(final.model_path).card["kind"] == "svm"
+    assert load_model(store.model_file(final.model_path)).card["kind"] == "svm"
     scores = np.asarray(model.predict_on_batch(data.images[data.test_rows].astype(np.float32)))
     assert np.abs(scores - np.asarray(final.test["scores"])).max() < 1e-5
-    assert "svm on a trained network's penultimate features" in predict_page(final.model_path,
+    assert "svm on a trained network's penultimate features" in predict_page(store.model_file(final.model_path),
                                                                               Path(data.paths[0]))
 
 

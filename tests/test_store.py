@@ -105,7 +105,7 @@ def test_delete_removes_the_sweep_and_its_artifacts_but_never_a_running_one(tmp_
     from core.search import lifecycle
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
     store.create_sweep(SweepSpec.from_dict({"name": "old", "data": {"dataset": "x"}}))
-    (store.artifact_dir("old") / "final.keras").write_bytes(b"model")
+    (store.local_folder("old") / "final.keras").write_bytes(b"model")
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "core"])
     try:
         store.set_driver("old", driver.pid)

@@ -56,13 +56,13 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str, artifacts_dir: str) -> RunStore:
-    return RunStore(url, artifacts_dir=Path(artifacts_dir))
+def _store(url: str, artifacts_dir: str, artifacts: str) -> RunStore:
+    return RunStore(url, artifacts_dir=Path(artifacts_dir), artifacts=artifacts)
 
 
 def store() -> RunStore:
     s = settings()
-    return _store(s.storage_url, str(s.artifacts_dir))
+    return _store(s.storage_url, str(s.artifacts_dir), s.artifacts)
 
 
 def store_failure(error: BaseException) -> str:
@@ -247,7 +247,7 @@ def trials(names: list[str]) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _final(url: str, name: str, version: tuple) -> FinalModel | None:
-    return store().final(name)
+    return store().final(name, local=True)            # model paths: local files (the artifact cache)
 
 
 def final(name: str) -> FinalModel | None:

@@ -7,6 +7,7 @@ attributes and hands out these records, so nothing outside `core.runs` reads a r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -200,7 +201,7 @@ class ModelVariant:
     """One form of the final model (`VARIANTS`): its saved file and how it did on the test split."""
 
     name: str
-    model_path: str
+    model_path: str                    # an artifact reference (`RunStore.model_file` makes it a file)
     test: dict[str, Any]               # `Evaluation.to_json()` of the test split
     test_accuracy: float
 
@@ -233,7 +234,7 @@ class FinalModel:
     cv_error: float
     params: dict[str, Any]
     epochs: int
-    model_path: str
+    model_path: str                    # the chosen variant's artifact reference, or a path from before
     test: dict[str, Any]               # `Evaluation.to_json()` of the test split
     train: dict[str, Any]              # the same, of the train part
     test_accuracy: float
@@ -264,6 +265,16 @@ class FinalModel:
             raise ValueError(f"final model: no variant {name!r} (there is {known})")
         return dataclasses.replace(self, model_path=variant.model_path, test=variant.test,
                                    test_accuracy=variant.test_accuracy, chosen=name)
+
+    def model_files(self) -> list[str]:
+        """The model files it refers to (artifact references, or paths from before the artifact store)."""
+        return list(dict.fromkeys([self.model_path, *(v.model_path for v in self.variants)]))
+
+    def with_paths(self, local: Callable[[str], Path]) -> FinalModel:
+        """This record with each model reference replaced by `local(reference)`: a file to load."""
+        return dataclasses.replace(self, model_path=str(local(self.model_path)),
+                                   variants=[dataclasses.replace(v, model_path=str(local(v.model_path)))
+                                             for v in self.variants])
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,8 +2,10 @@
 
 One sweep is one Optuna study; its spec, status and final (refit) model are study attributes;
 each trial keeps its result and live progress as user attributes. SQLite file by default, any
-SQLAlchemy URL (PostgreSQL) for a team. The store is the one source of truth, and the only code
-that knows how a record is kept: it hands out the typed records of `core.runs.records`.
+SQLAlchemy URL (PostgreSQL) for a team. Files (out-of-fold scores, fold and final models) go to the
+artifact store (`core.runs.artifacts`), which every machine of a sweep reaches. The store is the one
+source of truth, and the only code that knows how a record is kept: it hands out the typed records of
+`core.runs.records`.
 """
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from urllib.parse import urlsplit
 
 import optuna
 import pandas as pd
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from core.runs.artifacts import OOF_FILE, Artifacts, refs
 from core.runs.optuna_storage import StoreFile, open_storage
 from core.runs.records import (
     Driver,
@@ -107,12 +111,18 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
 
 
 class RunStore:
-    """Sweeps and trials in one database, plus an artifact folder for models."""
+    """Sweeps and trials in one database, plus an artifact store for their files.
 
-    def __init__(self, url: str | None = None, artifacts_dir: Path | None = None):
+    `artifacts`: the artifact store (a folder or s3://...; default: `artifacts_dir` when given, else the
+    settings'); `artifacts_dir`: this machine's folder of sweep files (logs, runs from before the store).
+    """
+
+    def __init__(self, url: str | None = None, artifacts_dir: Path | None = None, artifacts: str | None = None):
         settings = load_settings()
         self.url = url or settings.storage_url
         self.artifacts_dir = Path(artifacts_dir or settings.artifacts_dir)
+        location = artifacts or (str(artifacts_dir) if artifacts_dir else settings.artifacts)
+        self.artifacts = Artifacts(location, settings.cache_dir / "artifacts", self.artifacts_dir)
         database = make_url(self.url).database if self.url.startswith("sqlite") else None
         if database and not database.startswith("file:") and database != ":memory:":   # not a URI or in memory
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -211,11 +221,30 @@ class RunStore:
         self._set_study_attr(name, _DRIVER, Driver(socket.gethostname(), pid, _utcnow()).to_json())
 
     def set_final(self, name: str, record: FinalModel) -> None:
-        """The refit best model: its trial, parameters, artifact paths and test evaluation."""
+        """The refit best model: its trial, parameters, model files and test evaluation. The files of a
+        final model it replaces (one of an earlier best trial) leave the artifact store."""
+        before = self.final(name)
         self._set_study_attr(name, _FINAL, record.to_json())
+        for ref in set(before.model_files() if before else ()) - set(record.model_files()):
+            self.artifacts.remove(ref)
 
-    def final(self, name: str) -> FinalModel | None:
-        return self.sweep(name).final
+    def final(self, name: str, local: bool = False) -> FinalModel | None:
+        """The sweep's final model; `local`: its model paths are local files (the artifact cache), to load."""
+        final = self.sweep(name).final
+        return final.with_paths(self.model_file) if final and local else final
+
+    def keep_final_file(self, name: str, path: Path) -> str:
+        """Put a final model file (written locally at `path`) in the artifact store, listed under the
+        sweep's study; returns the reference its record keeps."""
+        return self.artifacts.keep(path, self.study(name))
+
+    def model_file(self, ref: str) -> Path:
+        """A local file of a model a record refers to (downloaded once into the cache). One the store has
+        lost is a path that does not exist, as a deleted file was before: loading it says so."""
+        try:
+            return self.artifacts.local(ref)
+        except ArtifactNotFound:
+            return Path(ref)
 
     def choose_final_variant(self, name: str, variant: str) -> FinalModel:
         """Make `variant` (a `records.VARIANTS` name the final model has) the one Predict and export use."""
@@ -230,13 +259,20 @@ class RunStore:
         return chosen
 
     def delete_sweep(self, name: str) -> None:
+        """The sweep's study, its files in the artifact store and this machine's folder of it."""
+        study_id = self._require(name)
+        found = refs(self.storage.get_study_system_attrs(study_id))
+        for t in self._frozen(name):
+            found += refs(t.system_attrs)
         optuna.delete_study(study_name=name, storage=self.storage)
         self._ids.pop(name, None)
+        for ref in found:
+            self.artifacts.remove(ref)
+        shutil.rmtree(self.artifacts_dir / name, ignore_errors=True)
 
-    def artifact_dir(self, name: str) -> Path:
-        folder = self.artifacts_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    def local_folder(self, name: str) -> Path:
+        """This machine's own files of the sweep: its driver's and workers' logs, the launch lock."""
+        return self.artifacts.local_folder(name)
 
     def version(self, name: str) -> tuple[int, int, str]:
         """Changes whenever a trial starts, ends, the final model is written or its variant chosen: a cache
@@ -265,19 +301,28 @@ class RunStore:
 
     # --- what a worker writes about the trial it runs --------------------------------------
     def set_result(self, trial: optuna.Trial, result: TrialResult) -> None:
-        """The trial's folds into the database; its out-of-fold scores beside its artifacts."""
+        """The trial's folds into the database; its out-of-fold scores into the artifact store."""
         if result.oof is not None:
-            result.oof.save(self._oof_path(trial.study.study_name, trial.number))
+            with self.artifacts.scratch() as folder:
+                result.oof.save(folder / OOF_FILE)
+                self.artifacts.keep(folder / OOF_FILE, trial)
         trial.set_user_attr(_RESULT, result.to_json())
 
     def oof(self, name: str, number: int) -> OutOfFold | None:
         """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
-        path = self._oof_path(name, number)
-        return OutOfFold.load(path) if path.exists() else None
+        path = self.artifacts.oof_file(self._frozen_trial(name, number), name)
+        return OutOfFold.load(path) if path else None
 
-    def fold_models_dir(self, name: str, number: int) -> Path:
-        """Where a network trial of a sweep with `ensemble` keeps its K fold models, for the final ensemble."""
-        return self.artifact_dir(name) / "folds" / f"trial-{number}"
+    def keep_fold_files(self, trial: optuna.Trial, folder: Path) -> None:
+        """Put the files of a fold model the running trial just trained (written in `folder`) in the
+        artifact store, for the final fold ensemble."""
+        for path in sorted(folder.iterdir()):
+            self.artifacts.keep(path, trial)
+
+    def fold_models_dir(self, name: str, number: int) -> Path | None:
+        """A local folder holding the fold models a network trial of a sweep with `ensemble` kept (from
+        the artifact store, whichever machine ran it); None when it kept none or they were dropped."""
+        return self.artifacts.fold_folder(self._frozen_trial(name, number), name)
 
     def drop_fold_models(self, name: str, keep_best: bool = True) -> None:
         """Delete the fold models of every finished trial but (with `keep_best`) the best complete one; a
@@ -285,14 +330,10 @@ class RunStore:
         trials = self.trials(name)
         ranking = ranked(trials)
         best = ranking[0].number if ranking and keep_best else None
-        for t in trials:
-            if t.state != TrialState.RUNNING and t.number != best:
-                shutil.rmtree(self.fold_models_dir(name, t.number), ignore_errors=True)
-
-    def _oof_path(self, name: str, number: int) -> Path:
-        folder = self.artifact_dir(name) / "oof"
-        folder.mkdir(exist_ok=True)
-        return folder / f"trial-{number}.npz"
+        done = {t.number for t in trials if t.state != TrialState.RUNNING and t.number != best}
+        for t in self._frozen(name):
+            if t.number in done:
+                self.artifacts.drop_folds(t, name)
 
     @staticmethod
     def set_live(trial: optuna.Trial, live: LiveProgress) -> None:
@@ -351,6 +392,11 @@ class RunStore:
 
     def _frozen(self, name: str) -> list[FrozenTrial]:
         return self._read(name, lambda study_id: self.storage.get_all_trials(study_id, deepcopy=False))
+
+    def _frozen_trial(self, name: str, number: int) -> FrozenTrial:
+        def read(study_id: int) -> FrozenTrial:
+            return self.storage.get_trial(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        return self._read(name, read)
 
     def _set_study_attr(self, name: str, key: str, value: Any) -> None:
         self.storage.set_study_user_attr(self._require(name), key, value)

@@ -130,7 +130,7 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, say: Say, ti
     FAIL + a queued retry once its heartbeat stops. One that exits with an error fails the sweep with
     the last line of its log, rather than being relaunched forever.
     """
-    log_dir = store.artifact_dir(name) / "logs"
+    log_dir = store.local_folder(name) / "logs"
     log_dir.mkdir(exist_ok=True)
     procs = []
     for i in range(workers):

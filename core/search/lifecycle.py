@@ -9,7 +9,6 @@ import fcntl
 import logging
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +37,7 @@ def python_command(*args: str) -> list[str]:
 def child_environment(store: RunStore) -> dict[str, str]:
     """The environment of a process working on `store`: the URL travels here, never on the command
     line, where any user of the machine could read its password (`ps`)."""
-    return os.environ | {"TRANSFERLAB_STORAGE": store.url}
+    return os.environ | {"TRANSFERLAB_STORAGE": store.url, "TRANSFERLAB_ARTIFACTS": store.artifacts.location}
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ _ERROR_LINE = re.compile(r"error: .+|[A-Za-z_][\w.]*(Error|Exception|Exit|Interr
 
 def driver_log(store: RunStore, name: str) -> Path:
     """Where the sweep's detached driver writes (this machine's folder of the sweep)."""
-    return store.artifact_dir(name) / "driver.log"
+    return store.local_folder(name) / "driver.log"
 
 
 def driver_error(store: RunStore, name: str) -> str:
@@ -129,7 +128,7 @@ def _launching(store: RunStore, name: str) -> Iterator[None]:
     """One launch of a sweep at a time on this server: two Launch (or Resume) clicks at the same
     moment, from two sessions, start one driver. A file lock, since the app's sessions are threads
     of one server process and its restarts are other processes."""
-    with open(store.artifact_dir(name) / "launch.lock", "w") as handle:
+    with open(store.local_folder(name) / "launch.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -182,7 +181,6 @@ def delete(store: RunStore, name: str) -> None:
                          "worker (`python -m core worker`, here or on another machine): stop the sweep, and "
                          "delete it once that worker has stopped")
     store.delete_sweep(name)
-    shutil.rmtree(store.artifacts_dir / name, ignore_errors=True)
 
 
 def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:

@@ -86,12 +86,14 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
             from core.training.features_kinds import refit_features
             model, test, train = refit_features(data.runner(params), params, epochs,
                                                 base_cut=data.base_cut(params), reporter=report)
-    model_path = store.artifact_dir(name) / "best.keras"
-    save_model(model, model_path, classes=data.dataset.classes, image_size=params.image_size,
-               extra=card | {"variant": "single"})
-    say(f"test accuracy of the refit model: {test.accuracy():.4f} on {len(test.y_true)} images -> {model_path}")
+    with store.artifacts.scratch() as folder:
+        save_model(model, folder / "best.keras", classes=data.dataset.classes, image_size=params.image_size,
+                   extra=card | {"variant": "single"})
+        model_path = store.keep_final_file(name, folder / "best.keras")
+    say(f"test accuracy of the refit model: {test.accuracy():.4f} on {len(test.y_true)} images -> "
+        f"{store.model_file(model_path)}")
     return FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
-                      epochs=epochs, model_path=str(model_path), test=test.to_json(), train=train.to_json(),
+                      epochs=epochs, model_path=model_path, test=test.to_json(), train=train.to_json(),
                       test_accuracy=test.accuracy(), created=_now())
 
 
@@ -120,26 +122,27 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
 
     runner = data.runner(params)
     folder = store.fold_models_dir(name, best.number)
-    kept = load_fold_models(folder, len(data.folds))
+    kept = load_fold_models(folder, len(data.folds)) if folder else None
     if kept is None:
         say(f"trial {best.number} kept no fold models: training them again for the ensemble")
         total = len(data.folds) * planned_epochs(params)
         label = "training the fold models for the ensemble (epochs, at most)"
-        with _steps(store, name, label, total) as report:
+        with _steps(store, name, label, total) as report, store.artifacts.scratch() as folder:
             runner.run(params, report, base_cut=data.base_cut(params), on_fold=partial(save_fold_model, folder))
-        kept = load_fold_models(folder, len(data.folds))
+            kept = load_fold_models(folder, len(data.folds))
     ensemble = fold_ensemble(*kept)
     rows, trial_data = data.test_rows, runner.data
     paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None
     variants = []
     for variant, model in (("ensemble", ensemble), ("ensemble_tta", flip_tta(ensemble))):
-        path = store.artifact_dir(name) / f"best-{variant}.keras"
-        save_model(model, path, classes=data.dataset.classes, image_size=params.image_size,
-                   extra=card | {"variant": variant})
+        with store.artifacts.scratch() as folder:
+            save_model(model, folder / f"best-{variant}.keras", classes=data.dataset.classes,
+                       image_size=params.image_size, extra=card | {"variant": variant})
+            path = store.keep_final_file(name, folder / f"best-{variant}.keras")
         scores = predict_scores(model, trial_data.images, rows)
         test = Evaluation(data.dataset.classes, trial_data.labels[rows], scores, paths=paths)
-        variants.append(ModelVariant(variant, str(path), test.to_json(), test.accuracy()))
-        say(f"test accuracy of the {variants[-1].label}: {test.accuracy():.4f} -> {path}")
+        variants.append(ModelVariant(variant, path, test.to_json(), test.accuracy()))
+        say(f"test accuracy of the {variants[-1].label}: {test.accuracy():.4f} -> {store.model_file(path)}")
     return variants
 
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import optuna
 
@@ -173,7 +172,12 @@ class Objective:
         if not self.spec.ensemble:
             return None
         from core.training.ensembles import save_fold_model
-        return partial(save_fold_model, self.store.fold_models_dir(self.name, trial.number))
+
+        def keep(trained) -> None:
+            with self.store.artifacts.scratch() as folder:
+                save_fold_model(folder, trained)
+                self.store.keep_fold_files(trial, folder)
+        return keep
 
     def _step(self, live: LiveWriter, trial: optuna.Trial, label: str) -> Progress:
         """Progress of a long step: to the store (a few seconds apart) and to the in-process watcher."""

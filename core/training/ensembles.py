@@ -15,16 +15,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from core.runs.artifacts import CUT_FILE, fold_file
 from core.training.trial import TrainedFold
-
-CUT_FILE = "cut.txt"
 
 
 def save_fold_model(folder: Path, trained: TrainedFold) -> None:
     """Keep one fold's trained classifier and the layer below which it is frozen (`TrialRunner.run`'s
     `on_fold`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    trained.model.save(folder / f"fold{trained.fold + 1}.keras")
+    trained.model.save(folder / fold_file(trained.fold))
     (folder / CUT_FILE).write_text(trained.cut)
 
 
@@ -32,7 +31,7 @@ def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] 
     """The K fold models `save_fold_model` kept and their cut; None when any is missing."""
     import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
 
-    paths = [folder / f"fold{k + 1}.keras" for k in range(folds)]
+    paths = [folder / fold_file(k) for k in range(folds)]
     if not (folder / CUT_FILE).exists() or not all(path.exists() for path in paths):
         return None
     return [keras.saving.load_model(path) for path in paths], (folder / CUT_FILE).read_text()
