@@ -1,6 +1,7 @@
-"""Transfer Lab: `streamlit run app.py`. The entry runs first whichever page a URL names: it sets the
-page up, opens the run store, starts the server's background duties once, lets in only a signed-in
-user (when a login is configured, `ui.auth`), draws the shared sidebar, and hands over to the page."""
+"""Transfer Lab, served by `streamlit run serve.py` (this app behind the server guard, `ui.server_guard`).
+The entry runs first whichever page a URL names: it sets the page up, opens the run store, starts the
+server's background duties once, lets in only a signed-in user (when a login is configured, `ui.auth`),
+draws the shared sidebar, and hands over to the page."""
 from __future__ import annotations
 
 import streamlit as st
