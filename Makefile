@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 export TRANSFERLAB_DATA_ROOTS ?= $(CURDIR)/data:$(abspath $(CURDIR)/../shared/datasets)
 
 .PHONY: install run test
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-ray.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-ray.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,12 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.cli_args import (
     EXIT_USER_ERROR,
-    WORKERS,
     UserError,
+    add_executor_arguments,
+    executor_of,
     int_from,
     open_store,
     sweep_name,
@@ -49,18 +51,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(store, name: str, workers: int) -> int:
+def _run(store, name: str, executor) -> int:
     """Run the sweep to its end: 0 when it finished or stopped, 1 when it failed (the reason on stderr)."""
     from core.runs.records import SweepStatus
     from core.search.executors import run_sweep
     from core.search.lifecycle import view
     from core.search.time_left import Countdown
-    spec = store.spec(name)
-    _fetch_weights(store, spec)
-    bar = _bar(name, "trial", spec.grid_size())
+    bar = _bar(name, "trial")          # its total comes with the first progress: the driver reads the spec
     left = Countdown(lambda: view(store, name).left)
     try:
-        record = run_sweep(store, name, workers=workers, say=bar.write, progress=_follow(bar),
+        record = run_sweep(store, name, executor, say=bar.write, progress=_follow(bar), download=_download_bar,
                            stage=lambda line: bar.set_postfix_str(" · ".join(filter(None, (line[-90:], left())))))
     finally:
         bar.close()
@@ -74,29 +74,11 @@ def _run(store, name: str, workers: int) -> int:
     return 0
 
 
-def _fetch_weights(store, spec) -> None:
-    """Download the ImageNet weights the sweep will need now, with a bar here and a step on the Sweep
-    page (`sweep_step`), rather than silently inside its first trial. A file that cannot be had is left
-    for the trials, whose failure names it."""
-    from core.models.weights import WeightsNotFoundError, resolve_weights
-    from core.search.worker import sweep_step
-    from core.spec.space import Choice
-    if spec.params.weights != "imagenet":
-        return
-
-    def values(field: str) -> list:
-        dim = spec.search.space.get(field)
-        return list(dim.values) if isinstance(dim, Choice) else [getattr(spec.params, field)]
-    for backbone in values("backbone"):
-        for size in values("image_size"):
-            with (_bar(f"weights {backbone}", "B", unit_scale=True, leave=False) as bar,
-                  sweep_step(store, spec.name, f"ImageNet weights of {backbone} (bytes)") as step):
-                follow = _follow(bar)
-                try:
-                    resolve_weights(backbone, image_size=size, progress=lambda done, total: (follow(done, total),
-                                                                                              step(done, total)))
-                except WeightsNotFoundError:
-                    continue
+@contextmanager
+def _download_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A bytes bar for one weights download, gone when it ends."""
+    with _bar(label, "B", unit_scale=True, leave=False) as bar:
+        yield _follow(bar)
 
 
 def _failure_line(sweep) -> str:
@@ -112,19 +94,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.name:
         spec.name = args.name
     args.storage = args.storage or spec.storage or None
+    from core.search.lifecycle import create
     from core.settings import load_settings
-    from core.training.plan import current_decisions, resolve_dataset
-    if not resolve_dataset(spec.data.dataset, load_settings()).exists():
-        raise UserError(f"data.dataset: {spec.data.dataset} does not exist")
     store = work_store(args)
-    created = store.create_sweep(spec, decisions_version=current_decisions(spec))
+    created = create(store, spec, load_settings(), confine=False)     # your own machine: any folder of yours
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
           f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
-    return _run(store, spec.name, args.workers)
+    return _run(store, spec.name, args.executor_choice)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _run(work_store(args), args.name, args.workers)
+    return _run(work_store(args), args.name, args.executor_choice)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -310,11 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("sweep", cmd_sweep, "run (or resume) the sweep a YAML spec describes", storage=True)
     p.add_argument("spec")
-    p.add_argument("--workers", type=WORKERS, default=1, help="worker processes on this machine (default 1)")
+    add_executor_arguments(p)
     p.add_argument("--name", type=sweep_name, help="override the spec's sweep name")
     p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
     p.add_argument("name")
-    p.add_argument("--workers", type=WORKERS, default=1)
+    add_executor_arguments(p)
     p = add("worker", cmd_worker, "join a running sweep from any machine that reaches the store", storage=True)
     p.add_argument("--sweep", required=True)
     p = add("stop", cmd_stop, "ask a running sweep's workers to stop", storage=True)
@@ -370,7 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "executor"):
+        args.executor_choice = executor_of(parser, args)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -46,6 +46,32 @@ def sweep_name(text: str) -> str:
 WORKERS = int_from(1, lambda: os.cpu_count() or 1, "this machine's CPUs")
 
 
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers, --executor and --ray-address: where a driver runs the sweep's workers."""
+    parser.add_argument("--workers", type=int_from(1), default=1,
+                        help="worker processes on this machine, or Ray tasks with --executor ray (default 1)")
+    from core.search.placement import EXECUTORS
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local: processes on this machine (default); ray: one Ray task per worker, "
+                             "each with the spec's resources (needs requirements-ray.txt)")
+    parser.add_argument("--ray-address", help="Ray cluster to join: auto, ray://HOST:10001 or HOST:6379 "
+                        "(default: $RAY_ADDRESS, else a local Ray on this machine)")
+
+
+def executor_of(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The `Executor` the options name; a usage error for more local workers than this machine has CPUs
+    (a Ray cluster's size is the cluster's to judge)."""
+    from core.search.placement import Executor
+    if args.executor == "local":
+        try:
+            WORKERS(str(args.workers))
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"argument --workers: {error}")
+    elif args.ray_address is not None and not args.ray_address.strip():
+        parser.error("argument --ray-address: empty")
+    return Executor(args.executor, args.workers, args.ray_address)
+
+
 def _storage_url(args: argparse.Namespace) -> str:
     from core.settings import load_settings
     return getattr(args, "storage", None) or load_settings().storage_url
@@ -103,6 +129,7 @@ def _is_user_error(error: Exception) -> bool:
     for module, name in (("core.data.datasets", "DatasetError"), ("core.inference.model_card", "ModelFileError"),
                          ("core.models.weights", "WeightsNotFoundError"), ("core.data.fetch", "FetchError"),
                          ("core.data.images", "BadImageError"), ("core.data.splits", "SplitError"),
+                         ("core.search.ray_executor", "RayJoinError"),
                          ("core.settings", "SettingsError")):
         mod = sys.modules.get(module)
         if mod is not None and hasattr(mod, name):

@@ -156,3 +156,13 @@ def test_an_uploaded_sequential_model_gets_its_heat_map(predict_upload, tmp_path
     at.file_uploader(key="images").upload("red.png", photo.getvalue(), "image/png").run()
     assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
     assert [c for image in at.image for c in image.captions][1].startswith("Grad-CAM for ")
+
+
+def test_a_card_whose_image_size_the_model_cannot_take_is_refused(tmp_path: Path) -> None:
+    from core.inference.model_card import save_model
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    path = save_model(model, tmp_path / "m.keras", classes=["a", "b"], image_size=32)
+    with pytest.raises(ModelFileError, match=r"^transferlab_card.json in m.keras: 'image_size' is 32, but the "
+                                             r"model takes 16 x 16 px images$"):
+        load_model(path, name="m.keras")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from core.spec.fields import (
     sweepable_params,
 )
 from core.spec.space import Choice, Dimension, format_value
+from core.search.placement import EXECUTORS, Executor
 from core.spec.sweep import SpecError, SweepSpec
 from ui import state
 from ui.widgets import plain
 
 HIDDEN = {"storage", "search.space"}     # the store is the server's; the space has its own widgets
-SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation"}
+SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation",
+            "resources": "Ray resources per trial"}
 SWEPT_KEY = "spec.swept"
 UPLOAD_ERROR_KEY = "spec.upload_error"
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
@@ -205,7 +208,21 @@ def _layout(fields: list[FormField]) -> list[tuple[int, str, list[FormField]]]:
     half = (len(section["params"]) + 1) // 2
     return [(0, SECTIONS["data"], section["data"]), (1, SECTIONS["params"], section["params"][:half]),
             (2, "", section["params"][half:]), (3, SECTIONS["search"], section["search"]),
-            (3, SECTIONS[""], section[""])]
+            (3, SECTIONS[""], section[""]), (3, SECTIONS["resources"], section["resources"])]
+
+
+def executor_choice() -> Executor:
+    """Where the sweep's workers run: worker processes on this server, or Ray tasks (the cluster in
+    $RAY_ADDRESS, else a local Ray), each asking for the spec's Ray resources."""
+    left, right = st.columns(2)
+    kind = left.radio("Run on", EXECUTORS, key="executor.kind", horizontal=True,
+                      format_func={"local": "this server", "ray": "Ray"}.get,
+                      help="Ray: one task per worker on the cluster in $RAY_ADDRESS (else a local Ray), "
+                           "placed by the Ray resources above; a task lost with its node is retried")
+    workers = right.number_input("Workers", min_value=1, max_value=None if kind == "ray" else os.cpu_count() or 1,
+                                 value=1, step=1, key="executor.workers",
+                                 help="trials run at the same time, each in its own process")
+    return Executor(kind, int(workers))
 
 
 def sweep_form() -> tuple[SweepSpec | None, str | None]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.search import lifecycle
+from core.search.placement import Executor
 from core.spec.fields import SweepSize
 from core.spec.sweep import SweepSpec
 from ui import auth, state
 from ui.cache_panel import cache_panel
-from ui.spec_form import sweep_form
+from ui.spec_form import executor_choice, sweep_form
 from ui.sweep_live import sweep_panel
 from ui.widgets import plain
 
@@ -20,9 +21,9 @@ st.title("Sweep")
 store = state.store()
 
 
-def launch(spec: SweepSpec) -> None:
+def launch(spec: SweepSpec, executor: Executor) -> None:
     """Record the sweep in the store, start its driver outside this script, and attach to it."""
-    if state.store_action(lambda: lifecycle.start(store, spec, state.settings(), user=auth.user())):
+    if state.store_action(lambda: lifecycle.start(store, spec, state.settings(), executor, user=auth.user())):
         st.query_params["sweep"] = spec.name
         st.rerun()
 
@@ -53,9 +54,10 @@ with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     else:
         size = SweepSize.of(spec)
         st.info(f"This sweep trains **{size.describe()}**.", icon=":material/calculate:")
+    executor = executor_choice()
     left, right = st.columns([1, 4])
     if left.button("Launch", type="primary", disabled=spec is None, icon=":material/rocket_launch:"):
-        launch(spec)
+        launch(spec, executor)
     if spec is not None:
         right.download_button("Spec (YAML)", spec.to_yaml(), file_name=f"{spec.name}.yaml",
                               mime="application/x-yaml", icon=":material/download:", key="form-yaml")

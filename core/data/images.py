@@ -27,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
+CPUS_VARIABLE = "TRANSFERLAB_CPUS"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 ImageSource = str | Path | bytes | BinaryIO
@@ -240,6 +241,13 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may use: TRANSFERLAB_CPUS when a cluster engine gave its task that many
+    (os.cpu_count() counts the whole node), else the machine's."""
+    given = os.environ.get(CPUS_VARIABLE, "").strip()
+    return int(given) if given.isdigit() and int(given) > 0 else os.cpu_count() or 1
+
+
 def imap_in_processes(
     fn: Callable[[T], R],
     items: Sequence[T],
@@ -253,7 +261,7 @@ def imap_in_processes(
     Yielding lets a caller write big results (decoded images) straight to disk instead of holding
     them all. `fn` must be a module-level function (or a partial of one).
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     total = len(items)
     if workers == 1 or total < 4 * chunk:
         yield from _report(map(fn, items), total, progress)

@@ -151,4 +151,6 @@ def load_model(path: str | Path, *, name: str | None = None) -> LoadedModel:
     image_size = card.get("image_size", size)
     if type(image_size) is not int or image_size < 1:
         raise ModelFileError(f"{where}: 'image_size' must be a positive whole number, not {image_size!r}")
+    if model.input_shape[1] is not None and image_size != size:
+        raise ModelFileError(f"{where}: 'image_size' is {image_size}, but the model takes {size} x {size} px images")
     return LoadedModel(model=model, classes=classes, image_size=image_size, card=card)

@@ -1,28 +1,33 @@
-"""Where a sweep's trials run: in this process, or in local worker processes.
+"""Where a sweep's trials run: in this process, in local worker processes, or in Ray tasks.
 
-Scale-out needs nothing here: `python -m core worker --storage URL --sweep NAME` on any machine
-that reaches the store joins the sweep (Optuna's storage hands out the trials). The driver
-(`run_sweep`) waits for everyone, requeues trials of killed workers, then refits the best.
+The driver (`run_sweep`) makes its process the sweep's one driver, fetches the ImageNet weights the
+sweep needs, runs the workers its `Executor` names, waits for everyone (workers started by hand with
+`python -m core worker --storage URL --sweep NAME` on any machine that reaches the store, too),
+requeues trials of killed workers, then refits the best.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
 from core.runs.store import RunStore, StoreError, database_reason
-from core.search.lifecycle import child_environment, driver_log, python_command
+from core.search.lifecycle import child_environment, claim, driver_log, python_command
 from core.search.oracle import TrialCounts, remaining_trials
+from core.search.placement import Executor
 from core.search.refit import finalize
-from core.search.worker import EveryTrialFailed, Watch, fatal_reason, run_worker
+from core.search.worker import EveryTrialFailed, Watch, fatal_reason, run_worker, sweep_step
 from core.settings import REPO_ROOT
+from core.spec.sweep import SweepSpec
 from core.training.plan import SweepData
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]   # (finished trials, planned trials)
+Download = Callable[[str], AbstractContextManager[Progress]]   # a (bytes done, total) display, by label
 POLL_S = 2.0
 
 
@@ -32,20 +37,25 @@ def running_status(store: RunStore, name: str) -> str:
                      for t in store.trials(name) if t.state == TrialState.RUNNING and t.live)
 
 
-def run_sweep(store: RunStore, name: str, workers: int = 1, say: Say | None = None,
-              progress: Progress | None = None, stage: Say | None = None) -> FinalModel | None:
-    """Run the sweep to its end here (1 worker) or in `workers` processes, then refit the best.
+def run_sweep(store: RunStore, name: str, executor: Executor = Executor(), say: Say | None = None,
+              progress: Progress | None = None, stage: Say | None = None,
+              download: Download | None = None) -> FinalModel | None:
+    """Run the sweep to its end where `executor` says (here with 1 local worker), then refit the best.
 
-    `progress` gets (finished, planned) trials; `stage` a line on what runs right now.
+    `progress` gets (finished, planned) trials; `stage` a line on what runs right now; `download` a
+    display for each weights download (the CLI's bars). StoreError when another process drives it.
     Returns the final model record, or None when the sweep was stopped, failed or nothing completed.
     A sweep that fails for a reason no retry can fix (its data, an unwritable folder, every trial
     failing), or that stops on any error before a trial starts (`start_up_failure`), is marked FAILED
     with that reason, so a restarted server does not relaunch it.
     """
     say = say or print
+    if executor.kind == "ray":      # a cluster this machine cannot join is the user's to fix, not the sweep's fault
+        from core.search.ray_executor import connect
+        connect(executor.ray_address)
     began = time.time()
     try:
-        return _drive(store, name, workers, say, progress, stage or (lambda _: None))
+        return _drive(store, name, executor, say, progress, stage or (lambda _: None), download)
     except Exception as error:
         reason = fatal_reason(error) or start_up_failure(store, name, error, began)
         if reason is None:
@@ -71,13 +81,13 @@ def start_up_failure(store: RunStore, name: str, error: Exception, began: float)
     return f"the driver stopped before any trial started: {type(error).__name__}: {error}{where}"
 
 
-def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progress | None,
-           stage: Say) -> FinalModel | None:
+def _drive(store: RunStore, name: str, executor: Executor, say: Say, progress: Progress | None,
+           stage: Say, download: Download | None) -> FinalModel | None:
+    claim(store, name)
     spec = store.spec(name)
     planned = spec.grid_size()
     store.request_stop(name, False)
     store.set_status(name, SweepStatus.RUNNING)
-    store.set_driver(name, os.getpid())
 
     def tick(*_: object) -> None:
         if progress:
@@ -87,6 +97,8 @@ def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progres
         return remaining_trials(store.trials(name), spec)
 
     tick()
+    if remaining() > 0:
+        fetch_weights(store, spec, download)
     # The dataset is loaded, checked and split once, before any worker starts: bad data fails the
     # sweep here with its reason. Working here, the trials and the refit share it.
     data = SweepData.of_sweep(store, name, say=say) if remaining() > 0 or store.final(name) is None else None
@@ -98,11 +110,14 @@ def _drive(store: RunStore, name: str, workers: int, say: Say, progress: Progres
         if store.status(name) == SweepStatus.FAILED:       # a worker process met a fatal error
             return None
         if remaining() > 0:
-            if workers <= 1:
+            watched = lambda: (tick(), stage(running_status(store, name)))   # noqa: E731
+            if executor.kind == "ray":
+                from core.search.ray_executor import run_ray_workers
+                run_ray_workers(store, name, executor, spec.resources, say, watched)
+            elif executor.workers <= 1:
                 run_worker(store, name, Watch(say=say, stage=stage, trial_done=tick), data=data)
             else:
-                _run_worker_processes(store, name, workers, say,
-                                      lambda: (tick(), stage(running_status(store, name))))
+                _run_worker_processes(store, name, executor.workers, say, watched)
             continue
         if TrialCounts.of(store.trials(name)).running:
             # Trials held by workers elsewhere, or by killed ones: the heartbeat turns the
@@ -147,10 +162,47 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, say: Say, ti
                 p.terminate()
             log.close()
     for i, (p, _) in enumerate(procs):
-        if p.returncode < 0:
-            say(f"worker {i} was killed (signal {-p.returncode}); its trial will be retried")
-        elif p.returncode > 0 and store.status(name) != SweepStatus.FAILED:
-            log_path = log_dir / f"worker-{i}.log"
-            lines = log_path.read_text(errors="replace").strip().splitlines()
-            store.set_failed(name, f"worker {i} exited with code {p.returncode}: "
-                                   f"{lines[-1] if lines else 'no output'} (log: {log_path})")
+        worker_exited(store, name, f"worker {i}", p.returncode, log_dir / f"worker-{i}.log", say)
+
+
+def worker_exited(store: RunStore, name: str, who: str, code: int, log_path: Path, say: Say) -> None:
+    """What a worker process's exit means for the sweep: killed by a signal (OOM killer, a user, a lost
+    node), its trial is retried; an error exit fails the sweep with the last line of its log."""
+    if code < 0:
+        say(f"{who} was killed (signal {-code}); its trial will be retried")
+    elif code > 0 and store.status(name) != SweepStatus.FAILED:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        store.set_failed(name, f"{who} exited with code {code}: "
+                               f"{lines[-1] if lines else 'no output'} (log: {log_path})")
+
+
+def fetch_weights(store: RunStore, spec: SweepSpec, download: Download | None = None) -> None:
+    """Download the ImageNet weights the sweep will need now, shown as a step on the Sweep page
+    (`sweep_step`) and by `download` (the CLI's bar), rather than silently inside its first trial. A file
+    that cannot be had is left for the trials, whose failure names it."""
+    from core.models.weights import WeightsNotFoundError, resolve_weights
+    if spec.params.weights != "imagenet":
+        return
+    for backbone, size in _weights_needed(spec):
+        with (sweep_step(store, spec.name, f"ImageNet weights of {backbone} (bytes)") as step,
+              (download or _no_display)(f"weights {backbone}") as shown):
+            try:
+                resolve_weights(backbone, image_size=size, progress=lambda done, total: (step(done, total),
+                                                                                          shown(done, total)))
+            except WeightsNotFoundError:
+                continue
+
+
+def _weights_needed(spec: SweepSpec) -> Iterator[tuple[str, int]]:
+    from core.spec.space import Choice
+
+    def values(field: str) -> list:
+        dim = spec.search.space.get(field)
+        return list(dim.values) if isinstance(dim, Choice) else [getattr(spec.params, field)]
+    for backbone in values("backbone"):
+        for size in values("image_size"):
+            yield backbone, size
+
+
+def _no_display(_: str) -> AbstractContextManager[Progress]:
+    return nullcontext(lambda done, total: None)

@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.datasets import resolve_dataset_path
+from core.data.datasets import DatasetError, resolve_dataset_path
 from core.runs.records import SweepRecord, SweepStatus, TrialRecord
 from core.runs.store import RunStore, StoreError
 from core.search.oracle import TrialCounts, remaining_trials
+from core.search.placement import Executor
 from core.search.time_left import TimeLeft, sweep_seconds, time_left
 from core.settings import REPO_ROOT, Settings
 from core.spec.sweep import SweepSpec
@@ -107,7 +108,7 @@ def driver_alive(sweep: SweepRecord) -> bool:
         return False
 
 
-def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
+def launch_detached(store: RunStore, name: str, executor: Executor = Executor()) -> int:
     """Start the sweep's driver in its own session; returns its pid.
 
     It outlives the Streamlit script run and the browser tab; its output goes to a log file.
@@ -115,7 +116,7 @@ def launch_detached(store: RunStore, name: str, workers: int = 1) -> int:
     with open(driver_log(store, name), "ab") as log:
         log.write(time.strftime("\n--- driver launched %Y-%m-%d %H:%M:%S ---\n").encode())   # ends old errors
         log.flush()
-        proc = subprocess.Popen(python_command("resume", name, "--workers", str(workers)), cwd=REPO_ROOT,
+        proc = subprocess.Popen(python_command("resume", name, *executor.arguments()), cwd=REPO_ROOT,
                                 env=child_environment(store), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     store.set_driver(name, proc.pid)
@@ -133,35 +134,58 @@ def _launching(store: RunStore, name: str) -> Iterator[None]:
         yield
 
 
-def start(store: RunStore, spec: SweepSpec, settings: Settings, workers: int = 1, user: str | None = None) -> None:
-    """Record a sweep defined in the app and launch its driver, unless it runs or is done already.
+def create(store: RunStore, spec: SweepSpec, settings: Settings, confine: bool = True) -> bool:
+    """Record a sweep in the store (True when new; the same spec again is a resume): the one place a
+    sweep is created, for the page, the CLI and any executor.
 
-    The dataset must lie inside the data roots: a sweep launched from the app never reads elsewhere.
+    `confine`: the dataset must lie inside the data roots (a sweep from the app never reads elsewhere);
+    the CLI's user may name any folder of their own machine by its absolute path.
     """
-    resolve_dataset_path(spec.data.dataset, settings.data_roots)
-    from core.training.plan import current_decisions
+    from core.training.plan import current_decisions, resolve_dataset
+    dataset = (resolve_dataset_path(spec.data.dataset, settings.data_roots) if confine
+               else resolve_dataset(spec.data.dataset, settings))
+    if not dataset.exists():
+        raise DatasetError(f"data.dataset: {spec.data.dataset} does not exist")
     with _launching(store, spec.name):
-        store.create_sweep(spec, decisions_version=current_decisions(spec, settings))
+        return store.create_sweep(spec, decisions_version=current_decisions(spec, settings))
+
+
+def start(store: RunStore, spec: SweepSpec, settings: Settings, executor: Executor = Executor(),
+          user: str | None = None) -> None:
+    """Record a sweep defined in the app and launch its driver, unless it runs or is done already."""
+    create(store, spec, settings)
+    with _launching(store, spec.name):
         if store.sweep(spec.name).status != SweepStatus.DONE:
-            _launch_unless_driven(store, spec.name, workers, user)
+            _launch_unless_driven(store, spec.name, executor, user)
 
 
-def resume(store: RunStore, name: str, workers: int = 1, user: str | None = None) -> None:
+def resume(store: RunStore, name: str, executor: Executor = Executor(), user: str | None = None) -> None:
     """Launch a driver for what is left of the sweep (it then refits the best), unless one runs.
 
     `user` launched it ("" for nobody logged in); None (a restart's resume) keeps who did before.
     """
     with _launching(store, name):
-        _launch_unless_driven(store, name, workers, user)
+        _launch_unless_driven(store, name, executor, user)
 
 
-def _launch_unless_driven(store: RunStore, name: str, workers: int, user: str | None) -> None:
+def _launch_unless_driven(store: RunStore, name: str, executor: Executor, user: str | None) -> None:
     if driver_alive(store.sweep(name)):
         return
     store.request_stop(name, False)
     if user is not None:
         store.set_launched_by(name, user)
-    launch_detached(store, name, workers)
+    launch_detached(store, name, executor)
+
+
+def claim(store: RunStore, name: str) -> None:
+    """Make this process the sweep's driver, under the same lock as a launch: StoreError when another
+    live process drives it already (a driver the page launched, a second `python -m core sweep`)."""
+    with _launching(store, name):
+        driver = store.sweep(name).driver
+        if driver_alive(store.sweep(name)) and driver.pid != os.getpid():
+            raise StoreError(f"sweep {name!r} is already running (driver pid {driver.pid} on {driver.host}); "
+                             f"stop it first, or watch it: python -m core results {name}")
+        store.set_driver(name, os.getpid())
 
 
 def stop(store: RunStore, name: str, user: str = "") -> None:
@@ -183,7 +207,7 @@ def delete(store: RunStore, name: str) -> None:
     store.delete_sweep(name)
 
 
-def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
+def resume_unfinished(store: RunStore, executor: Executor = Executor()) -> list[str]:
     """After a server restart: relaunch every sweep marked running whose driver is gone."""
     resumed = []
     for name in store.sweep_names():
@@ -193,6 +217,6 @@ def resume_unfinished(store: RunStore, workers: int = 1) -> list[str]:
             log.warning("not resuming sweep %r: its record cannot be read (%s)", name, error)
             continue
         if sweep.status == SweepStatus.RUNNING and not driver_alive(sweep):    # never FAILED ones
-            resume(store, name, workers)
+            resume(store, name, executor)
             resumed.append(name)
     return resumed

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import optuna
 
 from core.data.datasets import DatasetError
+from core.data.images import CPUS_VARIABLE, usable_cpus
 from core.data.splits import SplitError
 from core.models.weights import WeightsNotFoundError
 from core.runs.records import LiveProgress, StepProgress
@@ -210,6 +211,25 @@ def sweep_exists(store: RunStore, name: str) -> bool:
     return name in store.sweep_names()
 
 
+def use_task_cpus() -> None:
+    """In a cluster engine's task (TRANSFERLAB_CPUS set), TensorFlow's thread pools take the task's CPUs, not
+    the node's: tasks sharing a node would otherwise each start a thread per core. Before TensorFlow starts."""
+    if CPUS_VARIABLE not in os.environ:
+        return
+    import tensorflow as tf
+    cpus = usable_cpus()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        tf.config.threading.set_inter_op_parallelism_threads(cpus)
+    except RuntimeError:            # TensorFlow already ran in this process: its pools stay as they are
+        log.warning("TensorFlow started before %s was read; its thread pools keep their size", CPUS_VARIABLE)
+
+
+def sweep_exists(store: RunStore, name: str) -> bool:
+    """Is the sweep still in the store? A worker on another machine may outlive it (deleted meanwhile)."""
+    return name in store.sweep_names()
+
+
 def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: SweepData | None = None) -> int:
     """Work on the sweep until nothing is left (or Stop); returns the number of trials this worker ran.
 
@@ -219,6 +239,7 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
     spec = store.spec(name)
     if remaining_trials(store.trials(name), spec) == 0:
         return 0
+    use_task_cpus()
     ran = 0
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
