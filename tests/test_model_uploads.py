@@ -166,3 +166,15 @@ def test_a_card_whose_image_size_the_model_cannot_take_is_refused(tmp_path: Path
     with pytest.raises(ModelFileError, match=r"^transferlab_card.json in m.keras: 'image_size' is 32, but the "
                                              r"model takes 16 x 16 px images$"):
         load_model(path, name="m.keras")
+
+
+def test_a_model_description_too_big_to_parse_is_refused_unread(tmp_path: Path) -> None:
+    """Stored, not compressed, so no ratio gives it away: Keras would read and parse all of it."""
+    path = tmp_path / "big.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        with archive.open("config.json", "w") as out:
+            for _ in range(40):
+                out.write(b" " * (1 << 20))
+    with pytest.raises(ModelFileError, match=r"^big.keras: config.json would unpack to 41,943,040 bytes, more "
+                                             r"than the 33,554,432 a model's description may take"):
+        load_model(path, name="big.keras")
