@@ -159,17 +159,18 @@ def test_a_store_file_deleted_or_replaced_under_the_server_is_one_line_and_never
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["sweep"] = "kept"
     at.run()
-    assert [e.value for e in at.error] == [f"The run store's file {plain(path.resolve())} was deleted (or moved away) "
-                                          "after this server opened it: nothing is shown or written until "
-                                          "it is back. Restore it, or restart the server to begin a new, "
-                                          "empty store."]
+    assert [e.value for e in at.error] == [f"The run store's file {plain(path.resolve())} was deleted (or "
+                                          "moved away) after this server opened it: nothing is shown or "
+                                          "written until it is back. Restore it, or restart the server to "
+                                          "begin a new, empty store."]
     assert not at.title and not at.button and not at.exception, "nothing of the page, no Resume"
     assert not path.exists(), "no empty store made in its place"
     other = RunStore(f"sqlite:///{tmp_path / 'other.db'}")
     other.create_sweep(tiny_spec("other", data_root / "colours"))
     shutil.copy(tmp_path / "other.db", path)                 # another store's file put in its place
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert len(at.error) == 1 and "was replaced by another file" in at.error[0].value, [e.value for e in at.error]
+    assert len(at.error) == 1 and "was replaced by another file" in at.error[0].value, \
+        [e.value for e in at.error]
     assert not at.title and not at.exception
 
 
@@ -184,7 +185,8 @@ def test_a_deleted_store_is_not_replaced_by_an_empty_one_by_a_driver_or_a_restar
     path.unlink()
     driver = subprocess.run([sys.executable, "-m", "core", "resume", "kept"], cwd=Path(APP).parent,
                             capture_output=True, text=True, timeout=120)
-    assert driver.returncode != 0 and "is missing, but a run store was made there" in driver.stderr, driver.stderr
+    assert driver.returncode != 0, driver.stderr
+    assert "is missing, but a run store was made there" in driver.stderr, driver.stderr
     assert not path.exists(), "the driver made no empty store in its place"
     at = AppTest.from_file(APP, default_timeout=60).run()    # a server started now: it never opened the store
     assert len(at.error) == 1 and "is missing, but a run store was made there" in at.error[0].value, \

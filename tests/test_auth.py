@@ -53,7 +53,8 @@ def app(secrets: dict, *, user: dict | None = None, signed_in: str = "", verifie
     if user is not None:
         at.user = user
     if signed_in:
-        for key, value in {"auth.user": signed_in, "auth.verified": verified, "auth.browser": browser}.items():
+        signed = {"auth.user": signed_in, "auth.verified": verified, "auth.browser": browser}
+        for key, value in signed.items():
             at.session_state[key] = value
     if sweep:
         at.query_params["sweep"] = sweep

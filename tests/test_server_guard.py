@@ -125,8 +125,8 @@ def get_status(url: str, path: str) -> int:
         connection.close()
 
 
-def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_closed(tmp_path: Path,
-                                                                                      chromium) -> None:  # noqa: F811
+def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_closed(
+        tmp_path: Path, chromium) -> None:  # noqa: F811
     write_class_folders(tmp_path / "data" / "colours", per_class=6)
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(f'[login]\npassword = "{PASSWORD}"\n')

@@ -171,9 +171,9 @@ def _wait_line(wait_s: float) -> str:
 def _password_form(settings: LoginConfig) -> None:
     with st.form("login"):
         name = st.text_input("Your name", key="auth.name", max_chars=NAME_MAX,
-                             help="recorded with the sweeps you launch or stop. With the team password it is "
-                                  "your word, not a proof: deleting others' sweeps and admin rights need your "
-                                  "own password ([login.users])")
+                             help="recorded with the sweeps you launch or stop. With the team password it "
+                                  "is your word, not a proof: deleting others' sweeps and admin rights need "
+                                  "your own password ([login.users])")
         given = st.text_input("Password (your own, or the team's)" if settings.users else "Team password",
                               type="password", key="auth.password")
         if not st.form_submit_button("Sign in", type="primary", icon=":material/login:"):
@@ -183,7 +183,8 @@ def _password_form(settings: LoginConfig) -> None:
     if not name.strip():
         st.error("Enter your name: sweeps record who launched or stopped them.")
     elif server_guard.installed() and not _browser():        # nothing to bind the sign-in to
-        st.error("This browser sent no session cookie: allow cookies for this site, reload, and sign in again.")
+        st.error("This browser sent no session cookie: allow cookies for this site, reload, and sign in "
+                 "again.")
     elif (wait_s := LIMITS.wait_s(keys)) > 0:
         st.error(_wait_line(wait_s))                 # refused before the password is even compared
     elif (proved := _check(settings, name.strip(), given)) is None:

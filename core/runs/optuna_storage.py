@@ -116,7 +116,8 @@ def database_file(url: str) -> Path | None:
     if not url.startswith("sqlite"):
         return None
     database = make_url(url).database
-    return Path(database) if database and not database.startswith("file:") and database != ":memory:" else None
+    in_file = database and not database.startswith("file:") and database != ":memory:"
+    return Path(database) if in_file else None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
