@@ -25,10 +25,11 @@ Say = Callable[[str], None]
 
 
 def refit_epochs(trial: TrialRecord) -> int:
-    """Epochs for the final refit: one past the mean best epoch of the trial's folds."""
+    """Epochs for the final refit: one past the mean best epoch of the trial's folds (0 when they kept their
+    convex start, best epoch -1: `core.training.linear_start`)."""
     if trial.result is None or not trial.result.folds:
         return 1
-    return max(1, int(round(trial.result.mean_best_epoch)) + 1)
+    return max(0, int(round(trial.result.mean_best_epoch)) + 1)
 
 
 def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData | None = None

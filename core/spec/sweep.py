@@ -106,8 +106,9 @@ class TrialParams:
     kind: str = spec_field("network", "network: train a Keras head (and backbone layers); svm / logreg: "
                            "scikit-learn on the frozen backbone's standardised pooled features",
                            choices=TRIAL_KINDS, sweepable=True)
-    svm_kernel: str = spec_field("rbf", "kind svm only: the SVM's kernel", choices=SVM_KERNELS, sweepable=True)
-    svm_c: float = spec_field(1.0, "kind svm only: the SVM's penalty C", low=1e-6, high=1e6, sweepable=True)
+    svm_kernel: str = spec_field("linear", "kind svm only: the SVM's kernel", choices=SVM_KERNELS, sweepable=True)
+    svm_c: float = spec_field(1e-3, "kind svm only: the SVM's penalty C (a linear kernel on standardised CNN "
+                              "features wants ~1e-3, rbf ~1-10)", low=1e-6, high=1e6, sweepable=True)
     svm_gamma: float = spec_field(0.0, "kind svm only: rbf / poly kernel width gamma (0 = 'scale': "
                                   "1 / (features x their variance))", low=0.0, high=1e3, sweepable=True)
     svm_degree: int = spec_field(3, "kind svm only: degree of the poly kernel", low=1, high=6, sweepable=True)
@@ -144,7 +145,11 @@ class DataSpec:
                                       low=0.05, high=0.5)
     train_count: int = spec_field(0, "ordered split: the first N images train and validate", low=0)
     test_count: int = spec_field(0, "ordered split: the next M images test", low=0)
-    max_per_class: int = spec_field(0, "use at most this many images per class (0 = all)", low=0)
+    max_per_class: int = spec_field(0, "use at most this many images per class (0 = all), before the split",
+                                    low=0)
+    train_per_class: int = spec_field(0, "after the split, train on at most this many images per class (0 = "
+                                      "all); the test part stays whole: a small-data regime on the full test",
+                                      low=0)
     seed: int = spec_field(0, "seed of the split, the folds and the weight init", low=0)
 
 

@@ -35,11 +35,13 @@ from core.models.classifier import build_classifier
 from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
+from core.training.linear_start import PREDICTIONS, logistic_regression, standardiser
 from core.training.trial import Reporter, TrainedFold, TrialData, predict_scores
 
 Progress = Callable[[int, int], None]
-PREDICTIONS = "predictions"   # a network's output layer: the features are its input
-LOGREG_MAX_ITER = 2000
+SVM_SPACE = {"svm_kernel": ["linear", "rbf"], "svm_c": [1e-3, 1e-2, 0.1, 1.0, 10.0]}
+"""The svm kind's search (a grid of 10 trials, seconds each on cached features): the linear kernel wants a
+small C on standardised CNN features, rbf a large one, and small data favours the linear kernel."""
 EXACT = "float64"            # the rebuilt classifier computes in double precision, as scikit-learn does
 
 
@@ -66,13 +68,10 @@ def _two_columns(decision: np.ndarray) -> np.ndarray:
 
 def fit_features(params: TrialParams, features: np.ndarray, labels: np.ndarray, n_classes: int) -> FeatureModel:
     """Standardise, then fit the trial kind's classifier on these rows."""
-    scaler = StandardScaler().fit(features)
-    # Keras's Normalization divides by at least its epsilon; a feature that barely varies (random
-    # weights, a dead channel) is divided by the same here, so both forms give the same numbers.
-    scaler.scale_ = np.maximum(scaler.scale_, keras.config.epsilon())
+    scaler = standardiser(features)
     x = scaler.transform(features)
     if params.kind == "logreg":
-        estimator = LogisticRegression(C=params.logreg_c, max_iter=LOGREG_MAX_ITER)
+        estimator = logistic_regression(params)
     elif params.kind == "svm":
         spread = x.shape[1] * x.var()           # svm_gamma 0 = scikit-learn's "scale" (1 for constant x)
         gamma = params.svm_gamma or (1.0 / spread if spread else 1.0)

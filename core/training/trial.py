@@ -22,6 +22,7 @@ from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
 from core.training.momentum import VariableMomentumSGD
+from core.training.linear_start import fit_convex_start, starts_convex
 from core.training.schedules import decays_momentum, learning_rate_at, scheduled
 from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
 
@@ -106,15 +107,26 @@ class Batches(keras.utils.PyDataset):
 
 
 class _BestEpoch(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the lowest validation loss and restore them at the end."""
+    """Keep the weights of the epoch with the lowest validation loss and restore them at the end.
 
-    def __init__(self):
+    `start`: the model as it starts (a convex start, `linear_start`) is kept unless an epoch beats it on
+    validation loss without losing validation accuracy; then the best epoch is -1 (before the first).
+    """
+
+    def __init__(self, start: tuple[keras.Model, Batches] | None = None):
         super().__init__()
         self.best_loss, self.best_epoch, self.weights = np.inf, 0, None
+        self.floor = -np.inf            # the validation accuracy an epoch must keep
+        if start is not None:
+            model, validation = start
+            logs = model.evaluate(validation, verbose=0, return_dict=True)
+            self.best_loss, self.best_epoch, self.weights = logs["loss"], -1, model.get_weights()
+            self.floor = logs["accuracy"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("val_loss", np.inf)
-        if loss < self.best_loss:
+        logs = logs or {}
+        loss = logs.get("val_loss", np.inf)
+        if loss < self.best_loss and logs.get("val_accuracy", np.inf) >= self.floor:
             self.best_loss, self.best_epoch, self.weights = loss, epoch, self.model.get_weights()
 
     def on_train_end(self, logs: dict | None = None) -> None:
@@ -202,7 +214,7 @@ class TrialRunner:
         `on_fit` as `run`'s `on_fold`, fold 0.
 
         A staged trial's `epochs` count both stages: stage 1 runs its `stage1_epochs`, stage 2 the rest
-        (at least one).
+        (at least one). A convex-start trial (`linear_start`) with 0 epochs is its convex fit alone.
         """
         clf = build_classifier(params, len(self.data.classes), seed=self.seed)
         model, sources, transform, _ = self._inputs(clf, params, base_cut)
@@ -210,7 +222,10 @@ class TrialRunner:
                                     reduce_lr=0)
         head = self._head(clf, final, base_cut)
         self._compile(model, fine_tune_stage(final).params)
-        self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter, head)
+        if epochs or not starts_convex(params):
+            self._fit(model, final, sources, transform, self.data.train_rows, None, 0, reporter, head)
+        else:                                    # its folds kept their convex start: that fit alone
+            fit_convex_start(model, params, sources, self.data.labels, self.data.train_rows)
         if on_fit is not None:
             on_fit(_trained(0, clf, model, sources[0]))
         evaluations = []
@@ -286,6 +301,8 @@ class TrialRunner:
         """One fold's fit: stage 1 on `head` first when the trial is staged, then `model`; the curves of
         both stages joined, the best epoch numbered across them."""
         first: dict[str, list[float]] = {}
+        if starts_convex(params):
+            fit_convex_start(model, params, sources, self.data.labels, train_rows)
         if head is not None:
             head.restart()
             with untrainable(head.frozen):
@@ -306,7 +323,7 @@ class TrialRunner:
         if val_rows is not None:
             validation = Batches(sources[:1], self.data.labels, val_rows, PREDICT_BATCH, shuffle=False, seed=0)
             if stage.restore_best:
-                best = _BestEpoch()
+                best = _BestEpoch((model, validation) if starts_convex(stage.trial) else None)
                 callbacks.append(best)
             if params.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.early_stopping))
