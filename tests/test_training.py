@@ -160,3 +160,19 @@ def test_every_fold_starts_from_the_same_untrained_state(trial_data, tmp_path):
     np.testing.assert_allclose(first.curves["loss"], second.curves["loss"], rtol=1e-4)
     np.testing.assert_allclose(first.curves["learning_rate"], second.curves["learning_rate"])
     assert first.val_error == second.val_error
+
+
+def test_train_per_class_keeps_the_whole_test_part(tiny_dataset):
+    """The small-data regime (issue 20): a few training images per class, tested on the full run's test images."""
+    from core.spec.sweep import SweepSpec
+    from core.training.plan import SweepData
+
+    def data(**limit) -> SweepData:
+        return SweepData(SweepSpec.from_dict({"name": "few", "folds": 2, "data": {
+            "dataset": str(tiny_dataset), "test_fraction": 0.25, **limit}}))
+    full, few = data(), data(train_per_class=4)
+    assert np.bincount(few.dataset.labels[few.train_rows]).tolist() == [4, 4, 4]
+    assert [few.dataset.paths[r] for r in few.test_rows] == [full.dataset.paths[r] for r in full.test_rows]
+    assert set(few.dataset.paths[r] for r in few.train_rows) < set(full.dataset.paths[r] for r in full.train_rows)
+    assert len(few.dataset) == 12 + len(full.test_rows)          # nothing else is decoded
+    assert sorted(np.concatenate([v for _, v in few.folds]).tolist()) == sorted(few.train_rows.tolist())

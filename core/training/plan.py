@@ -43,6 +43,18 @@ def limit_per_class(dataset: Dataset, max_per_class: int, seed: int) -> Dataset:
     return dataset.subset(np.sort(np.concatenate(keep)))
 
 
+def limit_train(dataset: Dataset, groups: np.ndarray, train: np.ndarray, test: np.ndarray, per_class: int,
+                seed: int) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
+    """The dataset cut to a seeded `per_class` of each class's train rows and every test row (so a small-data
+    run tests on the same images as the full one and decodes no other): (dataset, groups, train, test)."""
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels[train]
+    kept = np.concatenate([rng.permutation(train[labels == c])[:per_class] for c in range(len(dataset.classes))])
+    rows = np.sort(np.concatenate([kept, test]))
+    return (dataset.subset(rows), groups[rows], np.searchsorted(rows, np.sort(kept)),
+            np.searchsorted(rows, np.sort(test)))
+
+
 def weights_identity(params: TrialParams, seed: int) -> str:
     """What decides the backbone's weights, for the activation-cache key."""
     if params.weights == "none":
@@ -96,11 +108,13 @@ class SweepData:
         cut = split_decided(found, decisions, duplicate_groups_for(found), data.split,
                             test_fraction=data.test_fraction, seed=data.seed, train_count=data.train_count,
                             test_count=data.test_count)
-        dataset, groups = cut.dataset, cut.groups
+        dataset, groups, train, test = cut.dataset, cut.groups, cut.train, cut.test
         if decisions.version:
             say(f"label decisions version {decisions.version}: {dataset.decisions_applied} applied")
+        if data.train_per_class > 0:
+            dataset, groups, train, test = limit_train(dataset, groups, train, test, data.train_per_class, data.seed)
         self.dataset = dataset
-        self.train_rows, self.test_rows = cut.train, cut.test
+        self.train_rows, self.test_rows = train, test
         self.folds = [(self.train_rows[a], self.train_rows[b]) for a, b in
                       kfold_indices(dataset.labels[self.train_rows], spec.folds, data.seed, class_names=dataset.classes,
                                     groups=groups[self.train_rows])]
@@ -135,6 +149,24 @@ class SweepData:
         if key not in self._cuts:
             self._cuts[key] = build_classifier(deepest, len(self.dataset.classes), seed=self.spec.data.seed).cut
         return self._cuts[key]
+
+    def backbone_images_per_s(self, batches: int = 3) -> float:
+        """Images/s of EfficientNet-Lite0's full forward pass at 224 px (ImageNet weights) on this sweep's
+        images, timed over `batches` batches after a warm-up one: the speed a time budget plans with
+        (`core.search.budget`). Decodes the images at 224 first (the image cache keeps them)."""
+        import time
+
+        from core.models.classifier import build_classifier
+        from core.training.activations import FORWARD_BATCH
+        images = self.trial_data(224).images
+        model = build_classifier(TrialParams(), len(self.dataset.classes), seed=self.spec.data.seed).bottom_model()
+        batch = [np.asarray(images[i % len(images)], dtype=np.float32) for i in range(FORWARD_BATCH)]
+        x = np.stack(batch)
+        model.predict_on_batch(x)
+        started = time.perf_counter()
+        for _ in range(batches):
+            model.predict_on_batch(x)
+        return batches * len(x) / (time.perf_counter() - started)
 
     def runner(self, params: TrialParams, cache_progress: Progress | None = None, cached: bool | None = None,
                decode_progress: Progress | None = None):
