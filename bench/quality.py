@@ -3,13 +3,20 @@
 1. probe: logistic regression (scikit-learn) on frozen, pooled EfficientNet-Lite0 features;
 2. the app's plain default sweep (every SweepSpec default, only the dataset given);
 3. a preset spec (default examples/recommended.yaml, when it exists) with its data.dataset filled in;
-4. svm: the app's SVM trial kind on the same frozen Lite0 features (RBF, a small C grid, K-fold CV).
+4. svm: the app's SVM trial kind on the same frozen Lite0 features, its search (`SVM_SPACE`: linear and RBF
+   kernels, C from 0.001 to 10; K-fold CV picks one).
+
+5. budget N (`--budgets 15 30`): the preset as the time-budget planner (`core.search.budget`) fits it to N
+   minutes on this machine, from Lite0's images/s measured on the dataset first (the plan is printed).
 
 Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
 macro F1 and wall time side by side.
 
     .venv/bin/python bench/quality.py ../shared/datasets/flowers5
-    .venv/bin/python bench/quality.py DATASET --runs probe default --max-per-class 100
+    .venv/bin/python bench/quality.py DATASET --runs probe default svm --train-per-class 60
+
+`--train-per-class` is the small-data regime: the same split, its test part whole, N training images per
+class; `--max-per-class` cuts the dataset before the split (the test part shrinks with it).
 """
 from __future__ import annotations
 
@@ -30,9 +37,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from core.results.metrics import Evaluation  # noqa: E402
 from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
+from core.training.features_kinds import SVM_SPACE  # noqa: E402
 
-RUNS = ("probe", "default", "preset", "svm")
-SVM_SEARCH = {"method": "grid", "space": {"svm_c": [1.0, 3.0, 10.0]}}
+RUNS = ("probe", "default", "preset", "svm", "budget")
+SVM_SEARCH = {"method": "grid", "space": SVM_SPACE}
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,13 +50,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-per-class", type=int, default=0, help="images per class (0 = all)")
+    p.add_argument("--budgets", type=float, nargs="+", default=[15.0, 30.0], help="minutes, for the budget run")
+    p.add_argument("--max-per-class", type=int, default=0, help="images per class before the split (0 = all)")
+    p.add_argument("--train-per-class", type=int, default=0,
+                   help="training images per class after the split, the test part whole (0 = all)")
     return p.parse_args()
 
 
 def data_section(args: argparse.Namespace) -> dict:
     return {"dataset": str(args.dataset.resolve()), "test_fraction": args.test_fraction, "seed": args.seed,
-            "max_per_class": args.max_per_class}
+            "max_per_class": args.max_per_class, "train_per_class": args.train_per_class}
 
 
 def probe(args: argparse.Namespace) -> Evaluation:
@@ -84,10 +95,27 @@ def run(name: str, args: argparse.Namespace) -> Evaluation:
         return sweep(SweepSpec.from_dict({"name": "default", "data": data_section(args)}))
     if name == "svm":
         return sweep(SweepSpec.from_dict({"name": "svm", "data": data_section(args), "search": SVM_SEARCH,
-                                          "params": {"kind": "svm", "svm_kernel": "rbf"}}))
+                                          "params": {"kind": "svm"}}))
+    return sweep(preset_spec(args, "preset"))
+
+
+def preset_spec(args: argparse.Namespace, name: str) -> SweepSpec:
     preset = load_yaml(args.preset.read_text())
     preset["data"] = {**preset.get("data", {}), **data_section(args)}
-    return sweep(SweepSpec.from_dict(preset | {"name": "preset"}))
+    return SweepSpec.from_dict(preset | {"name": name})
+
+
+def budgeted(args: argparse.Namespace, minutes: float) -> Evaluation:
+    """The preset as the planner fits it to `minutes`, from the speed measured here, now (part of the time)."""
+    from core.search.budget import Data, plan_budget
+    from core.training.plan import SweepData
+    base = preset_spec(args, f"budget{minutes:g}")
+    data = SweepData(base)
+    speed = data.backbone_images_per_s()
+    plan = plan_budget(Data(len(data.train_rows), len(data.test_rows), len(data.dataset.classes), base.folds),
+                       speed, minutes * 60)
+    print(f"  {base.name}: Lite0 {speed:.1f} images/s; plan: {plan.describe()}", file=sys.stderr)
+    return sweep(plan.spec(base))
 
 
 def main() -> None:
@@ -95,20 +123,22 @@ def main() -> None:
     if "preset" in args.runs and not args.preset.is_file():
         raise SystemExit(f"no preset at {args.preset}")
     rows = []
-    for name in args.runs:
+    names = [n for n in args.runs if n != "budget"] + [f"budget{m:g}" for m in args.budgets if "budget" in args.runs]
+    for name in names:
         with tempfile.TemporaryDirectory() as home:      # cold caches, fresh store
             os.environ.update({"TRANSFERLAB_CACHE": str(Path(home) / "cache"),
                                "TRANSFERLAB_STORAGE": f"sqlite:///{Path(home) / 'runs.db'}",
                                "TRANSFERLAB_HOME": home})
             started = time.perf_counter()
-            evaluation = run(name, args)
+            evaluation = budgeted(args, float(name[6:])) if name.startswith("budget") else run(name, args)
             seconds = time.perf_counter() - started
         summary = evaluation.summary()
         rows.append((name, evaluation.accuracy(), summary["f1_macro"], seconds, len(evaluation.y_true)))
         print(f"{name}: test accuracy {rows[-1][1]:.4f}, macro F1 {rows[-1][2]:.4f}, {seconds / 60:.1f} min",
               file=sys.stderr)
     probe_accuracy = next((r[1] for r in rows if r[0] == "probe"), None)
-    print(f"\n{args.dataset.name}: seed {args.seed}, test fraction {args.test_fraction}")
+    regime = f", {args.train_per_class} training images per class" if args.train_per_class else ""
+    print(f"\n{args.dataset.name}: seed {args.seed}, test fraction {args.test_fraction}{regime}")
     print(f"{'run':<10}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
     for name, accuracy, f1, seconds, n in rows:
         gain = f"{(accuracy - probe_accuracy) * 100:+.1f} pt" if probe_accuracy is not None else "-"

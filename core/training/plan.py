@@ -160,8 +160,7 @@ class SweepData:
         from core.training.activations import FORWARD_BATCH
         images = self.trial_data(224).images
         model = build_classifier(TrialParams(), len(self.dataset.classes), seed=self.spec.data.seed).bottom_model()
-        batch = [np.asarray(images[i % len(images)], dtype=np.float32) for i in range(FORWARD_BATCH)]
-        x = np.stack(batch)
+        x = np.asarray(images[:FORWARD_BATCH], dtype=np.float32)
         model.predict_on_batch(x)
         started = time.perf_counter()
         for _ in range(batches):

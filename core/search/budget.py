@@ -1,0 +1,195 @@
+"""The best model a time budget allows: what the sweep trains, chosen from the data's size and this
+machine's measured speed before it starts (issue 20; AutoGluon's `time_limit` and presets in spirit).
+
+A pure function of the dataset's size and class count, the measured images/s of EfficientNet-Lite0's full
+forward pass at 224 px (the backbone pass a sweep runs first measures it: `TrialResult.backbone_images_per_s`)
+and the budget. It starts from the recommended preset (examples/recommended.yaml: staged fine-tuning, the
+fold models kept as the final model against an SVM on the frozen features) and picks the backbone
+(Lite0/1/2), how many top layers unfreeze, the epochs of each stage, the cached augmentation views, and
+whether a second network configuration fits; fold ensemble and flip TTA come with any network plan.
+
+The cost model counts Lite0-forward-equivalents of work: the cache pass runs the frozen part (below the cut)
+over every image and view once; a training image costs three forward passes of the trained part (forward
+and backward); validation and the ensemble's test predictions (with TTA: twice) cost forward passes.
+Relative costs come from the backbones' multiply-adds (measured once from the Keras models: Lite0 0.384,
+Lite1 0.599, Lite2 0.858 GMACs at their own sizes) and the share of them in the top layers. Calibrated on the
+preset's measured flowers5 run (15.2 min on 2 cores); the plan keeps a margin (`MARGIN`) because the
+estimate is rough. Lives in the search wing: it decides a whole sweep from its time, beside `time_left`
+and `trial_cost`; the training wing knows one trial.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from core.spec.sweep import SweepSpec
+
+MARGIN = 0.85                # a plan's estimate uses at most this share of the budget
+OVERHEAD_S = 45.0            # start-up, model builds, store writes, the SVM trial
+TRAIN_COST = 3.0             # a training image: forward + backward of the trained part
+DECODE_COST = 0.25           # decoding an image once, in Lite0 forward passes
+TARGET_STEPS = 600           # optimizer steps a fine-tuning fold wants (flowers5's preset: 8 epochs of 77)
+EPOCHS = (3, 25)             # the least and most stage-2 epochs a plan gives
+STAGE1_EPOCHS = 2
+BATCH = 32
+FEW_PER_CLASS = 150          # fewer training images per class than this: more augmented views
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    image_size: int
+    cost: float                                   # forward pass, in Lite0@224 forward passes
+    depths: tuple[int, ...]                       # trainable-layer choices, shallow to deep (same blocks)
+    top_share: tuple[float, ...]                  # share of the forward multiply-adds in those top layers
+
+
+BACKBONES = (
+    Backbone("efficientnet_lite0", 224, 1.0, (20, 40, 60), (0.161, 0.281, 0.452)),
+    Backbone("efficientnet_lite1", 240, 1.56, (27, 53, 80), (0.180, 0.300, 0.479)),
+    Backbone("efficientnet_lite2", 260, 2.23, (27, 53, 80), (0.182, 0.305, 0.491)),
+)
+
+
+@dataclass(frozen=True)
+class Data:
+    """What the planner needs to know of the sweep's data: its split's train and test images, its classes."""
+
+    train: int
+    test: int
+    classes: int
+    folds: int = 3
+
+    @property
+    def images(self) -> int:
+        return self.train + self.test
+
+    @property
+    def fold_train(self) -> int:
+        return self.train * (self.folds - 1) // self.folds
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the sweep trains, and its estimated seconds on the machine it was planned for."""
+
+    budget_s: float
+    seconds: float
+    backbone: str = "efficientnet_lite0"
+    image_size: int = 224
+    trainable_layers: int = 0                     # 0: no network fine-tunes, a frozen-features plan
+    stage1_epochs: int = 0
+    epochs: int = 0
+    augment_views: int = 0
+    second_layers: int = 0                        # a second network configuration's depth (0: none)
+
+    @property
+    def fine_tunes(self) -> bool:
+        return self.trainable_layers > 0
+
+    def describe(self) -> str:
+        """One line for a person, before launch."""
+        minutes = f"about {self.seconds / 60:.0f} of {self.budget_s / 60:.0f} min"
+        if not self.fine_tunes:
+            return (f"{minutes}: frozen {self.backbone} features, a linear head (its convex fit) against an "
+                    "SVM; too little time to fine-tune")
+        second = f", and {self.second_layers} layers as a second configuration" if self.second_layers else ""
+        return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
+                f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
+                "augmented views, 3-fold ensemble with flip TTA, against an SVM")
+
+    def spec(self, base: SweepSpec) -> SweepSpec:
+        """`base` (the recommended preset with the user's data) with this plan's choices."""
+        params = {"backbone": self.backbone, "image_size": self.image_size}
+        if not self.fine_tunes:
+            params |= {"trainable_layers": 0, "head": "linear", "stage1_epochs": 0, "augmentation": "none"}
+            search = {"method": "grid", "space": {"kind": ["network", "svm"]}}
+            return _replaced(base, params, search, ensemble=False, refit=True)
+        params |= {"trainable_layers": self.trainable_layers, "stage1_epochs": self.stage1_epochs,
+                   "epochs": self.epochs, "augment_views": self.augment_views}
+        space: dict = {"kind": ["network", "svm"]}
+        if self.second_layers:
+            space["trainable_layers"] = [self.trainable_layers, self.second_layers]
+        return _replaced(base, params, {"method": "grid", "space": space}, ensemble=True, refit=False)
+
+
+def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool) -> SweepSpec:
+    data = base.to_dict()
+    data["params"] |= params
+    data["search"] = {**data["search"], **search, "budget": 0}
+    return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit})
+
+
+def estimate_seconds(data: Data, images_per_s: float, backbone: Backbone, depth: int, epochs: int, views: int,
+                     second_depth: int = 0) -> float:
+    """Seconds of a fine-tuning plan (its network trials, the SVM and the ensemble's test) on this machine."""
+    share = dict(zip(backbone.depths, backbone.top_share))
+    passes = data.images * (1 + views)                     # every image and cached view, once
+    work = data.images * DECODE_COST + passes * backbone.cost   # to the deepest cut, then on to the pooled one
+    for layers in (depth, second_depth) if second_depth else (depth,):
+        trained = share[layers] * backbone.cost
+        validation = data.train - data.fold_train
+        work += data.folds * epochs * (data.fold_train * TRAIN_COST + validation) * trained
+    work += data.folds * 2 * data.test * backbone.cost          # the fold ensemble's test, with flip TTA
+    return OVERHEAD_S + work / images_per_s
+
+
+def frozen_seconds(data: Data, images_per_s: float) -> float:
+    """Seconds of the frozen-features plan: one Lite0 pass, then convex fits and an SVM (seconds)."""
+    return OVERHEAD_S + data.images * (1 + DECODE_COST) / images_per_s
+
+
+def wanted_epochs(data: Data) -> int:
+    """Stage-2 epochs for about `TARGET_STEPS` steps: a small dataset's epoch is short, so it gets more."""
+    return min(max(round(TARGET_STEPS * BATCH / max(data.fold_train, 1)), EPOCHS[0] + 3), EPOCHS[1])
+
+
+def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
+    """The plan that spends `budget_s` best: the preset at the epochs the data wants, cut down until it fits,
+    else grown (a larger backbone, deeper unfreezing, a second configuration) while it still fits."""
+    limit = budget_s * MARGIN
+    views = 4 if data.fold_train / data.classes < FEW_PER_CLASS else 2
+
+    def cost(b: Backbone, depth: int, epochs: int, second: int = 0) -> float:
+        return estimate_seconds(data, images_per_s, b, depth, epochs, views, second)
+
+    lite0 = BACKBONES[0]
+    epochs, depth = wanted_epochs(data), lite0.depths[1]
+    while cost(lite0, depth, epochs) > limit and epochs > EPOCHS[0]:
+        epochs -= 1
+    if cost(lite0, depth, epochs) > limit:
+        depth = lite0.depths[0]
+    if cost(lite0, depth, epochs) > limit:
+        return BudgetPlan(budget_s, frozen_seconds(data, images_per_s))
+    level = lite0.depths.index(depth)
+    backbone = lite0
+    for bigger in BACKBONES[1:]:
+        if cost(bigger, bigger.depths[level], epochs) <= limit:
+            backbone = bigger
+    depth = backbone.depths[level]
+    if level + 1 < len(backbone.depths) and cost(backbone, backbone.depths[level + 1], epochs) <= limit:
+        depth = backbone.depths[level + 1]
+    neighbours = sorted((d for d in backbone.depths if d != depth), key=lambda d: (abs(d - depth), -d))
+    second = next((d for d in neighbours if cost(backbone, depth, epochs, d) <= limit), 0)
+    return BudgetPlan(budget_s, cost(backbone, depth, epochs, second), backbone.name, backbone.image_size, depth,
+                      STAGE1_EPOCHS, epochs, views, second)
+
+
+def parse_budget(text: str) -> float:
+    """Seconds from "30m", "1h", "90s" or a number of minutes ("15")."""
+    text = text.strip().lower()
+    units = {"s": 1, "m": 60, "min": 60, "h": 3600}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            value, scale = text[: -len(unit)], units[unit]
+            break
+    else:
+        value, scale = text, 60
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise ValueError(f"budget: {text!r} is not a time (e.g. 30m, 1h, 900s)") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"budget: {text!r} must be a positive time")
+    return seconds
+

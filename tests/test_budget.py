@@ -1,0 +1,87 @@
+"""The time-budget planner (issue 20): its choices for a few dataset sizes, speeds and budgets, its estimate
+inside the budget, and the SweepSpec it turns into (the recommended preset with the plan's choices)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.search.budget import MARGIN, Data, estimate_seconds, parse_budget, plan_budget
+from core.spec.sweep import SweepSpec
+
+PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
+FLOWERS5 = Data(train=3668, test=649, classes=5)
+FEW_PHOTOS = Data(train=1080, test=360, classes=17)   # the issue's dataset: a third of the images, 17 classes
+CPU, LOADED, GPU = 64.0, 15.0, 1000.0                # Lite0 images/s: 2 cores, 2 busy cores, a GPU
+
+
+def test_a_budget_too_small_to_fine_tune_gives_the_frozen_plan():
+    plan = plan_budget(FLOWERS5, LOADED, 15 * 60)
+    assert not plan.fine_tunes and plan.trainable_layers == 0
+    assert "too little time to fine-tune" in plan.describe()
+
+
+def test_flowers5_on_two_cores_gets_the_preset_and_more_epochs_with_more_time():
+    short, long = plan_budget(FLOWERS5, CPU, 15 * 60), plan_budget(FLOWERS5, CPU, 30 * 60)
+    for plan in (short, long):
+        assert plan.backbone == "efficientnet_lite0" and plan.trainable_layers == 40 and plan.stage1_epochs == 2
+        assert plan.augment_views == 2 and plan.seconds <= plan.budget_s * MARGIN
+    assert short.epochs < long.epochs == 8                  # 8: the ~600 steps flowers5's preset needed
+
+
+def test_a_dataset_with_short_epochs_gets_more_of_them_and_more_views():
+    plan, flowers = plan_budget(FEW_PHOTOS, CPU, 30 * 60), plan_budget(FLOWERS5, CPU, 30 * 60)
+    assert plan.fine_tunes and plan.epochs >= 2 * flowers.epochs
+    assert plan.augment_views == 4 > flowers.augment_views     # 56 training images per class in a fold
+    assert plan.seconds <= 30 * 60 * MARGIN
+
+
+def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_a_second_configuration():
+    plan = plan_budget(FLOWERS5, GPU, 30 * 60)
+    assert plan.backbone == "efficientnet_lite2" and plan.image_size == 260
+    assert plan.trainable_layers == 80 and plan.second_layers == 53
+    assert plan.seconds <= 30 * 60 * MARGIN
+
+
+@pytest.mark.parametrize("data, speed", [(FLOWERS5, CPU), (FEW_PHOTOS, CPU), (FLOWERS5, GPU), (FEW_PHOTOS, LOADED)])
+def test_more_time_never_plans_less_work(data, speed):
+    plans = [plan_budget(data, speed, minutes * 60) for minutes in (5, 10, 15, 30, 60, 120)]
+    fine = [p for p in plans if p.fine_tunes]
+    assert [p.fine_tunes for p in plans] == sorted(p.fine_tunes for p in plans)
+    assert [p.seconds for p in fine] == sorted(p.seconds for p in fine)
+    assert all(p.seconds <= p.budget_s * MARGIN for p in fine)
+
+
+def test_the_estimate_grows_with_each_choice():
+    from core.search.budget import BACKBONES
+    lite0, lite2 = BACKBONES[0], BACKBONES[2]
+    base = estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2)
+    assert base < estimate_seconds(FLOWERS5, CPU, lite0, 60, 8, 2) < estimate_seconds(FLOWERS5, CPU, lite2, 80, 8, 2)
+    assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 12, 2)
+    assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 4)
+    assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2, second_depth=60)
+    assert estimate_seconds(FLOWERS5, 2 * CPU, lite0, 40, 8, 2) < base
+
+
+def test_a_plan_becomes_the_preset_with_its_choices():
+    base = SweepSpec.from_yaml(PRESET.read_text())
+    base.data.dataset = "mine"
+    spec = plan_budget(FLOWERS5, GPU, 30 * 60).spec(base)
+    assert spec.data.dataset == "mine" and spec.ensemble and not spec.refit
+    assert (spec.params.backbone, spec.params.image_size, spec.params.trainable_layers) == ("efficientnet_lite2", 260, 80)
+    assert spec.params.head == base.params.head and spec.params.augmentation == base.params.augmentation
+    assert spec.search.space["kind"].values == ("network", "svm")
+    assert spec.search.space["trainable_layers"].values == (80, 53)
+    frozen = plan_budget(FLOWERS5, LOADED, 15 * 60).spec(base)
+    assert (frozen.params.trainable_layers, frozen.params.head, frozen.refit) == (0, "linear", True)
+
+
+@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("1h", 3600), ("90s", 90), ("15", 900), ("2.5 min", 150)])
+def test_budgets_read_as_people_write_them(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-5m", "0", "nanm"])
+def test_a_budget_that_is_no_time_is_refused(text):
+    with pytest.raises(ValueError, match="budget"):
+        parse_budget(text)
