@@ -107,13 +107,9 @@ def preset_spec(args: argparse.Namespace, name: str) -> SweepSpec:
 
 def budgeted(args: argparse.Namespace, minutes: float) -> Evaluation:
     """The preset as the planner fits it to `minutes`, from the speed measured here, now (part of the time)."""
-    from core.search.budget import Data, plan_budget
-    from core.training.plan import SweepData
+    from core.search.budget import plan_sweep
     base = preset_spec(args, f"budget{minutes:g}")
-    data = SweepData(base)
-    speed = data.backbone_images_per_s()
-    plan = plan_budget(Data(len(data.train_rows), len(data.test_rows), len(data.dataset.classes), base.folds),
-                       speed, minutes * 60)
+    plan, speed = plan_sweep(base, minutes * 60)
     print(f"  {base.name}: Lite0 {speed:.1f} images/s; plan: {plan.describe()}", file=sys.stderr)
     return sweep(plan.spec(base))
 

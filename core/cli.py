@@ -85,6 +85,14 @@ def _failure_line(sweep) -> str:
     return f"sweep {sweep.name} failed: {sweep.failure or 'no reason recorded'}"
 
 
+def budget_time(text: str) -> float:
+    from core.search.budget import parse_budget
+    try:
+        return parse_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from core.spec.sweep import SweepSpec
     path = Path(args.spec)
@@ -93,6 +101,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(path.read_bytes())
     if args.name:
         spec.name = args.name
+    if args.budget:
+        from core.search.budget import plan_sweep
+        plan, speed = plan_sweep(spec, args.budget)
+        print(f"planned for this machine (Lite0: {speed:.0f} images/s): {plan.describe()}", file=sys.stderr)
+        spec = plan.spec(spec)
     args.storage = args.storage or spec.storage or None
     from core.search.lifecycle import create
     from core.settings import load_settings
@@ -292,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     add_executor_arguments(p)
     p.add_argument("--name", type=sweep_name, help="override the spec's sweep name")
+    p.add_argument("--budget", type=budget_time, help="fit the spec to a time budget (30m, 1h, 900s), from this "
+                   "machine's measured speed: backbone, unfrozen layers, epochs, views (core/search/budget.py)")
     p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
     p.add_argument("name")
     add_executor_arguments(p)

@@ -193,3 +193,13 @@ def parse_budget(text: str) -> float:
         raise ValueError(f"budget: {text!r} must be a positive time")
     return seconds
 
+
+
+def plan_sweep(spec: SweepSpec, budget_s: float) -> tuple[BudgetPlan, float]:
+    """`spec`'s data (loaded, split, decoded at 224 px) and Lite0's images/s measured on it now, planned for
+    `budget_s`: the plan and the speed. Not pure: the CLI's and the quality benchmark's way in."""
+    from core.training.plan import SweepData
+    data = SweepData(spec)
+    speed = data.backbone_images_per_s()
+    sizes = Data(len(data.train_rows), len(data.test_rows), len(data.dataset.classes), spec.folds)
+    return plan_budget(sizes, speed, budget_s), speed
