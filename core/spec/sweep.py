@@ -112,8 +112,8 @@ class TrialParams:
     svm_gamma: float = spec_field(0.0, "kind svm only: rbf / poly kernel width gamma (0 = 'scale': "
                                   "1 / (features x their variance))", low=0.0, high=1e3, sweepable=True)
     svm_degree: int = spec_field(3, "kind svm only: degree of the poly kernel", low=1, high=6, sweepable=True)
-    logreg_c: float = spec_field(1.0, "kind logreg only: inverse L2 strength C of the logistic regression",
-                                 low=1e-6, high=1e6, sweepable=True)
+    logreg_c: float = spec_field(1.0, "inverse L2 strength C of the logistic regression: kind logreg's, and the "
+                                 "convex fit a frozen linear head starts from", low=1e-6, high=1e6, sweepable=True)
     features_from: str = spec_field("backbone", "kinds svm / logreg: backbone = the frozen backbone's pooled "
                                     "features; network = first train the network these params describe (head, "
                                     "trainable layers, epochs, ...) on each fold, then fit on its penultimate "
