@@ -103,3 +103,28 @@ def test_the_sweep_page_refuses_a_huge_grid_upload_in_one_line(data_root: Path):
     assert any("huge.yaml: search.space: a grid of 1000 x 1000 x 1000" in e for e in errors), errors
     assert at.text_input(key="spec.name").value != "huge"             # nothing of the refused file was loaded
 
+
+def test_a_stored_sweep_with_a_huge_grid_fails_with_the_reason_instead_of_being_relaunched(tiny_dataset: Path,
+                                                                                          tmp_path: Path):
+    """A sweep recorded before the limit (its spec written as an older version wrote it), resumed by a
+    server start: its driver marks it FAILED with the one line, under the memory cap."""
+    import optuna
+
+    from core.runs.records import SweepStatus
+    from core.runs.store import RunStore
+    from core.search import lifecycle
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    store = RunStore(storage)
+    small = huge_grid(str(tiny_dataset)) | {"search": {"method": "grid", "space": {"batch_size": [8, 16]}}}
+    store.create_sweep(SweepSpec.from_dict(small))
+    old = SweepSpec.from_dict(small).to_dict()
+    old["search"]["space"] = HUGE_SPACE
+    optuna.load_study(study_name="huge", storage=store.storage).set_user_attr("spec", old)
+    store.set_status("huge", SweepStatus.RUNNING)
+    run = subprocess.run([sys.executable, "-m", "core", "resume", "huge", "--storage", storage], cwd=REPO,
+                         capture_output=True, text=True, timeout=300, preexec_fn=_capped)
+    sweep = store.sweep("huge")
+    assert sweep.status == SweepStatus.FAILED, (sweep, run.stderr[-3000:])
+    assert "1000 x 1000 x 1000" in sweep.failure, sweep.failure
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert lifecycle.resume_unfinished(store) == []
