@@ -32,7 +32,7 @@ def home(folder: Path, storage: str, artifacts: str, **extra: str) -> dict[str, 
                          "TRANSFERLAB_ARTIFACTS": artifacts, **extra}
 
 
-def split_sweep(storage: str, dataset: Path) -> SweepSpec:
+def split_sweep(storage: str, artifacts: str, dataset: Path) -> SweepSpec:
     """Two configurations whose fold models are kept; without a refit the final model is the best
     trial's own fold ensemble, and its train evaluation the trial's out-of-fold scores."""
     spec = SweepSpec.from_dict({
@@ -41,13 +41,13 @@ def split_sweep(storage: str, dataset: Path) -> SweepSpec:
         "params": {"backbone": "mobilenetv2", "weights": "none", "image_size": 32, "epochs": 2,
                    "batch_size": 8, "early_stopping": 0, "reduce_lr": 0},
         "search": {"method": "grid", "space": {"learning_rate": [0.01, 0.003]}}})
-    RunStore(storage).create_sweep(spec)
+    RunStore(storage, artifacts=artifacts).create_sweep(spec)
     return spec
 
 
 def run_on_two_machines(tmp_path: Path, dataset: Path, artifacts: str, **extra: str) -> None:
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    split_sweep(storage, dataset)
+    split_sweep(storage, artifacts, dataset)
     driver = home(tmp_path / "home-a", storage, artifacts, **extra)
     worker = home(tmp_path / "home-b", storage, artifacts, **extra)
 

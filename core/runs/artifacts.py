@@ -11,11 +11,15 @@ the cache, kept by id, is always current. Files of runs from before this store s
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +34,10 @@ _META = "artifacts:"          # Optuna's prefix of an artifact's meta in system 
 S3 = "s3://"
 OOF_FILE = "oof.npz"          # a trial's out-of-fold scores
 CUT_FILE = "cut.txt"          # the layer below which a trial's kept fold models are frozen
+INLINE_MAX = 1000             # optuna-dashboard shows a non-string attribute's JSON cut at 1,024 characters
+_PAYLOAD = "artifact"         # the key of an attribute's reference to the payload it stands for
+_WRITTEN_TO = "store"         # ... and of the artifact store its writer used
+_PAYLOADS_KEPT = 512          # payload texts kept in memory, by reference
 _REF = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[^/]+")
 
 
@@ -47,11 +55,11 @@ class _Folder(FileSystemArtifactStore):
     an artifact's meta before its bytes: a reader on another machine never sees half a file."""
 
     def __init__(self, base: Path):
-        base.mkdir(parents=True, exist_ok=True)
         super().__init__(base)
         self.base = base
 
     def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
         super().write(artifact_id + ".partial", content_body)
         os.replace(self.base / (artifact_id + ".partial"), self.base / artifact_id)
 
@@ -94,6 +102,16 @@ def refs(system_attrs: dict[str, Any]) -> list[str]:
     return found
 
 
+def payload(attribute: Any) -> str | None:
+    """The reference of the artifact an attribute stands for (`Artifacts.outline`); None for a plain one."""
+    return attribute.get(_PAYLOAD) if isinstance(attribute, dict) else None
+
+
+def written_to(attribute: Any) -> str | None:
+    """The artifact store the writer of an attribute's payload used (`Artifacts.outline`)."""
+    return attribute.get(_WRITTEN_TO) if isinstance(attribute, dict) else None
+
+
 def filename(ref: str) -> str:
     return Path(ref).name
 
@@ -111,6 +129,8 @@ class Artifacts:
     def __init__(self, location: str, cache_dir: Path, legacy: Path):
         self.location, self.cache_dir, self.legacy = location, Path(cache_dir), Path(legacy)
         self._store: _Folder | _Bucket | None = None
+        self._texts: OrderedDict[str, bytes] = OrderedDict()     # payload reference -> its JSON
+        self._lock = threading.Lock()        # the app's sessions share one store
 
     @property
     def store(self) -> _Folder | _Bucket:
@@ -174,9 +194,11 @@ class Artifacts:
         shutil.move(path, cached)
         return f"{artifact_id}/{path.name}"
 
-    def local(self, ref: str) -> Path:
+    def local(self, ref: str, written_to: str | None = None) -> Path:
         """A local file holding the artifact `ref` (downloaded once into the cache); a path (a record from
-        before the store) as it is. ArtifactNotFound when the store has no such file."""
+        before the store) as it is. ArtifactNotFound when the store has no such file. `written_to`: the
+        store its writer named, looked in when this one lacks it (a process started with another
+        TRANSFERLAB_ARTIFACTS on the same machine; on another machine the same store may have another path)."""
         if not is_ref(ref):
             return Path(ref)
         artifact_id, _, name = ref.partition("/")
@@ -184,7 +206,13 @@ class Artifacts:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{name}.{os.getpid()}.partial")
-            with self.store.open_reader(artifact_id) as reader, open(partial, "wb") as out:
+            try:
+                reader = self.store.open_reader(artifact_id)
+            except ArtifactNotFound:
+                if not written_to or written_to == self.location:
+                    raise
+                reader = open_store(written_to).open_reader(artifact_id)
+            with reader, open(partial, "wb") as out:
                 shutil.copyfileobj(reader, out)
             partial.replace(target)
         return target
@@ -201,6 +229,43 @@ class Artifacts:
                 except OSError:
                     shutil.copyfile(source, link)
         return folder
+
+    def outline(self, value: Any, name: str, summary: dict[str, Any]) -> Any:
+        """What an attribute keeps of a record `value`: the value itself when its JSON is short, else a new
+        JSON artifact holding it (`name`.json; never rewritten, so readers cache it by reference) and an
+        attribute of its reference plus `summary`, a few fields a viewer such as optuna-dashboard shows."""
+        text = json.dumps(value).encode()
+        if len(text) <= INLINE_MAX:
+            return value
+        artifact_id = str(uuid.uuid4())
+        self.store.write(artifact_id, io.BytesIO(text))
+        ref = f"{artifact_id}/{name}.json"
+        self._remember(ref, text)
+        return {_PAYLOAD: ref, _WRITTEN_TO: self.location, **summary}
+
+    def full(self, attribute: Any) -> Any:
+        """The record an attribute stands for: `outline`'s artifact read back (once per process, from the
+        store or this machine's cache), or the attribute itself."""
+        ref = payload(attribute)
+        if ref is None:
+            return attribute
+        with self._lock:
+            text = self._texts.get(ref)
+        if text is None:
+            try:
+                text = self.local(ref, written_to(attribute)).read_bytes()
+            except ArtifactNotFound as error:
+                raise ArtifactNotFound(f"record {ref} is not in the artifact store {self.location}: set "
+                                       "TRANSFERLAB_ARTIFACTS to the store the sweep's processes use") from error
+        self._remember(ref, text)
+        return json.loads(text)
+
+    def _remember(self, ref: str, text: bytes) -> None:
+        with self._lock:
+            self._texts[ref] = text
+            self._texts.move_to_end(ref)
+            while len(self._texts) > _PAYLOADS_KEPT:
+                self._texts.popitem(last=False)
 
     def remove(self, ref: str) -> None:
         """Delete an artifact from the store and the cache (gone already: nothing to do). A file from

@@ -178,6 +178,15 @@ class LiveProgress:
     last_epoch_at: float = 0.0
     step: StepProgress | None = None   # the long step running now, if any
 
+    def epoch_error(self, epoch: int) -> float | None:
+        """The folds' mean validation error (1 - val_accuracy) at `epoch`, once every fold has reached it:
+        folds run one after another, so from the last fold on; a fold that stopped early counts with its
+        last epoch. None before then. What the store reports to Optuna, one step per epoch."""
+        curves = [self.curves.get(f"fold {k + 1}", {}).get("val_accuracy", []) for k in range(self.folds)]
+        if not curves or not all(curves) or len(curves[-1]) <= epoch:
+            return None
+        return float(np.mean([1.0 - c[min(epoch, len(c) - 1)] for c in curves]))
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from core.runs.artifacts import OOF_FILE, Artifacts, refs
+from core.runs.artifacts import OOF_FILE, Artifacts, payload, refs, written_to
 from core.runs.optuna_storage import StoreFile, open_storage
 from core.runs.records import (
     Driver,
@@ -86,14 +86,19 @@ def _utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _record(sweep: str, t: FrozenTrial) -> TrialRecord:
+def _record(sweep: str, t: FrozenTrial, full: Callable[[Any], Any]) -> TrialRecord:
+    """`full`: an attribute's whole record (`Artifacts.full`)."""
     attrs = t.user_attrs
+    try:
+        live = LiveProgress.from_json(full(attrs[_LIVE])) if _LIVE in attrs else None
+    except ArtifactNotFound:        # replaced by the next epoch's as it was read
+        live = None
     duration = (t.datetime_complete - t.datetime_start).total_seconds() \
         if t.datetime_complete and t.datetime_start else None
     return TrialRecord(sweep=sweep, number=t.number, state=TrialState.of(t.state), value=t.value,
                        params=dict(t.params),
-                       result=TrialResult.from_json(attrs[_RESULT]) if _RESULT in attrs else None,
-                       live=LiveProgress.from_json(attrs[_LIVE]) if _LIVE in attrs else None,
+                       result=TrialResult.from_json(full(attrs[_RESULT])) if _RESULT in attrs else None,
+                       live=live,
                        error=attrs.get(_ERROR, ""), duration_s=duration,
                        started=t.datetime_start.timestamp() if t.datetime_start else None,
                        retry_of=t.system_attrs.get("failed_trial"),
@@ -129,6 +134,7 @@ class RunStore:
         self.storage = open_storage(self.url)
         self.file = StoreFile.of(self.url)     # a SQLite store's file as opened, to notice it deleted or replaced
         self._ids: dict[str, int] = {}     # sweep name -> study id: one lookup per name, not per call
+        self._live: dict[int, str | None] = {}   # trial id -> the artifact of the live record it wrote last
 
     def file_change(self) -> str:
         """What happened to a SQLite store's file since this store opened it ("" nothing, or not a file)."""
@@ -143,12 +149,12 @@ class RunStore:
         refused, so two people never mix their trials in one study by accident.
         """
         if self._study_id(spec.name) is not None:
-            if self._attrs(spec.name).get(_SPEC) != spec.to_dict():
+            if self.artifacts.full(self._attrs(spec.name).get(_SPEC)) != spec.to_dict():
                 raise StoreError(f"a different sweep named {spec.name!r} already exists in {self.url_for_humans}; "
                                  "choose another name, or delete that sweep first")
             return False
         study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize")
-        study.set_user_attr(_SPEC, spec.to_dict())
+        study.set_user_attr(_SPEC, self.artifacts.outline(spec.to_dict(), _SPEC, {"name": spec.name}))
         study.set_user_attr(_CREATED, _utcnow())
         study.set_user_attr(_STATUS, SweepStatus.CREATED.value)
         study.set_user_attr(_DECISIONS, decisions_version)
@@ -161,10 +167,10 @@ class RunStore:
 
     def sweep(self, name: str) -> SweepRecord:
         """Everything kept for the sweep itself, in one query."""
-        return _sweep_record(name, self._attrs(name))
+        return _sweep_record(name, self._full(self._attrs(name)))
 
     def spec(self, name: str) -> SweepSpec:
-        return SweepSpec.from_dict(self._attrs(name)[_SPEC])
+        return SweepSpec.from_dict(self.artifacts.full(self._attrs(name)[_SPEC]))
 
     def sweep_names(self) -> list[str]:
         return [s.study_name for s in self.storage.get_all_studies()]
@@ -176,7 +182,7 @@ class RunStore:
             trials = self.trials(summary.study_name)
             counts = {s: sum(t.state == s for t in trials) for s in TrialState}
             values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-            sweep = _sweep_record(summary.study_name, summary.user_attrs)
+            sweep = _sweep_record(summary.study_name, self._full(summary.user_attrs))
             planned = SweepSpec.from_dict(sweep.spec).grid_size() if sweep.spec else None
             rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
                          "planned": planned, **{s.value.lower(): counts[s] for s in TrialState},
@@ -223,26 +229,33 @@ class RunStore:
     def set_final(self, name: str, record: FinalModel) -> None:
         """The refit best model: its trial, parameters, model files and test evaluation. The files of a
         final model it replaces (one of an earlier best trial) leave the artifact store."""
-        before = self.final(name)
-        self._set_study_attr(name, _FINAL, record.to_json())
-        for ref in set(before.model_files() if before else ()) - set(record.model_files()):
-            self.artifacts.remove(ref)
+        before, kept = self.final(name), self._attrs(name).get(_FINAL)
+        self._set_study_attr(name, _FINAL, self.artifacts.outline(record.to_json(), _FINAL, {
+            "trial": record.trial, "chosen": record.chosen, "test_accuracy": record.test_accuracy,
+            "created": record.created}))           # `version` reads the last two
+        for ref in set(before.model_files() if before else ()) - set(record.model_files()) | {payload(kept)}:
+            if ref:
+                self.artifacts.remove(ref)
 
     def final(self, name: str, local: bool = False) -> FinalModel | None:
         """The sweep's final model; `local`: its model paths are local files (the artifact cache), to load."""
         final = self.sweep(name).final
-        return final.with_paths(self.model_file) if final and local else final
+        if not (final and local):
+            return final
+        where = written_to(self._attrs(name).get(_FINAL))            # its model files went there too
+        return final.with_paths(lambda ref: self.model_file(ref, where))
 
     def keep_final_file(self, name: str, path: Path) -> str:
         """Put a final model file (written locally at `path`) in the artifact store, listed under the
         sweep's study; returns the reference its record keeps."""
         return self.artifacts.keep(path, self.study(name))
 
-    def model_file(self, ref: str) -> Path:
-        """A local file of a model a record refers to (downloaded once into the cache). One the store has
-        lost is a path that does not exist, as a deleted file was before: loading it says so."""
+    def model_file(self, ref: str, where: str | None = None) -> Path:
+        """A local file of a model a record refers to (downloaded once into the cache; `where`: the store
+        its writer used, `Artifacts.local`). One the store has lost is a path that does not exist, as a
+        deleted file was before: loading it says so."""
         try:
-            return self.artifacts.local(ref)
+            return self.artifacts.local(ref, where)
         except ArtifactNotFound:
             return Path(ref)
 
@@ -262,11 +275,12 @@ class RunStore:
         """The sweep's study, its files in the artifact store and this machine's folder of it."""
         study_id = self._require(name)
         found = refs(self.storage.get_study_system_attrs(study_id))
+        found += [payload(v) for v in self.storage.get_study_user_attrs(study_id).values()]
         for t in self._frozen(name):
-            found += refs(t.system_attrs)
+            found += refs(t.system_attrs) + [payload(v) for v in t.user_attrs.values()]
         optuna.delete_study(study_name=name, storage=self.storage)
         self._ids.pop(name, None)
-        for ref in found:
+        for ref in filter(None, found):
             self.artifacts.remove(ref)
         shutil.rmtree(self.artifacts_dir / name, ignore_errors=True)
 
@@ -285,7 +299,8 @@ class RunStore:
     # --- trials -------------------------------------------------------------------------
     def trials(self, name: str) -> list[TrialRecord]:
         """Every trial of the sweep, in order, but those racing workers started surplus and never ran."""
-        return [_record(name, t) for t in self._frozen(name) if not t.user_attrs.get(_SURPLUS)]
+        full = self.artifacts.full
+        return [_record(name, t, full) for t in self._frozen(name) if not t.user_attrs.get(_SURPLUS)]
 
     def trial(self, name: str, number: int) -> TrialRecord:
         """Everything kept for one trial: params, per-fold results and curves, live progress."""
@@ -306,7 +321,9 @@ class RunStore:
             with self.artifacts.scratch() as folder:
                 result.oof.save(folder / OOF_FILE)
                 self.artifacts.keep(folder / OOF_FILE, trial)
-        trial.set_user_attr(_RESULT, result.to_json())
+        summary = {"value": result.value, "value_std": result.value_std, "folds": len(result.folds),
+                   "cache": result.cache}
+        trial.set_user_attr(_RESULT, self.artifacts.outline(result.to_json(), _RESULT, summary))
 
     def oof(self, name: str, number: int) -> OutOfFold | None:
         """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
@@ -335,9 +352,14 @@ class RunStore:
             if t.number in done:
                 self.artifacts.drop_folds(t, name)
 
-    @staticmethod
-    def set_live(trial: optuna.Trial, live: LiveProgress) -> None:
-        trial.set_user_attr(_LIVE, live.to_json())
+    def set_live(self, trial: optuna.Trial, live: LiveProgress) -> None:
+        """A running trial's progress; long curves in a new artifact each time, the one before removed."""
+        kept = self.artifacts.outline(live.to_json(), _LIVE, {"fold": live.fold, "epoch": live.epoch,
+                                                              "epochs_done": live.epochs_done})
+        trial.set_user_attr(_LIVE, kept)
+        if (before := self._live.get(trial._trial_id)) is not None:
+            self.artifacts.remove(before)
+        self._live[trial._trial_id] = payload(kept)
 
     @staticmethod
     def set_error(trial: optuna.Trial, error: str) -> None:
@@ -386,6 +408,10 @@ class RunStore:
         except KeyError:
             self._ids.pop(name, None)
             return read(self._require(name))
+
+    def _full(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Attributes with each one an artifact stands for read back (`Artifacts.outline`)."""
+        return {key: self.artifacts.full(value) for key, value in attrs.items()}
 
     def _attrs(self, name: str) -> dict[str, Any]:
         return self._read(name, self.storage.get_study_user_attrs)

@@ -196,10 +196,11 @@ class Objective:
             accuracy = logs.get("val_accuracy", logs.get("accuracy", float("nan")))
             self.watch.stage(f"trial {trial.number}: fold {fold + 1}/{len(self.data.folds)}, epoch {epoch + 1}/"
                              f"{planned_epochs(params)}, validation accuracy {accuracy:.3f}")
-            if self.spec.search.pruning and "val_accuracy" in logs:
-                trial.report(1.0 - logs["val_accuracy"], step=fold * planned_epochs(params) + epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at fold {fold + 1}, epoch {epoch + 1}")
+            error = live.live.epoch_error(epoch)         # step = epoch of the folds' averaged curve
+            if error is not None:
+                trial.report(error, step=epoch)
+                if self.spec.search.pruning and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch + 1} of the folds' averaged curve")
             if self.store.stop_requested(self.name):
                 self.store.requeue(self.name, trial.number)
                 raise StopRequested(f"sweep {self.name!r}: stop requested")
