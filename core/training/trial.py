@@ -21,8 +21,8 @@ from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
-from core.training.momentum import VariableMomentumSGD
 from core.training.linear_start import fit_convex_start, starts_convex
+from core.training.momentum import VariableMomentumSGD
 from core.training.schedules import decays_momentum, learning_rate_at, scheduled
 from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
 
