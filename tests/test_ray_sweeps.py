@@ -180,7 +180,7 @@ def test_stop_and_resume_through_ray(ray_address, tiny_dataset, tmp_path):
     _wait_for(lambda: _running_with_an_epoch(store, "paused"), 300, "a running trial's first epoch")
     cli("stop", "paused", "--storage", storage)
     _, stderr = driver.communicate(timeout=300)
-    assert driver.returncode == 0 and "stopped" in stderr, stderr[-3000:]
+    assert driver.returncode == 0, stderr[-3000:]
     assert store.status("paused") == SweepStatus.STOPPED
     assert not [t for t in store.trials("paused") if t.state == TrialState.RUNNING]
     assert _processes("worker", "paused") == []                  # every task's worker ended with the stop
