@@ -7,7 +7,7 @@ import streamlit as st
 from core.quality.suspects import flagged_count
 from core.results.tables import common_test_table
 from ui import state
-from ui.widgets import table
+from ui.widgets import plain, table
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -37,4 +37,4 @@ def before_after(chosen: list[str]) -> None:
     try:
         table(common_test_table(finals), "final models on common test images")
     except ValueError as error:
-        st.info(str(error))
+        st.info(plain(error))

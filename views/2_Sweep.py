@@ -50,7 +50,7 @@ cache_panel(state.trials([watched]) if watched else None)
 with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     spec, problem = sweep_form()
     if problem:
-        st.error(f"{problem}\n\nCorrect this field to launch.")
+        st.error(f"{plain(problem)}\n\nCorrect this field to launch.")
     else:
         size = SweepSize.of(spec)
         st.info(f"This sweep trains **{size.describe()}**.", icon=":material/calculate:")

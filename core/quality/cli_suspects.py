@@ -9,6 +9,7 @@ import pandas as pd
 from core.cli_args import UserError
 from core.quality.suspects import Suspect, SuspectsError, rank_suspects
 from core.runs.store import RunStore
+from core.text import csv_text
 
 
 def suspects_table(suspects: list[Suspect], outliers: bool) -> pd.DataFrame:
@@ -34,8 +35,8 @@ def print_suspects(store: RunStore, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.to_json() for s in shown], indent=2))
     elif args.csv:
-        print(pd.DataFrame([s.to_json() for s in shown], columns=list(Suspect.__dataclass_fields__))
-              .to_csv(index=False), end="")
+        print(csv_text(pd.DataFrame([s.to_json() for s in shown], columns=list(Suspect.__dataclass_fields__))),
+              end="")
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 10, "display.max_colwidth", 120):
             print(suspects_table(shown, args.outliers).to_string(index=False))
