@@ -14,18 +14,19 @@ CLASSES, DIM, FOLDS = 4, 6, 3
 
 
 def _blobs(n: int, seed: int, shift: float = 0.0):
-    """`n` points per class around four class centres; `shift` moves every point far away. The logits come
+    """`n` points per class around four class centres; `shift` moves every point far away from all of them. The logits come
     from a fixed linear model, so far points get large logits (an overconfident softmax) as in real nets."""
     rng = np.random.default_rng(seed)
     centres = np.eye(CLASSES, DIM) * 4.0
     labels = np.repeat(np.arange(CLASSES), n)
-    features = centres[labels] + rng.normal(size=(len(labels), DIM)) + shift
+    features = centres[labels] + rng.normal(size=(len(labels), DIM))
+    features[:, CLASSES:] += shift      # away from every class, along dimensions no class uses
     logits = features @ np.eye(DIM, CLASSES) * 2.0
     return features, logits, labels
 
 
-def _training(seed: int = 0) -> FoldOutputs:
-    features, logits, labels = _blobs(90, seed)
+def _training(seed: int = 0, per_class: int = 90) -> FoldOutputs:
+    features, logits, labels = _blobs(per_class, seed)
     folds = np.random.default_rng(seed).permutation(np.arange(len(labels)) % FOLDS)
     return FoldOutputs(features=features, logits=logits, labels=labels, folds=folds)
 
@@ -45,7 +46,7 @@ def test_energy_and_msp_by_hand() -> None:
 def test_feature_detectors_score_far_points_above_the_training_data(method: str) -> None:
     detector = fit_open_set(_training(), methods=(method,))
     features, logits, _ = _blobs(30, seed=5)
-    far_features, far_logits, _ = _blobs(30, seed=6, shift=6.0)
+    far_features, far_logits, _ = _blobs(30, seed=6, shift=10.0)
     inside = detector.scores(logits=logits, features=features)
     outside = detector.scores(logits=far_logits, features=far_features)
     assert _auroc(inside, outside) > 0.95
@@ -62,7 +63,7 @@ def test_mahalanobis_distance_by_hand() -> None:
 
 
 def test_the_threshold_accepts_the_chosen_share_of_new_in_distribution_images() -> None:
-    detector = fit_open_set(_training(), methods=("knn",), accept=0.9)
+    detector = fit_open_set(_training(per_class=400), methods=("knn",), accept=0.9)
     features, logits, _ = _blobs(500, seed=7)
     accepted = ~detector.refuses(logits=logits, features=features)
     assert accepted.mean() == pytest.approx(0.9, abs=0.04)
@@ -73,12 +74,34 @@ def test_the_best_detector_on_held_out_classes_is_kept() -> None:
     blind: a feature detector must win the held-out-class comparison."""
     training = _training()
     blind = FoldOutputs(features=training.features, logits=np.zeros_like(training.logits),
-                        labels=training.labels, folds=training.folds)
+                        labels=training.labels, folds=training.folds,
+                        held_out_logits={c: np.zeros((len(training.labels), CLASSES - 1)) for c in range(CLASSES)})
     detector = fit_open_set(blind)
     assert set(detector.held_out_auroc) == set(METHODS)
     assert detector.method in ("mahalanobis", "knn")
     assert detector.held_out_auroc[detector.method] == max(detector.held_out_auroc.values())
     assert detector.held_out_auroc["msp"] == pytest.approx(0.5)
+
+
+def test_logit_detectors_need_logits_from_heads_that_never_saw_the_held_out_class() -> None:
+    """The head saw every class: dropping a class's logit afterwards flatters msp and energy (its images still
+    push the other logits down), so without logits of heads fitted without each class they are not compared."""
+    training = _training()
+    detector = fit_open_set(training)
+    assert np.isnan(detector.held_out_auroc["msp"]) and np.isnan(detector.held_out_auroc["energy"])
+    assert detector.method in ("mahalanobis", "knn")
+    honest = FoldOutputs(features=training.features, logits=training.logits, labels=training.labels,
+                         folds=training.folds, held_out_logits={c: np.delete(training.logits, c, axis=1)
+                                                                for c in range(CLASSES)})
+    assert not np.isnan(fit_open_set(honest).held_out_auroc["msp"])
+
+
+def test_a_missing_held_out_class_is_an_error() -> None:
+    training = _training()
+    partial = FoldOutputs(features=training.features, logits=training.logits, labels=training.labels,
+                          folds=training.folds, held_out_logits={0: np.delete(training.logits, 0, axis=1)})
+    with pytest.raises(ValueError, match="held-out logits for every class"):
+        fit_open_set(partial)
 
 
 def test_energy_is_left_out_without_real_logits() -> None:
