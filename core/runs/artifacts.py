@@ -206,16 +206,18 @@ class Artifacts:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{name}.{os.getpid()}.partial")
-            try:
-                reader = self.store.open_reader(artifact_id)
-            except ArtifactNotFound:
-                if not written_to or written_to == self.location:
-                    raise
-                reader = open_store(written_to).open_reader(artifact_id)
-            with reader, open(partial, "wb") as out:
+            with self._open(artifact_id, written_to) as reader, open(partial, "wb") as out:
                 shutil.copyfileobj(reader, out)
             partial.replace(target)
         return target
+
+    def _open(self, artifact_id: str, written_to: str | None) -> BinaryIO:
+        try:
+            return self.store.open_reader(artifact_id)
+        except ArtifactNotFound:
+            if not written_to or written_to == self.location:
+                raise
+            return open_store(written_to).open_reader(artifact_id)
 
     def gather(self, found: list[str], folder: Path) -> Path:
         """The artifacts `found` as files of one local folder, under their own names (hard links into the
@@ -244,8 +246,8 @@ class Artifacts:
         return {_PAYLOAD: ref, _WRITTEN_TO: self.location, **summary}
 
     def full(self, attribute: Any) -> Any:
-        """The record an attribute stands for: `outline`'s artifact read back (once per process, from the
-        store or this machine's cache), or the attribute itself."""
+        """The record an attribute stands for: `outline`'s artifact read back (once per process, kept in
+        memory, not on disk), or the attribute itself."""
         ref = payload(attribute)
         if ref is None:
             return attribute
@@ -253,7 +255,8 @@ class Artifacts:
             text = self._texts.get(ref)
         if text is None:
             try:
-                text = self.local(ref, written_to(attribute)).read_bytes()
+                with self._open(ref.partition("/")[0], written_to(attribute)) as reader:
+                    text = reader.read()
             except ArtifactNotFound as error:
                 raise ArtifactNotFound(f"record {ref} is not in the artifact store {self.location}: set "
                                        "TRANSFERLAB_ARTIFACTS to the store the sweep's processes use") from error
