@@ -53,3 +53,15 @@ def test_ensemble_probabilities_take_their_log_as_logits() -> None:
     from core.results.calibration import logits_of
     p = np.array([[0.7, 0.2, 0.1], [0.0, 1.0, 0.0]])
     np.testing.assert_allclose(softmax(logits_of(p)), p, atol=1e-6)
+
+
+def test_a_final_models_calibration_is_fitted_on_out_of_fold_scores_and_shown_on_test() -> None:
+    """An overconfident model's probabilities (no logits): the temperature comes from its out-of-fold
+    probabilities, the test split is shown before and after, and after is better."""
+    from core.results.calibration import calibrate
+    oof_logits, oof_labels = _overconfident(seed=3)
+    test_logits, test_labels = _overconfident(n=1500, seed=4)
+    report = calibrate(softmax(oof_logits), oof_labels, softmax(test_logits), test_labels)
+    assert report.temperature == pytest.approx(3.0, rel=0.1)
+    assert report.after.ece < report.before.ece / 2
+    assert report.before.ece == pytest.approx(expected_calibration_error(softmax(test_logits), test_labels))

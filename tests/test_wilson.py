@@ -28,3 +28,13 @@ def test_no_images_is_an_error() -> None:
         wilson_interval(0, 0)
     with pytest.raises(ValueError, match="between 0 and"):
         wilson_interval(11, 10)
+
+
+def test_an_evaluation_gives_its_accuracy_with_the_interval_and_count() -> None:
+    import numpy as np
+
+    from core.results.metrics import Evaluation
+    scores = np.array([[0.9, 0.1]] * 32)
+    evaluation = Evaluation(["iris", "tulip"], np.zeros(32, int), scores)
+    assert evaluation.accuracy_interval() == pytest.approx((0.8928, 1.0), abs=1e-4)
+    assert evaluation.accuracy_text() == "100.0% (95% interval 89.3-100.0%, 32 images)"

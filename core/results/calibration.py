@@ -77,3 +77,21 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS)
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """ECE of `probabilities` against `labels` (0: every bin right exactly as often as it claims)."""
     return reliability(probabilities, labels, bins).ece
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A model's temperature (fitted out of fold) and the test split's reliability before and after it."""
+
+    temperature: float
+    before: Reliability
+    after: Reliability
+
+
+def calibrate(oof_probabilities: np.ndarray, oof_labels: np.ndarray, test_probabilities: np.ndarray,
+              test_labels: np.ndarray) -> Calibration:
+    """Temperature scaling of a model that outputs probabilities (a fold ensemble's average included): fitted
+    on the out-of-fold probabilities' logs, shown on the test split."""
+    temperature = fit_temperature(logits_of(oof_probabilities), oof_labels)
+    return Calibration(temperature=temperature, before=reliability(test_probabilities, test_labels),
+                       after=reliability(softmax(logits_of(test_probabilities), temperature), test_labels))

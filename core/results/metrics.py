@@ -95,6 +95,15 @@ class Evaluation:
     def accuracy(self, threshold: float | None = None) -> float:
         return float(np.mean(self.predictions(threshold) == self.y_true))
 
+    def accuracy_interval(self) -> tuple[float, float]:
+        """The accuracy's 95% Wilson interval: what so many images can say about it."""
+        return wilson_interval(int(np.sum(self.predictions() == self.y_true)), len(self.y_true))
+
+    def accuracy_text(self) -> str:
+        """The accuracy with its interval and image count, as every page and printout shows it."""
+        low, high = self.accuracy_interval()
+        return f"{self.accuracy():.1%} (95% interval {100 * low:.1f}-{high:.1%}, {len(self.y_true)} images)"
+
     def top_k_accuracy(self, k: int) -> float:
         """Share of examples whose true class is among the k highest scores (ties: lower index first, as argmax)."""
         if not 1 <= k <= self.n_classes:
