@@ -6,8 +6,10 @@ import numpy as np
 import streamlit as st
 
 from core.results import charts
+from core.results.calibration import calibrate
 from core.results.metrics import Evaluation
-from core.runs.records import FinalModel
+from core.runs.records import FinalModel, OutOfFold
+from ui.state import store
 from ui.widgets import chart, image_grid, plain, table
 
 MAX_CELL_IMAGES = 48
@@ -57,16 +59,39 @@ def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
                                             for row in group.itertuples()], side=112)
 
 
-def evaluation_views(record: FinalModel, name: str) -> None:
-    """Everything about the refit model of one sweep; `record` is `RunStore.final(name)`."""
-    split = st.segmented_control("Split", ["test", "train"], default="test", key=f"{name}-split") or "test"
-    ev = Evaluation.from_json(record.test if split == "test" else record.train)
-    key = f"{name}-{split}"
+def headline(ev: Evaluation, split: str) -> None:
+    """The split's accuracy, always with its image count and 95% interval, and the other headline numbers."""
     cols = st.columns(4)
     cols[0].metric("Accuracy", f"{ev.accuracy():.1%}")
     cols[1].metric("Top-2 accuracy", f"{ev.top_k_accuracy(min(2, ev.n_classes)):.1%}")
     cols[2].metric("Macro F1", f"{ev.report().at['macro avg', 'f1']:.3f}")
     cols[3].metric("Images", len(ev.y_true))
+    st.caption(f"Accuracy on the {split} split: {ev.accuracy_text()} (Wilson interval: what so few images "
+               "can tell about the accuracy on new ones).")
+
+
+def calibration_view(ev: Evaluation, oof: OutOfFold | None, split: str, key: str) -> None:
+    """The reliability diagram of the split, before and after temperature scaling fitted on the trial's
+    out-of-fold scores (images no fold model saw), with the ECE of each."""
+    with st.expander("Calibration: is a 90% answer right 90% of the time?"):
+        if oof is None or oof.classes != ev.classes:
+            st.caption("This trial kept no out-of-fold scores, so no temperature can be fitted.")
+            return
+        report = calibrate(oof.scores, oof.labels, ev.scores, ev.y_true)
+        st.caption(f"Expected calibration error (ECE) on the {split} split: {report.before.ece:.3f} as the model "
+                   f"says, {report.after.ece:.3f} after temperature scaling (T = {report.temperature:.2f}, fitted "
+                   "on the out-of-fold scores; it changes no decision).")
+        chart(charts.reliability_diagram({"as the model says": report.before,
+                                          f"temperature {report.temperature:.2f}": report.after}), f"{key} reliability")
+
+
+def evaluation_views(record: FinalModel, name: str) -> None:
+    """Everything about the refit model of one sweep; `record` is `RunStore.final(name)`."""
+    split = st.segmented_control("Split", ["test", "train"], default="test", key=f"{name}-split") or "test"
+    ev = Evaluation.from_json(record.test if split == "test" else record.train)
+    key = f"{name}-{split}"
+    headline(ev, split)
+    calibration_view(ev, store().oof(name, record.trial), split, key)
 
     left, right = st.columns(2)
     with right:

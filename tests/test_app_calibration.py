@@ -1,0 +1,35 @@
+"""The Results page's evaluation block: the accuracy with its interval and image count, and the reliability
+diagram with the ECE before and after temperature scaling fitted on the out-of-fold scores."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def _block() -> None:
+    """32 test images all right, and out-of-fold scores that are overconfident: what the block shows."""
+    import numpy as np
+
+    from core.results.metrics import Evaluation
+    from core.runs.records import OutOfFold
+    from ui.evaluation import calibration_view, headline
+    rng = np.random.default_rng(0)
+    test = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.97, 0.03]] * 32))
+    labels = rng.integers(0, 2, 400)
+    sure = np.where(rng.random(400) < 0.8, labels, 1 - labels)          # 80% right, always 99% sure
+    scores = np.where(np.eye(2)[sure] > 0, 0.99, 0.01)
+    oof = OutOfFold(paths=[f"{i}.jpg" for i in range(400)], labels=labels, classes=["iris", "tulip"],
+                    folds=np.arange(400) % 2, scores=scores)
+    headline(test, "test")
+    calibration_view(test, oof, "test", "k")
+    calibration_view(test, None, "test", "none")
+
+
+def test_accuracy_comes_with_its_interval_and_calibration_with_its_diagram() -> None:
+    at = AppTest.from_function(_block, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Accuracy" and m.value == "100.0%" for m in at.metric)
+    captions = [c.value for c in at.caption]
+    assert any("95% interval 89.3-100.0%, 32 images" in c for c in captions), captions
+    assert any("ECE" in c and "temperature" in c for c in captions), captions
+    assert any("no out-of-fold scores" in c for c in captions), captions
+    assert len(at.get("plotly_chart")) == 1
