@@ -96,7 +96,7 @@ def gradcam(model: Any, image: np.ndarray, class_index: int, method: str = "grad
     """Heat map (H, W) float32 in 0..1 of where `model` looked to score `class_index` on `image`.
 
     image: uint8 RGB (H, W, 3) already at the model's input size; model: a classifier ending in a Dense
-    layer (softmax or not), or a fold ensemble / flip TTA of such (the mean of its members' maps).
+    layer (softmax or not), or a fold ensemble / flip TTA of such (the mean of its members' maps, scaled to 0..1).
     """
     expected = tuple(model.input_shape[1:3])
     if image.ndim != 3 or image.shape[:2] != expected or image.shape[2] != 3:
@@ -110,7 +110,8 @@ def gradcam(model: Any, image: np.ndarray, class_index: int, method: str = "grad
             seen = np.asarray(member.below(seen, training=False), dtype=np.float32)
         cam = _resized(_member_map(member.model, seen, class_index, method), image.shape[:2])
         maps.append(cam[:, ::-1] if member.mirrored else cam)
-    return np.clip(np.mean(maps, axis=0), 0.0, 1.0).astype(np.float32)
+    mean = np.mean(maps, axis=0)
+    return np.clip(mean / mean.max() if mean.max() > 0 else mean, 0.0, 1.0).astype(np.float32)   # 0..1 as each map
 
 
 def _member_map(model: Any, seen: np.ndarray, class_index: int, method: str) -> np.ndarray:
