@@ -38,3 +38,14 @@ def test_an_evaluation_gives_its_accuracy_with_the_interval_and_count() -> None:
     evaluation = Evaluation(["iris", "tulip"], np.zeros(32, int), scores)
     assert evaluation.accuracy_interval() == pytest.approx((0.8928, 1.0), abs=1e-4)
     assert evaluation.accuracy_text() == "100.0% (95% interval 89.3-100.0%, 32 images)"
+
+
+def test_the_summary_the_store_and_the_cli_json_keep_carries_the_interval() -> None:
+    import json
+
+    import numpy as np
+
+    from core.results.metrics import Evaluation
+    evaluation = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.9, 0.1]] * 32))
+    summary = json.loads(json.dumps(evaluation.summary()))
+    assert summary["accuracy_interval"] == pytest.approx([0.8928, 1.0], abs=1e-4) and summary["n"] == 32

@@ -192,6 +192,7 @@ class Evaluation:
             "n": len(self.y_true),
             "classes": list(self.classes),
             "accuracy": self.accuracy(),
+            "accuracy_interval": list(self.accuracy_interval()),    # 95% Wilson
             "top_k_accuracy": [self.top_k_accuracy(k) for k in range(1, min(5, self.n_classes) + 1)],
             **averages,
             "per_class": per_class,
