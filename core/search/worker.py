@@ -207,11 +207,6 @@ class Objective:
         return report
 
 
-def sweep_exists(store: RunStore, name: str) -> bool:
-    """Is the sweep still in the store? A worker on another machine may outlive it (deleted meanwhile)."""
-    return name in store.sweep_names()
-
-
 def use_task_cpus() -> None:
     """In a cluster engine's task (TRANSFERLAB_CPUS set), TensorFlow's thread pools take the task's CPUs, not
     the node's: tasks sharing a node would otherwise each start a thread per core. Before TensorFlow starts."""
