@@ -41,6 +41,17 @@ def test_a_different_spec_under_a_taken_name_is_refused(store):
         store.create_sweep(make_spec(method="grid", space={"batch_size": [4]}))
 
 
+def test_a_sweep_recorded_before_a_new_spec_field_resumes_from_the_same_yaml(store):
+    """A spec stored by an older version lacks fields added since (their defaults apply): the same YAML
+    run again is that sweep's resume, not "a different sweep"."""
+    spec = make_spec()
+    store.create_sweep(spec)
+    older = spec.to_dict()
+    del older["resources"]
+    store.storage.set_study_user_attr(store._require("s1"), "spec", older)
+    assert store.create_sweep(spec) is False
+
+
 def test_trials_frame_and_records(store):
     store.create_sweep(make_spec())
     study = store.study("s1")

@@ -115,6 +115,15 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
 
 
+def _as_read_now(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored spec as this version reads it (fields added since take their defaults), so a sweep recorded
+    by an older version is still the same sweep; one this version refuses stays as stored."""
+    try:
+        return SweepSpec.from_dict(stored).to_dict() if stored else stored
+    except ValueError:
+        return stored
+
+
 class RunStore:
     """Sweeps and trials in one database, plus an artifact store for their files.
 
@@ -149,7 +158,7 @@ class RunStore:
         refused, so two people never mix their trials in one study by accident.
         """
         if self._study_id(spec.name) is not None:
-            if self.artifacts.full(self._attrs(spec.name).get(_SPEC)) != spec.to_dict():
+            if _as_read_now(self.artifacts.full(self._attrs(spec.name).get(_SPEC))) != spec.to_dict():
                 raise StoreError(f"a different sweep named {spec.name!r} already exists in {self.url_for_humans}; "
                                  "choose another name, or delete that sweep first")
             return False
