@@ -142,3 +142,21 @@ def test_a_record_other_code_wrote_does_not_stop_the_others_from_resuming(tiny_d
     finally:
         for pid in _processes("resume", "orphan"):
             os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_restart_resumes_a_sweep_where_its_last_driver_ran_its_workers(tiny_dataset, tmp_path):
+    """A sweep launched on Ray (3 workers) is relaunched on Ray after a server restart, not locally."""
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
+    spec = SweepSpec.from_yaml(write_spec(tmp_path / "spec.yaml", "on-ray", tiny_dataset, {}, epochs=1).read_text())
+    store.create_sweep(spec)
+    store.set_driver("on-ray", 2 ** 22 + 7, {"kind": "ray", "workers": 3, "ray_address": None})   # gone
+    store.set_status("on-ray", SweepStatus.RUNNING)
+    try:
+        assert lifecycle.resume_unfinished(store) == ["on-ray"]
+        driver = store.sweep("on-ray").driver
+        command = Path(f"/proc/{driver.pid}/cmdline").read_bytes().split(b"\0")
+        assert command[command.index(b"--executor") + 1] == b"ray" and b"3" in command, command
+        assert driver.executor["kind"] == "ray"
+    finally:
+        for pid in _processes("resume", "on-ray"):
+            os.killpg(pid, signal.SIGKILL)

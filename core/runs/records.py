@@ -303,13 +303,14 @@ class Driver:
     host: str
     pid: int
     since: str
+    executor: dict[str, Any] = dataclasses.field(default_factory=dict)   # where its workers run, to resume alike
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Driver:
-        return cls(str(data["host"]), int(data["pid"]), str(data.get("since", "")))
+        return cls(str(data["host"]), int(data["pid"]), str(data.get("since", "")), dict(data.get("executor") or {}))
 
 
 @dataclass

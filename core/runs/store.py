@@ -231,9 +231,10 @@ class RunStore:
     def stop_requested(self, name: str) -> bool:
         return bool(self._attrs(name).get(_STOP, False))
 
-    def set_driver(self, name: str, pid: int) -> None:
-        """Which process drives the sweep, so a restarted server can tell whether to resume it."""
-        self._set_study_attr(name, _DRIVER, Driver(socket.gethostname(), pid, _utcnow()).to_json())
+    def set_driver(self, name: str, pid: int, executor: dict[str, Any] | None = None) -> None:
+        """Which process drives the sweep, and where its workers run, so a restarted server can tell whether
+        to resume it, and resume it alike."""
+        self._set_study_attr(name, _DRIVER, Driver(socket.gethostname(), pid, _utcnow(), executor or {}).to_json())
 
     def set_final(self, name: str, record: FinalModel) -> None:
         """The refit best model: its trial, parameters, model files and test evaluation. The files of a

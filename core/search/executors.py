@@ -83,7 +83,7 @@ def start_up_failure(store: RunStore, name: str, error: Exception, began: float)
 
 def _drive(store: RunStore, name: str, executor: Executor, say: Say, progress: Progress | None,
            stage: Say, download: Download | None) -> FinalModel | None:
-    claim(store, name)
+    claim(store, name, executor)
     spec = store.spec(name)
     planned = spec.grid_size()
     store.request_stop(name, False)

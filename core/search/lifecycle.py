@@ -119,7 +119,7 @@ def launch_detached(store: RunStore, name: str, executor: Executor = Executor())
         proc = subprocess.Popen(python_command("resume", name, *executor.arguments()), cwd=REPO_ROOT,
                                 env=child_environment(store), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    store.set_driver(name, proc.pid)
+    store.set_driver(name, proc.pid, executor.to_json())
     store.set_status(name, SweepStatus.RUNNING)
     return proc.pid
 
@@ -159,12 +159,16 @@ def start(store: RunStore, spec: SweepSpec, settings: Settings, executor: Execut
             _launch_unless_driven(store, spec.name, executor, user)
 
 
-def resume(store: RunStore, name: str, executor: Executor = Executor(), user: str | None = None) -> None:
+def resume(store: RunStore, name: str, executor: Executor | None = None, user: str | None = None) -> None:
     """Launch a driver for what is left of the sweep (it then refits the best), unless one runs.
 
+    `executor`: None resumes where its last driver ran its workers (a Ray sweep on Ray).
     `user` launched it ("" for nobody logged in); None (a restart's resume) keeps who did before.
     """
     with _launching(store, name):
+        if executor is None:
+            driver = store.sweep(name).driver
+            executor = Executor.from_json(driver.executor) if driver else Executor()
         _launch_unless_driven(store, name, executor, user)
 
 
@@ -177,7 +181,7 @@ def _launch_unless_driven(store: RunStore, name: str, executor: Executor, user: 
     launch_detached(store, name, executor)
 
 
-def claim(store: RunStore, name: str) -> None:
+def claim(store: RunStore, name: str, executor: Executor = Executor()) -> None:
     """Make this process the sweep's driver, under the same lock as a launch: StoreError when another
     live process drives it already (a driver the page launched, a second `python -m core sweep`)."""
     with _launching(store, name):
@@ -185,7 +189,7 @@ def claim(store: RunStore, name: str) -> None:
         if driver_alive(store.sweep(name)) and driver.pid != os.getpid():
             raise StoreError(f"sweep {name!r} is already running (driver pid {driver.pid} on {driver.host}); "
                              f"stop it first, or watch it: python -m core results {name}")
-        store.set_driver(name, os.getpid())
+        store.set_driver(name, os.getpid(), executor.to_json())
 
 
 def stop(store: RunStore, name: str, user: str = "") -> None:
@@ -207,8 +211,9 @@ def delete(store: RunStore, name: str) -> None:
     store.delete_sweep(name)
 
 
-def resume_unfinished(store: RunStore, executor: Executor = Executor()) -> list[str]:
-    """After a server restart: relaunch every sweep marked running whose driver is gone."""
+def resume_unfinished(store: RunStore, executor: Executor | None = None) -> list[str]:
+    """After a server restart: relaunch every sweep marked running whose driver is gone (`executor` None:
+    each where its last driver ran its workers)."""
     resumed = []
     for name in store.sweep_names():
         try:

@@ -5,7 +5,9 @@ without importing the driver, and so nothing here needs Ray.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 EXECUTORS = ("local", "ray")
 """local: the driver's own process (1 worker) or worker processes on this machine; ray: one Ray task per
@@ -26,6 +28,14 @@ class Executor:
             raise ValueError(f"executor: {self.kind!r} is not one of {', '.join(EXECUTORS)}")
         if self.workers < 1:
             raise ValueError(f"workers: {self.workers} is below 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Executor:
+        """A driver's recorded executor; {} (a driver recorded before executors were kept) is the default."""
+        return cls(**{k: data[k] for k in ("kind", "workers", "ray_address") if k in data})
 
     def arguments(self) -> list[str]:
         """The same choice as `python -m core resume` options."""
