@@ -96,7 +96,7 @@ class BudgetPlan:
         second = f", and {self.second_layers} layers as a second configuration" if self.second_layers else ""
         return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
                 f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
-                "augmented views, 3-fold ensemble with flip TTA, against an SVM")
+                "augmented views, the fold models as an ensemble with flip TTA, against an SVM")
 
     def spec(self, base: SweepSpec) -> SweepSpec:
         """`base` (the recommended preset with the user's data) with this plan's choices."""
