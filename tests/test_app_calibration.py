@@ -33,3 +33,22 @@ def test_accuracy_comes_with_its_interval_and_calibration_with_its_diagram() -> 
     assert any("ECE" in c and "temperature" in c for c in captions), captions
     assert any("no out-of-fold scores" in c for c in captions), captions
     assert len(at.get("plotly_chart")) == 1
+
+
+def _summary_line() -> None:
+    import numpy as np
+
+    from core.results.metrics import Evaluation
+    from core.runs.records import FinalModel
+    from ui.evaluation import final_headline
+    test = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.97, 0.03]] * 32)).to_json()
+    final_headline(FinalModel(trial=3, cv_error=0.054, params={}, epochs=0, model_path="m.keras", test=test,
+                              train=test, test_accuracy=1.0, created="now"), "*flowers*")
+
+
+def test_the_final_models_accuracy_sits_beside_the_cross_validated_estimate() -> None:
+    at = AppTest.from_function(_summary_line, default_timeout=60).run()
+    assert not at.exception, at.exception
+    line = at.caption[0].value
+    assert "100.0% (95% interval 89.3-100.0%, 32 images)" in line and "cross-validated error 0.054" in line
+    assert "\\*flowers\\*" in line          # the sweep's name is text, not Markdown

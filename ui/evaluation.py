@@ -59,6 +59,13 @@ def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
                                             for row in group.itertuples()], side=112)
 
 
+def final_headline(final: FinalModel, name: str) -> None:
+    """One line for the top of the Results page: the final model's test accuracy, its interval and image count,
+    beside the cross-validated estimate of the trial it was made from."""
+    st.caption(f"**{plain(name)}**: final model's test accuracy {Evaluation.from_json(final.test).accuracy_text()}; "
+               f"cross-validated error {final.cv_error:.3f} (trial {final.trial}).")
+
+
 def headline(ev: Evaluation, split: str) -> None:
     """The split's accuracy, always with its image count and 95% interval, and the other headline numbers."""
     cols = st.columns(4)
