@@ -17,7 +17,6 @@ full dataset: ECE of the test split before and after, fitted on the out-of-fold 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import os
 import sys
@@ -38,6 +37,7 @@ from core.quality.open_set import (  # noqa: E402
     fit_detector,
     fit_open_set,
 )
+from core.quality.unknowns import image_features  # noqa: E402
 from core.results.calibration import fit_temperature, reliability, softmax  # noqa: E402
 from core.results.metrics import wilson_interval  # noqa: E402
 from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
@@ -119,16 +119,6 @@ def far_images(size: int, crops: int, textures: int, seed: int) -> list[np.ndarr
     return out
 
 
-def frozen_features(params: TrialParams, images: list[np.ndarray], classes: int, seed: int) -> np.ndarray:
-    """Pooled features of images outside the dataset, from the same frozen backbone as the cached ones."""
-    from core.models.classifier import build_classifier
-    from core.training.trial import predict_scores
-    frozen = dataclasses.replace(params, trainable_layers=0, augmentation="none")
-    bottom = build_classifier(frozen, classes, seed=seed).bottom_model()
-    stack = np.stack(images)
-    return predict_scores(bottom, stack, np.arange(len(stack)))
-
-
 def out_of_fold_logits(params: TrialParams, features: np.ndarray, labels: np.ndarray, folds: np.ndarray,
                        classes: int, without: int | None = None) -> np.ndarray:
     """Every training row's logits from the app's logistic-regression trial fitted on the other folds (and,
@@ -176,8 +166,8 @@ def main() -> None:
     for k, (_, val) in enumerate(data.folds):
         fold_of[val] = k
     print("far-away images...", file=sys.stderr)
-    far = frozen_features(params, far_images(params.image_size, args.crops, args.textures, args.seed),
-                          len(classes), args.seed)
+    far = image_features(params, np.stack(far_images(params.image_size, args.crops, args.textures, args.seed)),
+                         len(classes), args.seed)
 
     results: dict[str, dict[str, list[dict]]] = {m: {"near": [], "far": []} for m in (*METHODS, "chosen")}
     for unknown, name in enumerate(classes):
