@@ -8,7 +8,7 @@ from core.results.tables import compared_params, fold_table, trial_label
 from ui import state
 from ui.cleaning import before_after, suspect_count
 from ui.comparison import backbone_section, importance_section
-from ui.evaluation import evaluation_views
+from ui.evaluation import evaluation_views, final_headline
 from ui.exports import export_panel
 from ui.final_variants import final_variants
 from ui.widgets import chart, table
@@ -30,6 +30,9 @@ if trials.empty:
     st.info("These sweeps have no trials yet.")
     st.stop()
 params = compared_params(trials)
+for name in chosen:
+    if final := state.final(name):
+        final_headline(final, name)
 
 
 def compare() -> None:
