@@ -187,8 +187,11 @@ def cmd_results(args: argparse.Namespace) -> int:
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             print(frame.drop(columns=["fold_errors"], errors="ignore").to_string(index=False))
         if final:
-            print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f}, "
-                  f"{final.model_path}")
+            from core.results.metrics import Evaluation
+            test = Evaluation.from_json(final.test)
+            low, high = test.accuracy_interval()
+            print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f} (95% interval "
+                  f"{low:.4f}-{high:.4f}, {len(test.y_true)} images), {final.model_path}")
         if sweep.failure:
             print(f"\n{_failure_line(sweep)}")
     return 0

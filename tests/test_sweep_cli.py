@@ -49,6 +49,10 @@ def test_sweep_results_predict_export(tiny_dataset, tmp_path):
     final = report["final"]
     assert final["trial"] in (0, 1) and final["test_summary"]["accuracy"] == pytest.approx(final["test_accuracy"])
     assert final["test_accuracy"] >= 0.8     # three colours: easy for ImageNet features
+    low, high = final["test_summary"]["accuracy_interval"]      # 95% Wilson, on the 9 test images
+    assert low <= final["test_accuracy"] <= high and high - low > 0.2
+    text = cli("results", "colours", "--storage", storage).stdout
+    assert f"(95% interval {low:.4f}-{high:.4f}, 9 images)" in text
 
     record = RunStore(storage).final("colours")
     assert len(record.test["y_true"]) == 9 and len(record.train["y_true"]) == 27
