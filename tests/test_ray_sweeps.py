@@ -50,6 +50,7 @@ def ray_address() -> Iterator[str]:
             os.environ["RAY_AUTH_MODE"] = saved
 
 
+@pytest.mark.slow     # starts the Ray runtime: ~8 s and 1 GB
 def test_tasks_get_distinct_gpus_and_size_their_worker_by_their_cpus(ray_address):
     """What a worker process is started with inside a task: its own GPU and the task's CPUs."""
     import ray

@@ -73,6 +73,7 @@ def read_only(folder: Path) -> Iterator[None]:
         subprocess.run(undo, check=True)
 
 
+@pytest.mark.slow     # a real sweep in a driver process: ~10 s, kept out of the fast suite's 10 minutes
 def test_a_read_only_artifact_folder_fails_the_sweep_and_its_trial_with_why(tiny_dataset, tmp_path, store):
     """The trial trains, then its out-of-fold scores cannot be kept: the trial says why, the sweep fails."""
     _create(store, tmp_path, tiny_dataset, "read-only", epochs=1)
@@ -118,6 +119,7 @@ def test_a_store_the_driver_cannot_write_is_explained_from_its_log(tiny_dataset,
     assert not any("restarted" in s for s in said), said
 
 
+@pytest.mark.slow     # a worker process through a whole trial: ~8 s
 def test_a_worker_elsewhere_keeps_its_sweep_and_stops_in_one_line_once_it_is_deleted(tiny_dataset, tmp_path,
                                                                                       store):
     _create(store, tmp_path, tiny_dataset, "busy-worker", epochs=200, early_stopping=0)

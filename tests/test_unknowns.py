@@ -28,6 +28,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, SweepSpec
     return store, spec
 
 
+@pytest.mark.slow     # a real sweep: ~12 s
 def test_a_sweeps_detector_accepts_its_images_and_refuses_a_far_away_one(swept) -> None:
     from core.quality.unknowns import image_features, refusal_line, sweep_detector
     store, spec = swept
