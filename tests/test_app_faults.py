@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,26 @@ def own_store(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return RunStore()
 
 
+@contextmanager
+def driven(store, name: str, data_root: Path) -> Iterator[None]:
+    """A sweep marked running whose driver is a live process with `core` on its command line (a stand-in)."""
+    store.create_sweep(tiny_spec(name, data_root / "colours"))
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
+    try:
+        store.set_driver(name, driver.pid)
+        store.set_status(name, "running")
+        yield
+    finally:
+        driver.kill()
+        driver.wait()
+
+
+def delete_on_page(at: AppTest) -> None:
+    """Press Delete, then confirm it."""
+    button(at, "Delete").click().run()
+    button(at, "Delete for good").click().run()
+
+
 def watch(name: str) -> AppTest:
     """The Sweep page opened on ?sweep=NAME."""
     at = AppTest.from_file(APP, default_timeout=60)
@@ -67,20 +89,12 @@ def test_failed_sweep_shows_why_offers_resume_and_delete(data_root: Path, own_st
 
 def test_a_running_sweep_is_not_deleted(data_root: Path, own_store) -> None:
     """A real process whose command line says `core` stands for its driver: deleting is refused in one line."""
-    own_store.create_sweep(tiny_spec("busy", data_root / "colours"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
-    try:
-        own_store.set_driver("busy", driver.pid)
-        own_store.set_status("busy", "running")
+    with driven(own_store, "busy", data_root):
         at = watch("busy")
-        button(at, "Delete").click().run()
-        button(at, "Delete for good").click().run()
+        delete_on_page(at)
         assert not at.exception, at.exception
         assert any("stop it before deleting it" in e.value for e in at.error), [e.value for e in at.error]
         assert "busy" in own_store.sweep_names()
-    finally:
-        driver.kill()
-        driver.wait()
 
 
 def test_a_bad_record_never_takes_a_page_down(data_root: Path, own_store) -> None:

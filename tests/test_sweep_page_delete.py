@@ -2,12 +2,10 @@
 polls (each one redraws the page) until it is dismissed or the sweep's status changes."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from apptest import button, tiny_spec
-from test_app_faults import own_store, watch  # noqa: F401  (the fixture and the page opener)
+from apptest import button
+from test_app_faults import delete_on_page, driven, own_store, watch  # noqa: F401  (own_store: the fixture)
 
 
 def refusals(at) -> list[str]:
@@ -15,14 +13,9 @@ def refusals(at) -> list[str]:
 
 
 def test_a_refused_delete_outlasts_the_next_poll(data_root: Path, own_store) -> None:  # noqa: F811
-    own_store.create_sweep(tiny_spec("busy-page", data_root / "colours"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
-    try:
-        own_store.set_driver("busy-page", driver.pid)
-        own_store.set_status("busy-page", "running")
+    with driven(own_store, "busy-page", data_root):
         at = watch("busy-page")
-        button(at, "Delete").click().run()
-        button(at, "Delete for good").click().run()
+        delete_on_page(at)
         assert len(refusals(at)) == 1, [e.value for e in at.error]
         at.run()                                    # the next poll
         assert not at.exception, at.exception
@@ -32,24 +25,13 @@ def test_a_refused_delete_outlasts_the_next_poll(data_root: Path, own_store) -> 
         button(at, "Dismiss").click().run()
         assert refusals(at) == [], [e.value for e in at.error]
         assert "busy-page" in own_store.sweep_names()
-    finally:
-        driver.kill()
-        driver.wait()
 
 
 def test_a_kept_refusal_is_forgotten_when_the_sweep_changes(data_root: Path, own_store) -> None:  # noqa: F811
-    own_store.create_sweep(tiny_spec("stopping", data_root / "colours"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
-    try:
-        own_store.set_driver("stopping", driver.pid)
-        own_store.set_status("stopping", "running")
+    with driven(own_store, "stopping", data_root):
         at = watch("stopping")
-        button(at, "Delete").click().run()
-        button(at, "Delete for good").click().run()
+        delete_on_page(at)
         assert len(refusals(at)) == 1, [e.value for e in at.error]
-    finally:
-        driver.kill()
-        driver.wait()
     own_store.set_status("stopping", "stopped")         # its driver stopped it
     at.run()
     assert refusals(at) == [], [e.value for e in at.error]
