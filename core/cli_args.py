@@ -78,7 +78,7 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 
 def _store_named(args: argparse.Namespace) -> str:
-    from core.runs.store import url_for_humans
+    from core.runs.store_messages import url_for_humans
     return f"run store {url_for_humans(_storage_url(args))}"
 
 
@@ -115,7 +115,7 @@ def user_error_line(error: Exception, args: argparse.Namespace) -> str | None:
     """The one line to print for a mistake in what the user gave us (a store that cannot serve, a
     missing file, a bad spec), or None for a bug."""
     if "sqlalchemy" in sys.modules:             # else no store was ever opened: it cannot be the store
-        from core.runs.store import database_reason
+        from core.runs.store_messages import database_reason
         reason = database_reason(error)
         if reason:
             return f"{_store_named(args)}: {reason}"

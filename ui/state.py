@@ -21,7 +21,8 @@ from core.data.datasets import Dataset, DatasetError, list_datasets, load_datase
 from core.data.decisions import DecisionLog
 from core.data.scan import ScanReport, scan_dataset
 from core.runs.records import FinalModel, TrialRecord
-from core.runs.store import RunStore, StoreError, database_reason, url_for_humans
+from core.runs.store import RunStore, StoreError
+from core.runs.store_messages import database_reason, url_for_humans
 from core.settings import Settings, SettingsError, load_settings
 from core.spec.sweep import SweepSpec
 from ui.widgets import plain, user_error

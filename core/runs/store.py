@@ -16,7 +16,6 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import optuna
 import pandas as pd
@@ -24,7 +23,6 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from core.runs.artifacts import OOF_FILE, Artifacts, payload, refs, written_to
 from core.runs.optuna_storage import StoreFile, open_storage
@@ -42,6 +40,7 @@ from core.runs.records import (
     ranked,
     trials_frame,
 )
+from core.runs.store_messages import StoreError, url_for_humans
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
 
@@ -53,33 +52,6 @@ _DECISIONS = "decisions_version"
 
 
 T = TypeVar("T")
-
-
-class StoreError(ValueError):
-    """A sweep is missing, or a name is taken by a different sweep."""
-
-
-def url_for_humans(url: str) -> str:
-    """A store URL for messages, without its password, even when SQLAlchemy cannot parse it."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            return "(not a URL)"
-        return url.replace(f":{password}@", ":***@") if password else url
-
-
-def database_reason(error: BaseException | None) -> str:
-    """The first line of the database's own reason when `error`, or what caused it, is the store's URL,
-    connection or permissions failing (SQLAlchemy's error under Optuna's wrappers); "" otherwise."""
-    while error is not None:
-        if isinstance(error, (ArgumentError, NoSuchModuleError, OperationalError)):
-            reason = str(getattr(error, "orig", None) or error).strip()
-            return reason.splitlines()[0] if reason else type(error).__name__
-        error = error.__cause__ or error.__context__
-    return ""
 
 
 def _utcnow() -> str:

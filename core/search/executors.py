@@ -15,7 +15,8 @@ from pathlib import Path
 
 from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
-from core.runs.store import RunStore, StoreError, database_reason
+from core.runs.store import RunStore, StoreError
+from core.runs.store_messages import database_reason
 from core.search.lifecycle import child_environment, claim, driver_log, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.placement import Executor
