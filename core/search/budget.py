@@ -99,24 +99,27 @@ class BudgetPlan:
                 "augmented views, the fold models as an ensemble with flip TTA, against an SVM")
 
     def spec(self, base: SweepSpec) -> SweepSpec:
-        """`base` (the recommended preset with the user's data) with this plan's choices."""
+        """`base` (the recommended preset with the user's data) with this plan's choices, its time limit (the
+        budget, which the sweep keeps: `core.search.deadline`), and this plan's words and estimate."""
         params = {"backbone": self.backbone, "image_size": self.image_size}
+        search = {"method": "grid", "budget": 0, "time_limit_s": self.budget_s, "plan": self.describe(),
+                  "plan_s": round(self.seconds, 1)}
         if not self.fine_tunes:
             params |= {"trainable_layers": 0, "head": "linear", "stage1_epochs": 0, "augmentation": "none"}
-            search = {"method": "grid", "space": {"kind": ["network", "svm"]}}
-            return _replaced(base, params, search, ensemble=False, refit=True)
+            return _replaced(base, params, search | {"space": {"kind": ["network", "svm"]}}, ensemble=False,
+                             refit=True)
         params |= {"trainable_layers": self.trainable_layers, "stage1_epochs": self.stage1_epochs,
                    "epochs": self.epochs, "augment_views": self.augment_views}
         space: dict = {"kind": ["network", "svm"]}
         if self.second_layers:
             space["trainable_layers"] = [self.trainable_layers, self.second_layers]
-        return _replaced(base, params, {"method": "grid", "space": space}, ensemble=True, refit=False)
+        return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False)
 
 
 def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool) -> SweepSpec:
     data = base.to_dict()
     data["params"] |= params
-    data["search"] = {**data["search"], **search, "budget": 0}
+    data["search"] |= search
     return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit})
 
 
@@ -195,11 +198,16 @@ def parse_budget(text: str) -> float:
 
 
 
-def plan_sweep(spec: SweepSpec, budget_s: float) -> tuple[BudgetPlan, float]:
-    """`spec`'s data (loaded, split, decoded at 224 px) and Lite0's images/s measured on it now, planned for
-    `budget_s`: the plan and the speed. Not pure: the CLI's and the quality benchmark's way in."""
+def measure(spec: SweepSpec) -> tuple[Data, float]:
+    """`spec`'s data (loaded, split, decoded at 224 px) and Lite0's images/s measured on it now."""
     from core.training.plan import SweepData
     data = SweepData(spec)
     speed = data.backbone_images_per_s()
-    sizes = Data(len(data.train_rows), len(data.test_rows), len(data.dataset.classes), spec.folds)
+    return Data(len(data.train_rows), len(data.test_rows), len(data.dataset.classes), spec.folds), speed
+
+
+def plan_sweep(spec: SweepSpec, budget_s: float) -> tuple[BudgetPlan, float]:
+    """`spec` planned for `budget_s` on its data and this machine's speed measured now (`measure`): the plan
+    and the speed. Not pure: the CLI's and the quality benchmark's way in."""
+    sizes, speed = measure(spec)
     return plan_budget(sizes, speed, budget_s), speed
