@@ -108,6 +108,7 @@ class TrialResult:
     params_trained: int = 0            # those its training updated
     backbone_images_per_s: float = 0.0   # its backbone pass to the cache (0: every activation a cache hit)
     peak_memory_mb: float = 0.0        # the worker's peak resident memory during the trial
+    stopped_early: str = ""            # why its training ended before its planned epochs ("budget reached ...")
 
     @property
     def value(self) -> float:
@@ -141,7 +142,8 @@ class TrialResult:
                    params_total=int(data.get("params_total", 0)),
                    params_trained=int(data.get("params_trained", 0)),
                    backbone_images_per_s=float(data.get("backbone_images_per_s", 0.0)),
-                   peak_memory_mb=float(data.get("peak_memory_mb", 0.0)))
+                   peak_memory_mb=float(data.get("peak_memory_mb", 0.0)),
+                   stopped_early=str(data.get("stopped_early", "")))
 
 
 @dataclass
@@ -332,6 +334,22 @@ class TrialRecord:
 
 
 @dataclass
+class BudgetClock:
+    """A sweep's time budget as it runs (`core.search.deadline`): the unix time it counts from (moved on by a
+    resume, so a pause is not spent) and, once the budget cut the sweep short, why."""
+
+    origin: float
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BudgetClock:
+        return cls(origin=float(data["origin"]), note=str(data.get("note", "")))
+
+
+@dataclass
 class SweepRecord:
     """A sweep as the store keeps it: its spec (as JSON), status, who drives it, its final model."""
 
@@ -347,6 +365,7 @@ class SweepRecord:
     launched_by: str = ""               # who launched it last ("" when nobody is logged in)
     stopped_by: str = ""                # who asked it to stop last
     decisions_version: int = 0          # the dataset's label-decisions version it was created with (0: none)
+    clock: BudgetClock | None = None    # its time budget's clock (None: no time limit, or not started yet)
 
 
 def ranked(trials: list[TrialRecord]) -> list[TrialRecord]:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from core.runs.artifacts import OOF_FILE, Artifacts, payload, refs, written_to
 from core.runs.optuna_storage import StoreFile, open_storage
 from core.runs.records import (
+    BudgetClock,
     Driver,
     FinalModel,
     LiveProgress,
@@ -48,7 +49,7 @@ from core.spec.sweep import SweepSpec
 _RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
 _SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
 _FAILURE, _LAUNCHED_BY, _STOPPED_BY, _STEP = "failure", "launched_by", "stopped_by", "step"
-_DECISIONS = "decisions_version"
+_DECISIONS, _CLOCK = "decisions_version", "budget_clock"
 
 
 T = TypeVar("T")
@@ -84,7 +85,8 @@ def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
                        final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None,
                        failure=attrs.get(_FAILURE, ""), launched_by=attrs.get(_LAUNCHED_BY, ""),
                        stopped_by=attrs.get(_STOPPED_BY, ""), decisions_version=int(attrs.get(_DECISIONS, 0)),
-                       step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None)
+                       step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None,
+                       clock=BudgetClock.from_json(attrs[_CLOCK]) if attrs.get(_CLOCK) else None)
 
 
 def _as_read_now(stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -185,6 +187,10 @@ class RunStore:
     def set_step(self, name: str, step: StepProgress | None) -> None:
         """The driver's long step after the trials (refit, test evaluation); None when it is over."""
         self._set_study_attr(name, _STEP, step.to_json() if step else None)
+
+    def set_clock(self, name: str, clock: BudgetClock) -> None:
+        """The sweep's time-budget clock: where it counts from, and why the budget cut the sweep short."""
+        self._set_study_attr(name, _CLOCK, clock.to_json())
 
     def set_launched_by(self, name: str, user: str) -> None:
         """Who launched (or resumed) the sweep last."""
