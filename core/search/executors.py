@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import IO
 
 from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
@@ -19,7 +20,7 @@ from core.runs.store import RunStore, StoreError
 from core.runs.store_messages import database_reason
 from core.search.lifecycle import child_environment, claim, driver_log, python_command
 from core.search.oracle import TrialCounts, remaining_trials
-from core.search.placement import Executor
+from core.search.placement import Executor, WorkerShare, local_shares
 from core.search.refit import finalize
 from core.search.worker import EveryTrialFailed, Watch, fatal_reason, run_worker, sweep_step
 from core.settings import REPO_ROOT
@@ -149,10 +150,10 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, say: Say, ti
     log_dir = store.local_folder(name) / "logs"
     log_dir.mkdir(exist_ok=True)
     procs = []
-    for i in range(workers):
-        log = open(log_dir / f"worker-{i}.log", "ab")
-        procs.append((subprocess.Popen(python_command("worker", "--sweep", name), cwd=REPO_ROOT,
-                                       env=child_environment(store), stdout=log, stderr=subprocess.STDOUT), log))
+    for share in local_shares(workers):
+        say(share.describe())
+        log = open(log_dir / f"worker-{share.index}.log", "ab")
+        procs.append((start_worker(store, share, python_command("worker", "--sweep", name), log), log))
     try:
         while any(p.poll() is None for p, _ in procs):
             time.sleep(POLL_S)
@@ -164,6 +165,13 @@ def _run_worker_processes(store: RunStore, name: str, workers: int, say: Say, ti
             log.close()
     for i, (p, _) in enumerate(procs):
         worker_exited(store, name, f"worker {i}", p.returncode, log_dir / f"worker-{i}.log", say)
+
+
+def start_worker(store: RunStore, share: WorkerShare, command: list[str], log: IO[bytes]) -> subprocess.Popen:
+    """A local worker process running `command` with the store's environment and its share of the machine
+    (its GPU, its CPU threads), its output into `log`."""
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=child_environment(store) | share.environment(),
+                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def worker_exited(store: RunStore, name: str, who: str, code: int, log_path: Path, say: Say) -> None:
