@@ -18,6 +18,7 @@ from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
+from core.training.kinds import keeps_fold_models, refit_description, refit_trial, run_trial
 from core.training.plan import SweepData
 from core.training.schedules import planned_epochs
 
@@ -52,7 +53,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     params = spec.trial_params(best.params)
     data = data or SweepData.of_sweep(store, name, say=say)
     card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
-    keeps_folds = spec.ensemble and params.kind == "network"
+    keeps_folds = spec.ensemble and keeps_fold_models(params)
     ensemble = fold_variants(store, name, data, best, params, card, say) if keeps_folds else []
     if ensemble and not spec.refit:
         record = _ensemble_record(store, name, best, params, ensemble)
@@ -71,22 +72,11 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
     """Refit the configuration on the whole train part, test it, save the model."""
     from core.inference.model_card import save_model
 
-    network = params.kind == "network"
-    trains = params.trains_network
-    epochs = refit_epochs(best) if trains else 0
-    what = f"for {epochs} epochs" if network else f"({params.kind} on the frozen {params.backbone} features)"
-    if trains and not network:
-        what = f"for {epochs} epochs, then {params.kind} on the network's penultimate features"
-    say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part {what}")
+    epochs = refit_epochs(best) if params.trains_network else 0
+    say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part "
+        f"{refit_description(params, epochs)}")
     with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
-        if network:
-            clf, test, train = data.runner(params).refit(params, epochs, base_cut=data.base_cut(params),
-                                                         reporter=report)
-            model = clf.model
-        else:
-            from core.training.features_kinds import refit_features
-            model, test, train = refit_features(data.runner(params), params, epochs,
-                                                base_cut=data.base_cut(params), reporter=report)
+        model, test, train = refit_trial(data.runner(params), params, epochs, data.base_cut(params), report)
     with store.artifacts.scratch() as folder:
         save_model(model, folder / "best.keras", classes=data.dataset.classes, image_size=params.image_size,
                    extra=card | {"variant": "single"})
@@ -129,7 +119,7 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
         total = len(data.folds) * planned_epochs(params)
         label = "training the fold models for the ensemble (epochs, at most)"
         with _steps(store, name, label, total) as report, store.artifacts.scratch() as folder:
-            runner.run(params, report, base_cut=data.base_cut(params), on_fold=partial(save_fold_model, folder))
+            run_trial(runner, params, data.base_cut(params), report, on_fold=partial(save_fold_model, folder))
             kept = load_fold_models(folder, len(data.folds))
     ensemble = fold_ensemble(*kept)
     rows, trial_data = data.test_rows, runner.data

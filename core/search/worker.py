@@ -26,6 +26,7 @@ from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_
 from core.search.time_left import describe_seconds, step_seconds_left
 from core.search.trial_cost import TrialCost
 from core.spec.sweep import SpecError, TrialParams
+from core.training.kinds import keeps_fold_models, run_trial
 from core.training.plan import SweepData
 from core.training.schedules import planned_epochs
 
@@ -136,20 +137,16 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
-        network, trains = params.kind == "network", params.trains_network
-        live = LiveWriter(self.store, trial, LiveProgress(fold=0, epoch=0, folds=len(self.data.folds),
-                                                          epochs=planned_epochs(params) if trains else 0))
+        epochs = planned_epochs(params) if params.trains_network else 0
+        live = LiveWriter(self.store, trial,
+                          LiveProgress(fold=0, epoch=0, folds=len(self.data.folds), epochs=epochs))
         cost = TrialCost()
         runner = self.data.runner(params, decode_progress=self._step(live, trial, "decoding images"),
                                   cache_progress=cost.watch(self._step(live, trial, "backbone activations")))
         try:
-            if network:
-                result = runner.run(params, self._reporter(trial, params, live),
-                                    base_cut=self.data.base_cut(params), on_fold=self._fold_saver(trial))
-            else:
-                from core.training.features_kinds import run_features_trial
-                result = run_features_trial(runner, params, self._step(live, trial, f"{params.kind} folds"),
-                                            self._reporter(trial, params, live), self.data.base_cut(params))
+            result = run_trial(runner, params, self.data.base_cut(params), self._reporter(trial, params, live),
+                               fold_progress=self._step(live, trial, f"{params.kind} folds"),
+                               on_fold=self._fold_saver(trial, params))
         except (optuna.TrialPruned, StopRequested):
             raise
         except Exception as error:  # a broken configuration fails its trial, not the sweep
@@ -168,9 +165,9 @@ class Objective:
             raise
         return result.value
 
-    def _fold_saver(self, trial: optuna.Trial) -> Callable | None:
+    def _fold_saver(self, trial: optuna.Trial, params: TrialParams) -> Callable | None:
         """With the sweep's `ensemble`, each fold model is kept for the final fold ensemble."""
-        if not self.spec.ensemble:
+        if not (self.spec.ensemble and keeps_fold_models(params)):
             return None
         from core.training.ensembles import save_fold_model
 
