@@ -33,9 +33,14 @@ class CacheKey:
     augmentation: str   # "none" or the preset of the cached views
     views: int          # augmented views per image (0 without augmentation)
     seed: int
+    precision: str = "float32"   # the Keras dtype policy the backbone ran in (core.models.accelerator)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
+        """float32 entries keep the digest they had before the precision was part of the key."""
+        fields = asdict(self)
+        if self.precision == "float32":
+            del fields["precision"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @dataclass

@@ -252,7 +252,7 @@ class TrialRunner:
             return clf.model, [self.data.images], augmenter(params.augmentation, self.seed), "off"
         key = CacheKey(dataset=self.data.fingerprint, backbone=params.backbone, weights=self.weights_id(params),
                        image_size=params.image_size, cut=clf.cut, augmentation=params.augmentation,
-                       views=views, seed=self.seed)
+                       views=views, seed=self.seed, precision=self.device.precision)
         if base_cut and clf.lies_below(base_cut):
             base = self.cache.get(dataclasses.replace(key, cut=base_cut), clf.bottom_model(base_cut),
                                   self.data.images, self.cache_progress)
