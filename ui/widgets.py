@@ -1,5 +1,5 @@
 """Streamlit-side building blocks every page uses: a chart with its PNG download, a table with its
-CSV download, thumbnail grids of image files, and user-facing error messages."""
+CSV download, even grids of square thumbnails of image files, and user-facing error messages."""
 from __future__ import annotations
 
 import io
@@ -7,13 +7,13 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from core.data.images import BadImageError, open_rgb
 from core.results.charts import fig_to_png
@@ -22,6 +22,8 @@ from core.text import csv_text
 from core.text import plain as plain   # the pages' one Markdown escape (core.text holds both escapes)
 
 THUMB_SIDE = 128
+GRID_WIDTH = 1024         # px of the main column a grid fills (wide layout, 1400 px window, sidebar open)
+PAD_COLOUR = (240, 242, 246)   # Streamlit's light secondary background, around a padded tile
 
 
 def _slug(text: str) -> str:
@@ -68,33 +70,53 @@ def broken_tile(side: int = THUMB_SIDE) -> np.ndarray:
     return np.asarray(tile)
 
 
+Fit = Literal["crop", "pad"]
+
+
+def square_tile(image: Image.Image, side: int, fit: Fit = "pad") -> Image.Image:
+    """The image as a side x side tile, so a grid's rows line up: centre-cropped to a square ("crop"), or
+    whole, shrunk onto a light square ("pad": where the edges are the evidence, as between a copy and its
+    cropped twin)."""
+    if fit == "crop":
+        return ImageOps.fit(image, (side, side), Image.Resampling.LANCZOS)
+    return ImageOps.pad(image, (side, side), Image.Resampling.LANCZOS, color=PAD_COLOUR)
+
+
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _thumbnail(path: str, mtime_ns: int, side: int) -> np.ndarray | None:
+def _thumbnail(path: str, mtime_ns: int, side: int, fit: Fit) -> np.ndarray | None:
     try:
         image = open_rgb(path, at_least=side)
     except BadImageError:
         return None
-    image.thumbnail((side, side))
-    return np.asarray(image)
+    return np.asarray(square_tile(image, side, fit))
 
 
-def thumbnail(path: str, side: int = THUMB_SIDE) -> np.ndarray:
-    """A small RGB copy of an image file (cached by path and mtime), or a broken tile."""
+def thumbnail(path: str, side: int = THUMB_SIDE, fit: Fit = "pad") -> np.ndarray:
+    """A side x side RGB tile of an image file (`square_tile`; cached by path and mtime), or a broken tile."""
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
         return broken_tile(side)
-    found = _thumbnail(path, stamp, side)
+    found = _thumbnail(path, stamp, side, fit)
     return broken_tile(side) if found is None else found
 
 
-def image_grid(paths: Sequence[str], captions: Sequence[str] | None = None, side: int = THUMB_SIDE) -> None:
-    """Thumbnails in rows, each with its caption (default: the file name), shown as text: captions are
-    Markdown in the browser, and file and class names are anyone's."""
+def per_row(side: int) -> int:
+    """How many tiles of `side` px a grid row holds: as many as fit the main column of a 1400 px window."""
+    return max(2, GRID_WIDTH // side)
+
+
+def image_grid(paths: Sequence[str], captions: Sequence[str] | None = None, side: int = THUMB_SIDE,
+               fit: Fit = "pad") -> None:
+    """Square thumbnails in rows of `per_row(side)` columns, each with its caption (default: the file name),
+    shown as text: captions are Markdown in the browser, and file and class names are anyone's."""
     if not paths:
         return
     captions = list(captions) if captions is not None else [Path(p).name for p in paths]
-    st.image([thumbnail(p, side) for p in paths], caption=[plain(c) for c in captions], width=side)
+    n = per_row(side)
+    for start in range(0, len(paths), n):
+        for column, path, caption in zip(st.columns(n), paths[start:start + n], captions[start:start + n]):
+            column.image(thumbnail(path, side, fit), caption=plain(caption), width=side)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

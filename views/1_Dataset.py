@@ -2,28 +2,40 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from core.data.datasets import DatasetError, unpack_dataset
+from core.data.datasets import Dataset, DatasetError, unpack_dataset
 from core.data.findings import problems, split_table, usable
+from core.data.scan import ScanReport
 from core.results import charts
 from ui import state
 from ui.content_duplicates import content_duplicates
 from ui.example import example_button
 from ui.spec_form import split_inputs
 from ui.suspects_review import suspects_tab
-from ui.widgets import chart, image_grid, plain, table, user_error
+from ui.widgets import THUMB_SIDE, chart, image_grid, per_row, plain, table, user_error
 
-SAMPLES_PER_CLASS = 8
+SAMPLES_PER_CLASS = per_row(THUMB_SIDE)     # one full row of thumbnails per class
 
 st.title("Dataset")
 
 
+UPLOAD_EXPANDER = "upload_expander"
+UPLOADS = "uploads_extracted"    # how many zips this session extracted: the uploader's key, so each starts empty
+ADDED = "dataset_added"          # the folder just extracted, confirmed once on the next run
+
+
 def upload_zip() -> None:
-    with st.expander("Add a dataset: upload a zip of class folders", icon=":material/upload:"):
-        upload = st.file_uploader("Zip file (one folder per class inside)", type=["zip"], key="zip_upload")
+    if ADDED in st.session_state:
+        st.session_state[UPLOAD_EXPANDER] = False     # closed again once its zip is extracted
+    with st.expander("Add a dataset: upload a zip of class folders", icon=":material/upload:",
+                     key=UPLOAD_EXPANDER, on_change="rerun"):
+        round_ = st.session_state.get(UPLOADS, 0)
+        upload = st.file_uploader("Zip file (one folder per class inside)", type=["zip"],
+                                  key=f"zip_upload-{round_}")
         default = re.sub(r"[^A-Za-z0-9_.-]+", "_", upload.name.rsplit(".", 1)[0]) if upload else ""
         name = st.text_input("Name of the new dataset", value=default, max_chars=60,
                              help="letters, digits, '-', '_' and '.'; it becomes a folder in the data folder")
@@ -44,7 +56,16 @@ def upload_zip() -> None:
                               "and upload it again.")
             return
         state.select_dataset(root)
+        st.session_state[UPLOADS] = round_ + 1
+        st.session_state[ADDED] = str(root)
         st.rerun()
+
+
+def confirm_upload(root: Path, dataset: Dataset, report: ScanReport) -> None:
+    """Once, after an upload's rerun: what was added, counted as the metrics below count it."""
+    if st.session_state.pop(ADDED, None) == str(root):
+        st.success(f"Added the dataset **{plain(state.dataset_label(root))}**: {len(report.sizes)} images in "
+                   f"{len(dataset.classes)} classes.", icon=":material/check_circle:")
 
 
 upload_column, example_column = st.columns([3, 1], vertical_alignment="center")
@@ -61,6 +82,7 @@ try:
 except DatasetError as error:
     user_error(error, "Fix the folder, or choose another dataset in the sidebar.")
     st.stop()
+confirm_upload(path, dataset, report)
 
 st.caption(plain(dataset.root))
 cols = st.columns(5)
@@ -92,7 +114,7 @@ with samples:
         rows = np.flatnonzero(readable.labels == index)
         chosen = rng.choice(rows, size=min(SAMPLES_PER_CLASS, len(rows)), replace=False)
         st.markdown(f"**{plain(name)}** · {len(rows)} images")
-        image_grid([readable.paths[i] for i in chosen])
+        image_grid([readable.paths[i] for i in chosen], fit="crop")
 
 with issues:
     found = problems(dataset, report)
