@@ -280,11 +280,11 @@ def cmd_suspects(args: argparse.Namespace) -> int:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    from core.data.decisions import relabel
+    from core.data.cli_relabel import relabel_text
+    from core.data.datasets import dataset_path_anywhere
     from core.settings import load_settings
-    from core.training.plan import resolve_dataset
-    print(relabel(resolve_dataset(args.dataset, load_settings()), csv_file=args.csv_file, undo=args.undo,
-                  who=args.who))
+    print(relabel_text(dataset_path_anywhere(args.dataset, load_settings().data_roots), csv_file=args.csv_file,
+                       undo=args.undo, who=args.who))
     return 0
 
 

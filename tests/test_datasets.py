@@ -13,9 +13,10 @@ from core.data.datasets import (
     LEFT_OUT,
     Dataset,
     DatasetError,
+    dataset_path_anywhere,
+    dataset_path_in_roots,
     list_datasets,
     load_dataset,
-    resolve_dataset_path,
 )
 
 
@@ -134,18 +135,27 @@ def test_subset_and_dict_round_trip(tiny_dataset: Path) -> None:
     assert back.paths == part.paths and np.array_equal(back.labels, part.labels)
 
 
-def test_resolve_dataset_path_stays_inside_roots(tmp_path: Path) -> None:
+def test_dataset_path_in_roots_stays_inside_roots(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_class_folders(root / "colours", 1)
     (tmp_path / "secret").mkdir()
     (root / "sneaky").symlink_to(tmp_path / "secret")
-    assert resolve_dataset_path("colours", [root]) == (root / "colours").resolve()
-    assert resolve_dataset_path(str(root / "colours"), [root]) == (root / "colours").resolve()
+    assert dataset_path_in_roots("colours", [root]) == (root / "colours").resolve()
+    assert dataset_path_in_roots(str(root / "colours"), [root]) == (root / "colours").resolve()
     for bad in ("../secret", str(tmp_path / "secret"), "/etc", "sneaky"):
         with pytest.raises(DatasetError, match="outside the data folders"):
-            resolve_dataset_path(bad, [root])
+            dataset_path_in_roots(bad, [root])
     with pytest.raises(DatasetError, match="no dataset 'nope'"):
-        resolve_dataset_path("nope", [root])
+        dataset_path_in_roots("nope", [root])
+
+
+def test_dataset_path_anywhere_takes_an_absolute_path_as_given_and_a_name_in_the_roots(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_class_folders(root / "colours", 1)
+    assert dataset_path_anywhere(str(tmp_path / "mine"), [root]) == tmp_path / "mine"    # the CLI user's own
+    assert dataset_path_anywhere("colours", [root]) == (root / "colours").resolve()
+    with pytest.raises(DatasetError, match="outside the data folders"):
+        dataset_path_anywhere("../mine", [root])
 
 
 def test_list_datasets_finds_folders_and_csvs(tmp_path: Path) -> None:

@@ -122,15 +122,15 @@ def test_decisions_change_the_next_sweep_and_scan_but_not_the_files(colours):
 
 
 def test_a_sweep_records_the_decisions_version_it_was_created_with(colours, tmp_path):
-    from core.training.plan import current_decisions
+    from core.search.lifecycle import create
+    from core.settings import load_settings
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
     spec = spec_for(colours)
-    assert current_decisions(spec) == 0
     raw = load_dataset(colours, decisions=False)
     DecisionLog(colours).record([Decision("red/red_000.jpg", Action.EXCLUDE)], raw)
-    store.create_sweep(spec, decisions_version=current_decisions(spec))
+    assert create(store, spec, load_settings(), confine=False)     # the CLI's: any folder of the user's
     DecisionLog(colours).undo()
-    assert store.sweep("decided").decisions_version == 1 and current_decisions(spec) == 2
+    assert store.sweep("decided").decisions_version == 1 and DecisionLog(colours).latest().version == 2
     resumed = SweepData.of_sweep(store, "decided")           # what executors, workers and the refit load
     assert "red_000.jpg" not in {Path(p).name for p in resumed.dataset.paths}   # version 1, not the undo
     assert len(resumed.dataset.paths) == len(raw.paths) - 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.data.datasets import DatasetError, resolve_dataset_path
+from core.data.datasets import DatasetError, dataset_path_in_roots
 from core.spec.fields import (
     FormField,
     fields_by_path,
@@ -131,7 +131,7 @@ def load_uploaded_spec() -> None:
     try:
         spec = SweepSpec.from_yaml(upload.getvalue())
         values, space = form_values(spec)
-        values["data.dataset"] = str(resolve_dataset_path(spec.data.dataset, state.settings().data_roots))
+        values["data.dataset"] = str(dataset_path_in_roots(spec.data.dataset, state.settings().data_roots))
         _check_form_can_show(values, space)
     except (SpecError, DatasetError) as error:
         st.session_state[UPLOAD_ERROR_KEY] = f"{upload.name}: {error}"

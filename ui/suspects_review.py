@@ -7,10 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data.datasets import Dataset, load_dataset
+from core.data.datasets import Dataset, dataset_path_anywhere, load_dataset
 from core.data.decisions import Action, Decision, DecisionLog, DecisionsError, describe, relative_path, to_csv
 from core.quality.suspects import Suspect, SuspectsError, rank_suspects
-from core.training.plan import resolve_dataset
 from ui import auth, state
 from ui.widgets import plain, thumbnail, user_error
 
@@ -24,7 +23,7 @@ def sweeps_on(root: Path) -> list[str]:
     found = []
     for name in state.sweep_names():
         try:
-            if resolve_dataset(rs.spec(name).data.dataset, settings).resolve() == root.resolve():
+            if dataset_path_anywhere(rs.spec(name).data.dataset, settings.data_roots).resolve() == root.resolve():
                 found.append(name)
         except (OSError, ValueError):       # a sweep whose dataset is gone or outside the roots: not this one
             continue

@@ -9,8 +9,10 @@ and `undo` can go back. Version 0 is "no decisions".
 The API (for the CLI and the Dataset page):
 - `DecisionLog(root)`: `.latest()`, `.at(version)`, `.record(decisions, dataset, who)`,
   `.save_groups(groups, who)`, `.undo(who)`, `.import_csv(text, dataset, who, source)`;
-- `to_csv(decisions)`; `apply(dataset, decisions)`; `decided(dataset, version=None)`;
-- `relabel(root, csv_file=None, undo=False, who="")`: the `python -m core relabel` command's text.
+- `to_csv(decisions)`; `apply(dataset, decisions)`; `decided(dataset, version=None)`; `describe(decisions)`.
+
+A sweep's split with the decisions applied inside each side is `core.data.splits.split_decided`; the
+`python -m core relabel` command's text is `core.data.cli_relabel`'s.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset, DatasetError
+from core.data.dataset_record import Dataset, DatasetError
 from core.text import CSV_LINE_END, csv_cell, csv_value
 
 FORMAT = 1
@@ -320,35 +322,6 @@ def group_rows(dataset: Dataset, groups: Iterable[ContentGroup]) -> list[list[in
     return [[row[p] for p in g.paths if p in row] for g in groups]
 
 
-@dataclass(frozen=True)
-class DecidedSplit:
-    """Train and test rows of a dataset with its decisions applied, and each row's copy group."""
-
-    dataset: Dataset                   # the decisions applied
-    train: np.ndarray                  # rows of `dataset`
-    test: np.ndarray
-    groups: np.ndarray                 # int64 group id per row: copies and content groups share one
-
-
-def split_decided(found: Dataset, decisions: Decisions, copies: np.ndarray, method: str, **split: Any
-                  ) -> DecidedSplit:
-    """`found` (the images as found on disk; `copies`: their copy-group ids) split as `method` with
-    `split`'s arguments, the decisions' content groups kept whole too, then the decisions applied inside
-    each side: cleaning never moves an image between train and test, so sweeps before and after it share
-    a test split. The one split of a sweep and of the Dataset page's preview."""
-    from core.data.splits import merge_groups, split_as
-
-    groups = merge_groups(copies, group_rows(found, decisions.groups))
-    cut = split_as(method, found.labels, groups=groups, **split)
-    dataset = apply(found, decisions)
-    row_of = {path: row for row, path in enumerate(dataset.paths)}
-    kept = np.array([row_of.get(path, -1) for path in found.paths], dtype=np.int64)   # -1: excluded
-    train, test = (kept[rows][kept[rows] >= 0] for rows in (np.asarray(cut.train), np.asarray(cut.test)))
-    decided_groups = np.empty(len(dataset), dtype=np.int64)
-    decided_groups[kept[kept >= 0]] = groups[kept >= 0]
-    return DecidedSplit(dataset, train, test, decided_groups)
-
-
 def decided(dataset: Dataset, version: int | None = None) -> Dataset:
     """`dataset` (as found on disk) with its latest decisions applied, or those of `version`."""
     log = DecisionLog(dataset.root)
@@ -362,24 +335,3 @@ def describe(decisions: Decisions) -> str:
     by = f" by {decisions.who}" if decisions.who else ""
     when = f", saved {decisions.saved}{by}" if decisions.saved else ""
     return f"decisions version {decisions.version}: {what}; {len(decisions.groups)} content group(s){when}"
-
-
-def relabel(root: str | Path, *, csv_file: str | Path | None = None, undo: bool = False,
-            who: str = "") -> str:
-    """The `python -m core relabel` command: import a CSV or undo (each a new version), else show them."""
-    from core.data.datasets import load_dataset
-
-    log = DecisionLog(root)
-    if csv_file is not None:
-        path = Path(csv_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise DecisionsError(f"{path}: cannot read it as UTF-8 text ({error})") from None
-        raw = load_dataset(root, validate=False, decisions=False)
-        current = log.import_csv(text, raw, who, source=str(path))
-    elif undo:
-        current = log.undo(who)
-    else:
-        return f"{root}: {describe(log.latest())}\n{to_csv(log.latest())}".rstrip("\n")
-    return f"{root}: saved {describe(current)}"

@@ -31,9 +31,10 @@ def usable(dataset: Dataset, report: ScanReport) -> Dataset:
 def split_table(dataset: Dataset, report: ScanReport, method: str, *, test_fraction: float = 0.15, seed: int = 0,
                 train_count: int = 0, test_count: int = 0) -> pd.DataFrame:
     """Images per class (rows) in train and test (columns), split as a sweep splits them
-    (`decisions.split_decided`): drawn on the images as found without the scan's bad files, copies and
+    (`splits.split_decided`): drawn on the images as found without the scan's bad files, copies and
     saved content groups on one side, then `dataset`'s label decisions applied inside each side."""
-    from core.data.decisions import DecisionLog, split_decided
+    from core.data.decisions import DecisionLog
+    from core.data.splits import split_decided
     found = usable(load_dataset(dataset.root, validate=False, decisions=False), report)
     cut = split_decided(found, DecisionLog(dataset.root).at(dataset.decisions_version),
                         group_ids(found.paths, report), method, test_fraction=test_fraction, seed=seed,

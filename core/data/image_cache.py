@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.datasets import Dataset, default_cache_dir, write_json_atomic
+from core.data.dataset_record import Dataset, default_cache_dir, write_json_atomic
 from core.data.images import imap_in_processes, load_image
 
 Progress = Callable[[int, int], None]

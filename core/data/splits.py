@@ -1,4 +1,5 @@
-"""Train/test splits and K-fold folds as index arrays, reproducible from a seed.
+"""Train/test splits and K-fold folds as index arrays, reproducible from a seed; a sweep's split of a
+dataset with its label decisions applied inside each side (`split_decided`).
 
 Groups (from `core.data.scan.duplicate_groups_for`) keep copies of one photo on one side: a photo in
 both train and test makes the test score a memory test.
@@ -7,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from core.data.dataset_record import Dataset
+from core.data.decisions import Decisions, apply, group_rows
 
 
 class SplitError(ValueError):
@@ -129,3 +134,30 @@ def merge_groups(groups: Sequence[int] | np.ndarray, linked: Iterable[Sequence[i
     _, component = connected_components(coo_matrix((np.ones(a.size), (a, b)), shape=(size, size)),
                                         directed=False)
     return component[ids].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class DecidedSplit:
+    """Train and test rows of a dataset with its decisions applied, and each row's copy group."""
+
+    dataset: Dataset                   # the decisions applied
+    train: np.ndarray                  # rows of `dataset`
+    test: np.ndarray
+    groups: np.ndarray                 # int64 group id per row: copies and content groups share one
+
+
+def split_decided(found: Dataset, decisions: Decisions, copies: np.ndarray, method: str, **split: Any
+                  ) -> DecidedSplit:
+    """`found` (the images as found on disk; `copies`: their copy-group ids) split as `method` with
+    `split`'s arguments, the decisions' content groups kept whole too, then the decisions applied inside
+    each side: cleaning never moves an image between train and test, so sweeps before and after it share
+    a test split. The one split of a sweep and of the Dataset page's preview."""
+    groups = merge_groups(copies, group_rows(found, decisions.groups))
+    cut = split_as(method, found.labels, groups=groups, **split)
+    dataset = apply(found, decisions)
+    row_of = {path: row for row, path in enumerate(dataset.paths)}
+    kept = np.array([row_of.get(path, -1) for path in found.paths], dtype=np.int64)   # -1: excluded
+    train, test = (kept[rows][kept[rows] >= 0] for rows in (np.asarray(cut.train), np.asarray(cut.test)))
+    decided_groups = np.empty(len(dataset), dtype=np.int64)
+    decided_groups[kept[kept >= 0]] = groups[kept >= 0]
+    return DecidedSplit(dataset, train, test, decided_groups)

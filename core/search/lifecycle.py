@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data.datasets import DatasetError, resolve_dataset_path
+from core.data.datasets import DatasetError, dataset_path_anywhere, dataset_path_in_roots
+from core.data.decisions import DecisionLog
 from core.runs.records import SweepRecord, SweepStatus, TrialRecord
 from core.runs.store import RunStore, StoreError
 from core.search.oracle import TrialCounts, remaining_trials
@@ -141,13 +142,12 @@ def create(store: RunStore, spec: SweepSpec, settings: Settings, confine: bool =
     `confine`: the dataset must lie inside the data roots (a sweep from the app never reads elsewhere);
     the CLI's user may name any folder of their own machine by its absolute path.
     """
-    from core.training.plan import current_decisions, resolve_dataset
-    dataset = (resolve_dataset_path(spec.data.dataset, settings.data_roots) if confine
-               else resolve_dataset(spec.data.dataset, settings))
+    find = dataset_path_in_roots if confine else dataset_path_anywhere
+    dataset = find(spec.data.dataset, settings.data_roots)
     if not dataset.exists():
         raise DatasetError(f"data.dataset: {spec.data.dataset} does not exist")
     with _launching(store, spec.name):
-        return store.create_sweep(spec, decisions_version=current_decisions(spec, settings))
+        return store.create_sweep(spec, decisions_version=DecisionLog(dataset).latest().version)
 
 
 def start(store: RunStore, spec: SweepSpec, settings: Settings, executor: Executor = Executor(),

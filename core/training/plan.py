@@ -12,25 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset, load_dataset, resolve_dataset_path
-from core.data.decisions import DecisionLog, split_decided
+from core.data.datasets import Dataset, dataset_path_anywhere, load_dataset
+from core.data.decisions import DecisionLog
 from core.data.image_cache import decoded_images
 from core.data.scan import duplicate_groups_for
-from core.data.splits import kfold_indices
+from core.data.splits import kfold_indices, split_decided
 from core.settings import Settings, load_settings
 from core.spec.sweep import SweepSpec, TrialParams
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]
 SIZES_KEPT = 2          # decoded image sizes a sweep keeps open (a sweep rarely sweeps more)
-
-
-def resolve_dataset(dataset: str, settings: Settings) -> Path:
-    """An absolute path as given (the CLI user's own machine), else a name under the data roots."""
-    path = Path(dataset).expanduser()
-    if path.is_absolute():
-        return path
-    return resolve_dataset_path(dataset, settings.data_roots)
 
 
 def limit_per_class(dataset: Dataset, max_per_class: int, seed: int) -> Dataset:
@@ -78,11 +70,6 @@ def content_features(dataset: str | Path, params: TrialParams | None = None, set
     return data.dataset, runner.pooled_features(frozen)
 
 
-def current_decisions(spec: SweepSpec, settings: Settings | None = None) -> int:
-    """The latest label-decisions version of the spec's dataset: what a sweep created now records."""
-    return DecisionLog(resolve_dataset(spec.data.dataset, settings or load_settings())).latest().version
-
-
 class SweepData:
     """The dataset of a sweep, split into train (with K folds) and test, decoded per image size.
 
@@ -97,7 +84,7 @@ class SweepData:
         self.spec, self.settings = spec, settings or load_settings()
         say = say or (lambda _: None)
         data = spec.data
-        root = resolve_dataset(data.dataset, self.settings)
+        root = dataset_path_anywhere(data.dataset, self.settings.data_roots)
         say(f"loading dataset {root}")
         raw = load_dataset(root, decisions=False)
         log = DecisionLog(raw.root)
