@@ -8,15 +8,15 @@ import numpy as np
 import streamlit as st
 
 from core.data.datasets import Dataset, DatasetError, unpack_dataset
-from core.data.findings import problems, split_table, usable
+from core.data.findings import problems, usable
 from core.data.scan import ScanReport
 from core.results import charts
 from ui import state
 from ui.content_duplicates import content_duplicates
 from ui.example import example_button
-from ui.spec_form import split_inputs
+from ui.split_preview import split_preview
 from ui.suspects_review import suspects_tab
-from ui.widgets import THUMB_SIDE, chart, image_grid, per_row, plain, table, user_error
+from ui.widgets import THUMB_SIDE, chart, image_grid, per_row, plain, user_error
 
 SAMPLES_PER_CLASS = per_row(THUMB_SIDE)     # one full row of thumbnails per class
 
@@ -126,17 +126,7 @@ with issues:
     content_duplicates(dataset)
 
 with split:
-    left, right = st.columns([1, 3])
-    with left:
-        inputs = split_inputs(len(dataset))
-    with right:
-        try:
-            counts = split_table(dataset, report, **inputs)
-        except ValueError as error:
-            user_error(error, "Change the split settings.")
-        else:
-            chart(charts.split_counts(counts), "split counts")
-            table(counts, "split counts", index=True)
+    split_preview(dataset, report)
 
 with suspects:
     suspects_tab(dataset)
