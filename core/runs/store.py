@@ -42,6 +42,7 @@ from core.runs.records import (
     trials_frame,
 )
 from core.runs.store_messages import StoreError, url_for_humans
+from core.runs.store_queries import StateCounts, counts_by_state, trial_counts
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
 
@@ -161,15 +162,14 @@ class RunStore:
     def sweeps(self) -> pd.DataFrame:
         """One row per sweep: counts by state, best value, status, when created."""
         rows = []
+        tallies = counts_by_state(self.storage.engine, left_out=_SURPLUS)      # every sweep's, in one query
         for summary in self.storage.get_all_studies():
-            trials = self.trials(summary.study_name)
-            counts = {s: sum(t.state == s for t in trials) for s in TrialState}
-            values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+            tally = tallies.get(summary.study_name, StateCounts())
             sweep = _sweep_record(summary.study_name, self._full(summary.user_attrs))
             planned = SweepSpec.from_dict(sweep.spec).grid_size() if sweep.spec else None
+            by_state = {s.value.lower(): tally.by_state.get(s.value, 0) for s in TrialState}
             rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
-                         "planned": planned, **{s.value.lower(): counts[s] for s in TrialState},
-                         "best_error": min(values) if values else None})
+                         "planned": planned, **by_state, "best_error": tally.best})
         return pd.DataFrame(rows, columns=["sweep", "status", "created", "planned",
                                            *[s.value.lower() for s in TrialState], "best_error"])
 
@@ -278,11 +278,10 @@ class RunStore:
 
     def version(self, name: str) -> tuple[int, int, str]:
         """Changes whenever a trial starts, ends, the final model is written or its variant chosen: a cache
-        key for views."""
-        trials = self._frozen(name)
-        finished = sum(t.state.is_finished() for t in trials)
-        final = self._attrs(name).get(_FINAL) or {}
-        return len(trials), finished, json.dumps([final.get("created", ""), final.get("chosen", "")])
+        key for views. One query, not a read of every trial."""
+        counts = self._read(name, lambda study_id: trial_counts(self.storage.engine, study_id, _FINAL))
+        final = counts.attribute or {}
+        return counts.trials, counts.finished, json.dumps([final.get("created", ""), final.get("chosen", "")])
 
     # --- trials -------------------------------------------------------------------------
     def trials(self, name: str) -> list[TrialRecord]:
@@ -291,11 +290,15 @@ class RunStore:
         return [_record(name, t, full) for t in self._frozen(name) if not t.user_attrs.get(_SURPLUS)]
 
     def trial(self, name: str, number: int) -> TrialRecord:
-        """Everything kept for one trial: params, per-fold results and curves, live progress."""
-        for t in self.trials(name):
-            if t.number == number:
-                return t
-        raise StoreError(f"sweep {name!r} has no trial {number}")
+        """Everything kept for one trial: params, per-fold results and curves, live progress (that trial's
+        attributes read and parsed, not every trial's)."""
+        try:
+            frozen = self._frozen_trial(name, number)
+        except KeyError:
+            frozen = None
+        if frozen is None or frozen.user_attrs.get(_SURPLUS):
+            raise StoreError(f"sweep {name!r} has no trial {number}")
+        return _record(name, frozen, self.artifacts.full)
 
     def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
         """One row per trial (`records.TRIAL_COLUMNS`): state, CV error and spread, swept params, timing."""

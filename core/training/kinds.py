@@ -27,9 +27,10 @@ def keeps_fold_models(params: TrialParams) -> bool:
     return params.kind == "network"
 
 
-def run_trial(runner: TrialRunner, params: TrialParams, base_cut: str | None, reporter: Reporter | None = None,
-              fold_progress: Progress | None = None, on_fold: OnFold | None = None) -> TrialResult:
-    """K-fold CV of one configuration of any kind on `runner`'s data; the trial's value is its mean validation error.
+def run_trial(runner: TrialRunner, params: TrialParams, base_cut: str | None,
+              reporter: Reporter | None = None, fold_progress: Progress | None = None,
+              on_fold: OnFold | None = None) -> TrialResult:
+    """K-fold CV of one configuration of any kind on `runner`'s data; its value is the mean validation error.
 
     `base_cut`: the sweep's lowest cut. `reporter` sees each epoch of a network the trial trains;
     `fold_progress` (done, total) each fold a scikit-learn kind fits; `on_fold` each fold's trained model
