@@ -8,9 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 from core.data.datasets import Dataset, dataset_path_anywhere, load_dataset
-from core.data.decisions import Action, Decision, DecisionLog, DecisionsError, describe, relative_path, to_csv
+from core.data.decisions import Action, Decision, DecisionLog, DecisionsError, describe, relative_path
 from core.quality.suspects import Suspect, SuspectsError, rank_suspects
 from ui import auth, state
+from ui.decision_history import decision_history
 from ui.widgets import plain, thumbnail, user_error
 
 PER_ROW = 4
@@ -89,21 +90,6 @@ def _card(name: str, suspect: Suspect, classes: list[str], current: str, key: st
     return choice
 
 
-def _history(log: DecisionLog, raw: Dataset) -> None:
-    latest = log.latest()
-    st.caption(plain(describe(latest)))
-    undo, export = st.columns(2)
-    if undo.button("Undo the last save", icon=":material/undo:", disabled=latest.parent is None):
-        try:
-            log.undo(who=auth.user())
-        except DecisionsError as error:
-            user_error(error)
-            return
-        st.rerun()
-    export.download_button("Decisions as CSV", data=to_csv(latest), file_name=f"{Path(raw.root).name}-decisions.csv",
-                           mime="text/csv", icon=":material/download:", disabled=not latest.decisions)
-
-
 def suspects_tab(dataset: Dataset) -> None:
     names = sweeps_on(Path(dataset.root))
     if not names:
@@ -127,7 +113,7 @@ def suspects_tab(dataset: Dataset) -> None:
         return
     raw = load_dataset(dataset.root, decisions=False)
     log = DecisionLog(raw.root)
-    _history(log, raw)
+    decision_history(log, key="suspects")
     latest = log.latest()
     marked = latest.by_path()
     flagged = sum(s.flagged for s in ranking)
