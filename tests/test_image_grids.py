@@ -62,5 +62,5 @@ def test_samples_show_one_full_row_per_class(tmp_path: Path, monkeypatch: pytest
     full = per_row(THUMB_SIDE)
     assert [len(row.children) for row in rows] == [full] * 4             # one row per class, `full` columns
     filled = [sum(len(column.image) for column in row.children.values()) for row in rows]
-    assert filled == [full, full, 3, full]                                # all of them filled, bar the small class
+    assert filled == [full, full, 3, full]                    # all of them filled, bar the small class
     assert all(len(column.image) <= 1 for row in rows for column in row.children.values())

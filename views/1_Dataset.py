@@ -24,7 +24,7 @@ st.title("Dataset")
 
 
 UPLOAD_EXPANDER = "upload_expander"
-UPLOADS = "uploads_extracted"    # how many zips this session extracted: the uploader's key, so each starts empty
+UPLOADS = "uploads_extracted"    # zips this session extracted: in the uploader's key, so each starts empty
 ADDED = "dataset_added"          # the folder just extracted, confirmed once on the next run
 
 
