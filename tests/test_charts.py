@@ -185,12 +185,14 @@ def test_confusion_matrix_counts_and_click_data() -> None:
     fig = charts.confusion_matrix(cm, ["daisy", "rose", "tulip"], title="test split")
     heat, cells = fig.data
     assert heat.type == "heatmap" and cells.type == "scatter" and cells.marker.opacity == 0
+    # The markers take hover and clicks (a heatmap cell cannot be selected), from anywhere in their cell.
+    assert heat.hoverinfo == "skip" and cells.hoverinfo is None and fig.layout.hoverdistance == -1
     assert charts.confusion_cell({"customdata": list(cells.customdata[3])}) == (1, 0)
-    assert (cells.x[3], cells.y[3]) == ("daisy", "rose")
+    assert charts.confusion_cell({"customdata": {"0": 1, "1": 0}}) == (1, 0)    # a typed array, as Streamlit sends it
+    assert (cells.x[3], cells.y[3], cells.text[3]) == ("daisy", "rose", "2")  # true rose, predicted daisy
     assert charts.confusion_cell({"x": "rose"}) is None
     np.testing.assert_array_equal(heat.z, cm)
     assert heat.text[1][0] == "2"
-    assert tuple(heat.customdata[1][0]) == (1, 0)  # row = true rose, column = predicted daisy
     assert fig.layout.title.text == "test split" and fig.layout.yaxis.autorange == "reversed"
     normalised = charts.confusion_matrix(cm, ["daisy", "rose", "tulip"], normalize=True).data[0]
     np.testing.assert_allclose(np.asarray(normalised.z).sum(axis=1), 1.0)

@@ -1,5 +1,6 @@
-"""Views of one evaluation record (the final refit's train or test split): confusion matrix with
-clickable cells, classification report, precision-recall with a threshold, top-k, worst errors."""
+"""Views of one evaluation record (the final model's test split, or its train part: the refit's own fit, or
+without a refit the out-of-fold scores): confusion matrix with clickable cells, classification report,
+precision-recall with a threshold, top-k, worst errors."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,12 @@ from core.results import charts
 from core.results.calibration import calibrate
 from core.results.metrics import Evaluation
 from core.runs.records import FinalModel, OutOfFold
+from ui.confusion_cells import clickable_confusion
 from ui.state import store
 from ui.widgets import chart, image_grid, plain, table
 
-MAX_CELL_IMAGES = 48
+TRAIN_OUT_OF_FOLD = "out-of-fold (train)"
+TRAIN_FIT = "train (the refit's own fit)"
 
 
 def _threshold(ev: Evaluation, key: str) -> tuple[int, float]:
@@ -26,22 +29,6 @@ def _threshold(ev: Evaluation, key: str) -> tuple[int, float]:
     t = st.slider("Decision threshold", 0.0, 1.0, 0.5, 0.01, key=f"{key}-threshold",
                   help="an image counts as the class when its score is at least this")
     return c, t
-
-
-def _cell_images(ev: Evaluation, selection: object, threshold: float | None) -> None:
-    points = getattr(getattr(selection, "selection", None), "points", None) or []
-    cells = [cell for cell in map(charts.confusion_cell, points) if cell]
-    if not cells:
-        st.caption("Click a cell of the confusion matrix to see its images.")
-        return
-    true, pred = cells[-1]
-    rows = ev.cell(true, pred, threshold)
-    st.markdown(f"**True {plain(ev.classes[true])}, predicted {plain(ev.classes[pred])}**: {len(rows)} images")
-    if ev.paths is None:
-        st.info("This record keeps no file paths, so its images cannot be shown.")
-        return
-    shown = rows[:MAX_CELL_IMAGES]
-    image_grid([ev.paths[i] for i in shown], [f"{ev.scores[i, pred]:.2f}" for i in shown], side=96)
 
 
 def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
@@ -62,8 +49,17 @@ def _worst_errors(ev: Evaluation, threshold: float | None, key: str) -> None:
 def final_headline(final: FinalModel, name: str) -> None:
     """One line for the top of the Results page: the final model's test accuracy, its interval and image count,
     beside the cross-validated estimate of the trial it was made from."""
-    st.caption(f"**{plain(name)}**: final model's test accuracy {Evaluation.from_json(final.test).accuracy_text()}; "
+    test = final.evaluation("test")
+    accuracy = test.accuracy_text() if test else f"{final.test_accuracy:.1%}"
+    st.caption(f"**{plain(name)}**: final model's test accuracy {accuracy}; "
                f"cross-validated error {final.cv_error:.3f} (trial {final.trial}).")
+
+
+def train_split_label(final: FinalModel) -> str:
+    """What the final model's train evaluation holds: without a refit (variants, none of them the single
+    refit), the trial's out-of-fold scores, each image scored by the fold model that never saw it."""
+    refit = not final.variants or any(v.name == "single" for v in final.variants)
+    return TRAIN_FIT if refit else TRAIN_OUT_OF_FOLD
 
 
 def headline(ev: Evaluation, split: str) -> None:
@@ -93,12 +89,17 @@ def calibration_view(ev: Evaluation, oof: OutOfFold | None, split: str, key: str
 
 
 def evaluation_views(record: FinalModel, name: str) -> None:
-    """Everything about the refit model of one sweep; `record` is `RunStore.final(name)`."""
-    split = st.segmented_control("Split", ["test", "train"], default="test", key=f"{name}-split") or "test"
-    ev = Evaluation.from_json(record.test if split == "test" else record.train)
+    """Everything about the final model of one sweep; `record` is `RunStore.final(name)` (local model paths)."""
+    train = train_split_label(record)
+    choice = st.segmented_control("Split", ["test", train], default="test", key=f"{name}-split") or "test"
+    split = "test" if choice == "test" else "train"
+    ev = record.evaluation(split)
+    if ev is None:
+        st.info(f"This final model keeps no {choice} evaluation.")
+        return
     key = f"{name}-{split}"
-    headline(ev, split)
-    calibration_view(ev, store().oof(name, record.trial), split, key)
+    headline(ev, choice)
+    calibration_view(ev, store().oof(name, record.trial), choice, key)
 
     left, right = st.columns(2)
     with right:
@@ -115,10 +116,8 @@ def evaluation_views(record: FinalModel, name: str) -> None:
                                           title=f"{ev.classes[c]} vs rest at {t:.2f}"), f"{key} one vs rest")
     threshold = t if ev.is_binary else None
     with left:
-        title = f"Confusion matrix ({split}" + (f", threshold {t:.2f})" if ev.is_binary else ")")
-        selection = chart(charts.confusion_matrix(ev.confusion(threshold), ev.classes, title=title),
-                          f"{key} confusion", selectable=True)
-        _cell_images(ev, selection, threshold)
+        title = f"Confusion matrix ({choice}" + (f", threshold {t:.2f})" if ev.is_binary else ")")
+        clickable_confusion(ev, title, key, threshold, model_path=record.model_path)
     table(ev.report(threshold).round(4), f"{key} classification report", index=True)
     left, right = st.columns(2)
     with left:

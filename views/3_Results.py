@@ -8,9 +8,11 @@ from core.results.tables import compared_params, fold_table, trial_label
 from ui import state
 from ui.cleaning import before_after, suspect_count
 from ui.comparison import backbone_section, importance_section
-from ui.evaluation import evaluation_views, final_headline
+from ui.confusion_cells import validation_confusion
+from ui.evaluation import evaluation_views
 from ui.exports import export_panel
 from ui.final_variants import final_variants
+from ui.summary_band import DETAIL_TAB, summary_band
 from ui.widgets import chart, table
 
 st.title("Results")
@@ -32,7 +34,7 @@ if trials.empty:
 params = compared_params(trials)
 for name in chosen:
     if final := state.final(name):
-        final_headline(final, name)
+        summary_band(final, name)
 
 
 def compare() -> None:
@@ -75,8 +77,8 @@ def trial_detail() -> None:
                        "backbone's features), so it has folds but no epochs.")
         table(fold_table(result), f"trial {number} folds")
         suspect_count(sweep, int(number))
-        chart(charts.confusion_matrix(result.validation_confusion(), result.folds[0].classes,
-                                      title="Validation confusion (all folds)"), f"trial {number} validation confusion")
+        validation_confusion(result, state.store().oof(sweep, int(number)), f"{sweep}-{number}",
+                             final.model_path if final else None)
     st.subheader("Final model")
     if not final:
         st.info("No final model yet: it is refit from the best trial when the sweep finishes.")
@@ -89,7 +91,7 @@ def trial_detail() -> None:
         export_panel(final, sweep)
 
 
-overview, comparison, detail = st.tabs(["Trials", "Compare", "One trial"], key="results_tab", on_change="rerun")
+overview, comparison, detail = st.tabs(["Trials", "Compare", DETAIL_TAB], key="results_tab", bind="query-params")
 with overview:
     chart(charts.trial_progress(trials), "trials")
     table(trials, "trials")

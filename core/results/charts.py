@@ -261,8 +261,10 @@ def _stage_one_epochs(curves: dict[str, dict[str, list[float]]]) -> int | None:
 def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = False, title: str = "") -> go.Figure:
     """Heatmap of counts (rows true, columns predicted); `normalize` colours by row share and prints both.
 
-    Each cell's customdata is (true index, predicted index), on the heatmap and on an invisible marker at
-    the cell's centre that a click selects (`confusion_cell` reads it back), to show those images.
+    A click anywhere in a cell selects it: plotly selects no heatmap cell, so each cell has an invisible
+    square marker at its centre that takes the hover and the click (the heatmap takes none), and with no
+    hover distance limit the nearest centre, the cell's own, answers. Its customdata is (true index,
+    predicted index), which `confusion_cell` reads back; the selected cell gets an outline.
     """
     counts = np.asarray(cm)
     n = len(classes)
@@ -275,26 +277,33 @@ def confusion_matrix(cm: np.ndarray, classes: list[str], normalize: bool = False
     else:
         z = counts
         text = [[format_value(c) for c in row] for row in counts]
-    customdata = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), axis=-1)
     names = [str(c) for c in classes]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", customdata=customdata,
-                               colorscale=CONFUSION_COLORSCALE, showscale=False,
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
-    # Streamlit's on_select ignores clicks on heatmaps; invisible markers at the cell centres take them.
-    true_idx, pred_idx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    fig.add_trace(go.Scatter(x=[names[j] for j in pred_idx.ravel()], y=[names[i] for i in true_idx.ravel()],
-                             mode="markers", name="cells", showlegend=False, hoverinfo="skip",
-                             customdata=np.stack([true_idx.ravel(), pred_idx.ravel()], axis=1),
-                             marker=dict(size=max(12, 240 // n), symbol="square", opacity=0, color="#000000")))
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}",
+                               colorscale=CONFUSION_COLORSCALE, showscale=False, hoverinfo="skip"))
+    true_idx, pred_idx = (grid.ravel() for grid in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    fig.add_trace(go.Scatter(
+        x=[names[j] for j in pred_idx], y=[names[i] for i in true_idx], mode="markers", name="cells",
+        showlegend=False, customdata=np.stack([true_idx, pred_idx], axis=1).tolist(),   # lists: see confusion_cell
+        text=[text[i][j] for i, j in zip(true_idx, pred_idx)],
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
+        marker=dict(size=max(12, 240 // n), symbol="square-open", opacity=0, color="#E69F00", line=dict(width=3)),
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=0))))
+    fig.update_layout(hoverdistance=-1, clickmode="event+select")
     fig.update_xaxes(type="category", showgrid=False)
     fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
     return styled(fig, title or "Confusion matrix", label("predicted"), label("true"))
 
 
 def confusion_cell(point: dict) -> tuple[int, int] | None:
-    """(true, predicted) class indices of a point clicked on a `confusion_matrix` figure, if it is a cell."""
+    """(true, predicted) class indices of a point clicked on a `confusion_matrix` figure, if it is a cell.
+
+    Its customdata comes back as a list, or, where the figure sent a numpy array (a typed array in the
+    browser), as Streamlit serialises that: {"0": true, "1": predicted}.
+    """
     data = point.get("customdata")
-    if isinstance(data, (list, tuple)) and len(data) == 2:
+    if isinstance(data, dict):
+        data = [data.get("0"), data.get("1")]
+    if isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(v, (int, float)) for v in data):
         return int(data[0]), int(data[1])
     return None
 

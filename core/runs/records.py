@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from core.results.metrics import Evaluation
 
 Curves = dict[str, list[float]]            # metric name -> one value per epoch
 
@@ -267,6 +270,15 @@ class FinalModel:
         else:
             made = "fitted on the whole train part"
         return made + (f"; chosen: {self.label}" if self.variants else "")
+
+    def evaluation(self, split: str) -> Evaluation | None:
+        """The typed evaluation of `split`: "test" (the chosen variant's) or "train" (the single refit's fit,
+        or without a refit the trial's out-of-fold scores); None where the record holds none."""
+        from core.results.metrics import Evaluation    # numpy and sklearn only: no import back into core.runs
+        if split not in ("test", "train"):
+            raise ValueError(f"final model: no split {split!r} (there is test and train)")
+        data = self.test if split == "test" else self.train
+        return Evaluation.from_json(data) if data else None
 
     def choose(self, name: str) -> FinalModel:
         """This record with variant `name` chosen: its path and test results become the record's."""
