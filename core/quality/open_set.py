@@ -18,7 +18,9 @@ fitted without each class (`FoldOutputs.held_out_logits`): dropping a class's lo
 it flatters them (energy 0.97 AUROC that way on flowers5, 0.75 on a class truly never seen). The best by
 mean AUROC is kept, and its
 threshold set on the out-of-fold scores so that a chosen share (default 95%) of in-distribution images
-is accepted. The detector is plain arrays and numbers, so it travels as JSON (model card, exports).
+is accepted. The detector is plain arrays and numbers: its numbers travel in a model card (JSON), its arrays
+as an .npz beside them (`card` / `arrays` / `from_card`). The k-NN bank is kept compact: float16 unit vectors
+of a class-balanced subsample of at most MAX_BANK training images, its threshold set against that same bank.
 """
 from __future__ import annotations
 
@@ -28,13 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 from scipy.special import softmax as _softmax
-from sklearn.covariance import LedoitWolf
-from sklearn.metrics import roc_auc_score
 
 METHODS = ("msp", "energy", "mahalanobis", "knn")
 FEATURE_METHODS = ("mahalanobis", "knn")
 ACCEPT = 0.95
 K_NEIGHBOURS = 1
+MAX_BANK = 2000            # k-NN bank rows kept: 2,000 x 1,280 float16 features of Lite0 is 5 MB
+BANK_DTYPE = np.float16    # unit vectors: float16's 3 decimal digits move a distance by ~1e-3
 CHUNK = 1024
 Statistics = dict[str, np.ndarray]
 
@@ -62,16 +64,38 @@ def _normalised(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
+def _bank(features: np.ndarray) -> np.ndarray:
+    """The neighbour bank as kept: normalised rows in BANK_DTYPE, back to float64 for the products."""
+    return _normalised(features).astype(BANK_DTYPE).astype(np.float64)
+
+
+def balanced_rows(labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most `cap` rows, as many of each class as the cap allows (a small class whole,
+    the rest shared out evenly), drawn at random within each class."""
+    labels = np.asarray(labels)
+    if len(labels) <= cap:
+        return np.arange(len(labels))
+    order = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = np.arange(len(members))
+    position = np.empty(len(labels), dtype=np.int64)
+    position[order] = np.arange(len(labels))
+    return np.sort(np.lexsort((position, rank))[:cap])
+
+
 def fit_statistics(method: str, features: np.ndarray, labels: np.ndarray) -> Statistics:
     """What `method` keeps of the training images: class means and a shared precision, or the neighbour bank."""
     if method == "mahalanobis":
+        from sklearn.covariance import LedoitWolf
         features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
         classes = np.unique(labels)
         means = np.stack([features[labels == c].mean(axis=0) for c in classes])
         centred = features - means[np.searchsorted(classes, labels)]
         return {"means": means, "precision": LedoitWolf(assume_centered=True).fit(centred).precision_}
     if method == "knn":
-        return {"bank": _normalised(features)}
+        return {"bank": _bank(features)}
     return {}
 
 
@@ -116,15 +140,19 @@ def _kth_distance(bank: np.ndarray, x: np.ndarray, k: int, itself: np.ndarray | 
     return np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, None))
 
 
-def _out_of_fold_scores(method: str, outputs: FoldOutputs, known: np.ndarray, k: int) -> np.ndarray:
+def _out_of_fold_scores(method: str, outputs: FoldOutputs, known: np.ndarray, k: int,
+                        in_bank: np.ndarray | None = None) -> np.ndarray:
     """Every image's score from a detector fitted on the other folds' images of the `known` classes only
     (all classes, or all but one: then the logits are those of heads fitted without it). The neighbour
     search leaves out just the image itself: a bank one image smaller than the final one, so its distances,
-    and the threshold set on them, are those new images meet (a fold smaller bank puts them further)."""
+    and the threshold set on them, are those new images meet (a fold smaller bank puts them further).
+    `in_bank`: the rows the final bank keeps (default all), so the threshold is set against that bank."""
     labels, folds = outputs.labels, outputs.folds
     keep = np.isin(labels, known)
     if method == "knn":
-        bank, itself = _normalised(outputs.features[keep]), np.full(len(labels), -1)
+        if in_bank is not None:
+            keep &= in_bank
+        bank, itself = _bank(outputs.features[keep]), np.full(len(labels), -1)
         itself[keep] = np.arange(keep.sum())
         return np.concatenate([_kth_distance(bank, _normalised(outputs.features[i:i + CHUNK]), min(k, len(bank) - 1),
                                              itself[i:i + CHUNK]) for i in range(0, len(labels), CHUNK)])
@@ -143,6 +171,7 @@ def _out_of_fold_scores(method: str, outputs: FoldOutputs, known: np.ndarray, k:
 def held_out_class_auroc(method: str, outputs: FoldOutputs, k: int = K_NEIGHBOURS) -> float:
     """Mean AUROC over the classes, each in turn the unknown to a detector fitted without it (NaN for a
     logit method without held-out logits, or with fewer than three classes: one class left has no softmax)."""
+    from sklearn.metrics import roc_auc_score
     classes = np.unique(outputs.labels)
     if method not in FEATURE_METHODS and (len(classes) < 3 or outputs.held_out_logits is None):
         return float("nan")
@@ -180,21 +209,43 @@ class OpenSetDetector:
         """True where an image looks like none of the classes."""
         return self.scores(logits=logits, features=features) > self.threshold
 
-    def to_json(self) -> dict:
-        """Plain JSON: the statistics as base64 float32 arrays with their shapes."""
+    def card(self) -> dict:
+        """Everything but the statistics, as plain JSON (a model card's `open_set`)."""
         return {"method": self.method, "threshold": self.threshold, "accept": self.accept, "k": self.k,
-                "held_out_auroc": dict(self.held_out_auroc),
-                "statistics": {name: _encode(value) for name, value in self.statistics.items()}}
+                "held_out_auroc": dict(self.held_out_auroc)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The statistics as stored beside the card: the k-NN bank in BANK_DTYPE, the rest float32."""
+        return {name: value.astype(BANK_DTYPE if name == "bank" else np.float32)
+                for name, value in self.statistics.items()}
+
+    @classmethod
+    def from_card(cls, card: dict, arrays: dict[str, np.ndarray]) -> OpenSetDetector:
+        """The detector `card` and `arrays` describe (a ValueError names what is missing or wrong)."""
+        try:
+            method, threshold, accept, k = card["method"], float(card["threshold"]), float(card["accept"]), int(card["k"])
+            auroc = {str(m): float(v) for m, v in dict(card.get("held_out_auroc") or {}).items()}
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"the open-set detector's card is incomplete or malformed ({error!r})") from None
+        if method not in METHODS:
+            raise ValueError(f"unknown open-set method {method!r}")
+        needed = {"mahalanobis": {"means", "precision"}, "knn": {"bank"}}.get(method, set())
+        if not needed <= set(arrays):
+            raise ValueError(f"the {method} detector needs the arrays {', '.join(sorted(needed))}")
+        return cls(method=method, threshold=threshold, accept=accept, k=k, held_out_auroc=auroc,
+                   statistics={name: np.asarray(arrays[name], dtype=np.float64) for name in needed})
+
+    def to_json(self) -> dict:
+        """Plain JSON: the card, and the statistics as base64 float32 arrays with their shapes."""
+        return {**self.card(), "statistics": {name: _encode(value) for name, value in self.statistics.items()}}
 
     @classmethod
     def from_json(cls, d: dict) -> OpenSetDetector:
-        return cls(method=d["method"], threshold=float(d["threshold"]), accept=float(d["accept"]), k=int(d["k"]),
-                   held_out_auroc={m: float(v) for m, v in d.get("held_out_auroc", {}).items()},
-                   statistics={name: _decode(value) for name, value in d["statistics"].items()})
+        return cls.from_card(d, {name: _decode(value) for name, value in d["statistics"].items()})
 
 
 def fit_open_set(outputs: FoldOutputs, methods: tuple[str, ...] = METHODS, accept: float = ACCEPT,
-                 k: int = K_NEIGHBOURS) -> OpenSetDetector:
+                 k: int = K_NEIGHBOURS, max_bank: int = MAX_BANK) -> OpenSetDetector:
     """The best of `methods` on held-out classes, fitted on every training image, its threshold accepting
     `accept` of the out-of-fold scores. Energy is left out when the logits are log-probabilities."""
     if outputs.held_out_logits is not None and set(outputs.held_out_logits) != set(np.unique(outputs.labels).tolist()):
@@ -205,14 +256,20 @@ def fit_open_set(outputs: FoldOutputs, methods: tuple[str, ...] = METHODS, accep
     compared = {m: held_out_class_auroc(m, outputs, k) for m in usable}
     ranked = [m for m in usable if not np.isnan(compared[m])]
     method = max(ranked, key=lambda m: compared[m]) if ranked else usable[0]
-    return fit_detector(outputs, method, accept, k, held_out_auroc=compared)
+    return fit_detector(outputs, method, accept, k, held_out_auroc=compared, max_bank=max_bank)
 
 
 def fit_detector(outputs: FoldOutputs, method: str, accept: float = ACCEPT, k: int = K_NEIGHBOURS,
-                 held_out_auroc: dict[str, float] | None = None) -> OpenSetDetector:
-    """`method` fitted on every training image, its threshold accepting `accept` of the out-of-fold scores."""
+                 held_out_auroc: dict[str, float] | None = None, max_bank: int | None = MAX_BANK) -> OpenSetDetector:
+    """`method` fitted on every training image, its threshold accepting `accept` of the out-of-fold scores;
+    a k-NN bank keeps a class-balanced `max_bank` of them (None: all), every image scored against it."""
     classes = np.unique(outputs.labels)
-    threshold = float(np.quantile(_out_of_fold_scores(method, outputs, classes, k), accept))
-    statistics = fit_statistics(method, outputs.features, outputs.labels) if method in FEATURE_METHODS else {}
+    in_bank = np.ones(len(outputs.labels), dtype=bool)
+    if method == "knn" and max_bank is not None:
+        in_bank = np.zeros(len(outputs.labels), dtype=bool)
+        in_bank[balanced_rows(outputs.labels, max_bank)] = True
+    threshold = float(np.quantile(_out_of_fold_scores(method, outputs, classes, k, in_bank), accept))
+    statistics = fit_statistics(method, outputs.features[in_bank], outputs.labels[in_bank]) \
+        if method in FEATURE_METHODS else {}
     return OpenSetDetector(method=method, threshold=threshold, accept=accept, statistics=statistics, k=k,
                            held_out_auroc=dict(held_out_auroc or {}))
