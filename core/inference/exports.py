@@ -6,6 +6,12 @@ tolerance, with the same top class on each; else `ExportCheckError` and nothing 
 Conversions are Keras 3's own `Model.export` (SavedModel, ONNX through tf2onnx, LiteRT through the TFLite
 converter). Importing this module is light (the CLI's `--help` reads FORMATS); TensorFlow loads on use.
 
+A sweep's final model carries a temperature and an open-set detector (`core.quality.unknowns`); its export
+carries both: the card keeps the temperature and the detector's numbers, `open_set.npz` its arrays, and a
+second model in the same format, `features` (the frozen backbone up to its pooled features, which the
+detector scores), checked like the model: the same refusals on the check images and a few seeded noise
+images, scores within DETECTOR_TOLERANCE. The README's snippet applies both in a few lines of numpy.
+
 An export replaces nothing without being asked: the model, model_card.json and README.md it writes must
 not exist in the folder yet (ExportTargetError), unless `force`; even then a folder in the way is replaced
 only when it is a SavedModel export, and nothing else in the folder is touched. A folder the export had to
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from core.quality.unknowns import CarriedDetector
     from core.runs.records import FinalModel
     from core.spec.sweep import SweepSpec
 
@@ -44,8 +51,12 @@ RUNTIMES = {"keras": "Keras load_model", "savedmodel": "tf.saved_model.load (ser
 # their own; float32 through a few dozen conv layers differs by ~1e-7..1e-6 per probability (measured on
 # EfficientNet-Lite0 at 224 px, bench/export_speed.py), so 1e-4 leaves room and still catches a wrong op.
 TOLERANCES = {"keras": 1e-6, "savedmodel": 1e-5, "onnx": 1e-4, "tflite": 1e-4}
+DETECTOR_TOLERANCE = 1e-3   # a k-NN distance between unit vectors is 0..2; float32 runtimes move it ~1e-6
 CARD_NAME = "model_card.json"
 README_NAME = "README.md"
+ARRAYS_NAME = "open_set.npz"
+FEATURES_NAME = "features"
+NOISE_IMAGES = 2
 PARITY_IMAGES = 8
 SAVEDMODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets",
                                 "keras_metadata.pb"})
@@ -270,9 +281,12 @@ def export(model_path: str | Path, fmt: str, out_dir: str | Path, *, name: str =
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     model_path, out_dir = Path(model_path), Path(out_dir)
-    files = [out_dir / f"{name}{SUFFIXES[fmt]}", out_dir / CARD_NAME, out_dir / README_NAME]
-    _check_targets(files, force)
     loaded = load_model(model_path)
+    features_file = f"{FEATURES_NAME}{SUFFIXES[fmt]}"
+    extra = [ARRAYS_NAME, features_file] if loaded.unknowns else []
+    files = [out_dir / f"{name}{SUFFIXES[fmt]}", out_dir / CARD_NAME, out_dir / README_NAME,
+             *(out_dir / file for file in extra)]
+    _check_targets(files, force)
     names, x = check_images(images, loaded.image_size)
     expected = np.asarray(loaded.model.predict_on_batch(x), dtype=np.float64)
     made, staging, placed = _new_folders(out_dir), None, False
@@ -288,18 +302,25 @@ def export(model_path: str | Path, fmt: str, out_dir: str | Path, *, name: str =
                 raise
             raise ExportCheckError(f"the {LABELS[fmt]} conversion failed ({_reason(error)}); "
                                    "not offered") from None
+        if loaded.unknowns:
+            _write_detector(fmt, loaded.unknowns, staging, features_file)
         written = time.monotonic()
         parity = check(fmt, target, expected, x, names, tolerance)
+        if loaded.unknowns:
+            check_detector(fmt, loaded.unknowns, staging / features_file, x, names)
         checked = time.monotonic()
-        full_card = {**loaded.card, **(card or {}), "format": fmt, "file": target.name,
+        carried = {"open_set": {**loaded.card["open_set"], "arrays": ARRAYS_NAME, "feature_model": features_file}} \
+            if loaded.unknowns else {}
+        full_card = {**loaded.card, **(card or {}), **carried, "format": fmt, "file": target.name,
                      "input": {"shape": [None, loaded.image_size, loaded.image_size, 3], "dtype": "float32",
                                "pixels": "RGB 0..255, resized (bilinear) to image_size x image_size; "
                                          "the model does its own preprocessing"},
                      "parity": dataclasses.asdict(parity)}
         (staging / CARD_NAME).write_text(json.dumps(full_card, indent=2))
-        (staging / README_NAME).write_text(readme(fmt, target.name, loaded.classes))
+        (staging / README_NAME).write_text(readme(fmt, target.name, loaded.classes, full_card))
         _check_targets(files, force)       # again: the conversion took a while
-        for moved, into in zip((target, staging / CARD_NAME, staging / README_NAME), files):
+        for moved, into in zip((target, staging / CARD_NAME, staging / README_NAME, *(staging / f for f in extra)),
+                               files):
             _place(moved, into)
         placed = True
     finally:
@@ -312,40 +333,114 @@ def export(model_path: str | Path, fmt: str, out_dir: str | Path, *, name: str =
                         export_seconds=written - started, check_seconds=checked - written)
 
 
+def _write_detector(fmt: str, unknowns: CarriedDetector, staging: Path, features_file: str) -> None:
+    """The detector's arrays and its feature model, exported in `fmt`, into `staging`."""
+    from core.quality.unknowns import arrays_bytes, feature_model
+    (staging / ARRAYS_NAME).write_bytes(arrays_bytes(unknowns.detector.arrays()))
+    model = feature_model(unknowns.features)
+    source = staging / f".{FEATURES_NAME}.keras"
+    model.save(source)
+    try:
+        _write(fmt, model, source, staging / features_file)
+    except Exception as error:
+        if isinstance(error, OSError):
+            raise
+        raise ExportCheckError(f"the {LABELS[fmt]} conversion of the detector's feature model failed "
+                               f"({_reason(error)}); not offered") from None
+    finally:
+        source.unlink(missing_ok=True)
+
+
+def check_detector(fmt: str, unknowns: CarriedDetector, features_path: Path, x: np.ndarray,
+                   names: Sequence[str]) -> None:
+    """The exported feature model, reloaded in its runtime, must give the detector's scores (within
+    DETECTOR_TOLERANCE) and decisions on `x` and a few seeded noise images, which it should refuse."""
+    noise = np.random.default_rng(1).integers(0, 256, (NOISE_IMAGES, *x.shape[1:])).astype(np.float32)
+    x, names = np.concatenate([x, noise]), [*names, *(f"noise {i + 1}" for i in range(NOISE_IMAGES))]
+    label = LABELS[fmt]
+    try:
+        got = unknowns.detector.scores(features=np.asarray(RUN[fmt](features_path, x), dtype=np.float64))
+    except Exception as error:
+        raise ExportCheckError(f"the {label} export's feature model cannot be run by {RUNTIMES[fmt]} "
+                               f"({_reason(error)}); not offered") from None
+    expected = unknowns.scores(x.astype(np.uint8))
+    diffs, threshold = np.abs(got - expected), unknowns.detector.threshold
+    if diffs.max() > DETECTOR_TOLERANCE or ((got > threshold) != (expected > threshold)).any():
+        worst = int(np.argmax(diffs))
+        raise ExportCheckError(f"the {label} export's feature model moves the open-set score by {diffs[worst]:.2g} "
+                               f"on image {names[worst]} (tolerance {DETECTOR_TOLERANCE:.0e}); not offered")
+
+
 _LOAD = {
     "keras": ('import keras\n'
               '# ResNet / VGG models: `import core.models.preprocessing` (Transfer Lab) first\n'
               'model = keras.saving.load_model("{file}")\n'
-              'probabilities = model.predict(x)[0]'),
+              '{out} = model.predict(x)[0]'),
     "savedmodel": ('import tensorflow as tf\n'
                    'serve = tf.saved_model.load("{file}").signatures["serving_default"]\n'
-                   'probabilities = next(iter(serve(tf.constant(x)).values())).numpy()[0]'),
+                   '{out} = next(iter(serve(tf.constant(x)).values())).numpy()[0]'),
     "onnx": ('import onnxruntime\n'
              'session = onnxruntime.InferenceSession("{file}")\n'
-             'probabilities = session.run(None, {{session.get_inputs()[0].name: x}})[0][0]'),
+             '{out} = session.run(None, {{session.get_inputs()[0].name: x}})[0][0]'),
     "tflite": ('from ai_edge_litert.interpreter import Interpreter\n'
                'interpreter = Interpreter(model_path="{file}")\n'
                'interpreter.allocate_tensors()\n'
                'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)\n'
                'interpreter.invoke()\n'
-               'probabilities = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]'),
+               '{out} = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]'),
 }
+# How the detector scores one image's pooled `features` (its arrays in `arrays`), as core.quality.open_set does.
+_SCORE = {
+    "knn": ('f = np.sign(features) * np.sqrt(np.abs(features))   # signed square root, then unit length\n'
+            'f /= np.linalg.norm(f)\n'
+            'distances = np.sqrt(np.clip(2 - 2 * arrays["bank"].astype(np.float64) @ f, 0, None))\n'
+            'score = np.sort(distances)[detector["k"] - 1]   # to the k-th nearest training image'),
+    "mahalanobis": ('score = min(d @ arrays["precision"] @ d for d in features - arrays["means"])'
+                    '   # to the nearest class mean'),
+}
+_TEMPERATURE = ('probabilities = probabilities ** (1 / card["temperature"])   # calibrated: softmax(log p / T)\n'
+                'probabilities /= probabilities.sum()\n')
+_CLASS = 'print(card["classes"][int(np.argmax(probabilities))], float(np.max(probabilities)))\n'
 
 
-def snippet(fmt: str, file: str) -> str:
-    """A few lines of Python that classify photo.jpg with the export `file` and its model_card.json."""
-    return ("import json\n\nimport numpy as np\nfrom PIL import Image\n\n"
-            f'card = json.load(open("{CARD_NAME}"))\n'
-            'size = card["image_size"]\n'
-            'image = Image.open("photo.jpg").convert("RGB").resize((size, size), Image.BILINEAR)\n'
-            'x = np.asarray(image, dtype=np.float32)[None]   # RGB 0..255: the model preprocesses itself\n'
-            f'{_LOAD[fmt].format(file=file)}\n'
-            'print(card["classes"][int(np.argmax(probabilities))], float(np.max(probabilities)))\n')
+def snippet(fmt: str, file: str, card: dict[str, Any] | None = None) -> str:
+    """A few lines of Python that classify photo.jpg with the export `file` and its model_card.json; with the
+    card's temperature and open-set detector (its feature model and arrays beside the model), applied."""
+    card = card or {}
+    detector = card.get("open_set") or {}
+    scores = detector.get("method") in _SCORE and "feature_model" in detector
+    lines = ("import json\n\nimport numpy as np\nfrom PIL import Image\n\n"
+             f'card = json.load(open("{CARD_NAME}"))\n'
+             'size = card["image_size"]\n'
+             'image = Image.open("photo.jpg").convert("RGB").resize((size, size), Image.BILINEAR)\n'
+             'x = np.asarray(image, dtype=np.float32)[None]   # RGB 0..255: the model preprocesses itself\n'
+             f'{_LOAD[fmt].format(file=file, out="probabilities")}\n'
+             f'{_TEMPERATURE if card.get("temperature") else ""}')
+    if not scores:
+        return lines + _CLASS
+    return (lines + '\n# Does it look like none of the classes? The open-set detector scores the frozen backbone\'s\n'
+            '# pooled features (the second model); above its threshold, no class is claimed.\n'
+            'detector = card["open_set"]\n'
+            'arrays = np.load(detector["arrays"])\n'
+            f'{_LOAD[fmt].format(file=detector["feature_model"], out="features").split(chr(10), 1)[1]}\n'
+            f'{_SCORE[detector["method"]]}\n'
+            'if score > detector["threshold"]:\n'
+            '    print(f"looks like none of the classes (score {score:.3f}, threshold {detector[\'threshold\']:.3f})")\n'
+            'else:\n    ' + _CLASS)
 
 
-def readme(fmt: str, file: str, classes: Sequence[str]) -> str:
+def readme(fmt: str, file: str, classes: Sequence[str], card: dict[str, Any] | None = None) -> str:
+    card = card or {}
+    carried = ""
+    if card.get("temperature"):
+        carried += (f" Its probabilities are calibrated by temperature scaling (T = {card['temperature']:.3f} in "
+                    "the card, fitted on the sweep's out-of-fold scores).")
+    if (card.get("open_set") or {}).get("feature_model"):
+        carried += (f" An open-set detector ({card['open_set']['method']}) says when an image looks like none of "
+                    f"the classes: its numbers are in the card, its arrays in `{ARRAYS_NAME}`, and "
+                    f"`{card['open_set']['feature_model']}` computes the features it scores.")
     return (f"# {file}: {LABELS[fmt]} export from Transfer Lab\n\n"
             f"Classes: {', '.join(classes)}. `{CARD_NAME}` holds the model card: classes, image size, "
             "preprocessing, data and split, parameters, CV and test figures, and the parity check this "
-            f"export passed against the original model ({RUNTIMES[fmt]}).\n\n"
-            f"```python\n{snippet(fmt, file)}```\n")
+            f"export passed against the original model ({RUNTIMES[fmt]}).{carried}\n\n"
+            f"```python\n{snippet(fmt, file, card)}```\n")

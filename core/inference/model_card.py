@@ -9,6 +9,10 @@ A model file may come from anyone (an upload), so before Keras opens it the zip 
 archive checks every archive the app opens gets (`core.data.archives.check_zip`: sizes, ratio, links),
 and once loaded the model must be one image input (batch, H, W, 3) to one output (batch, classes).
 Messages name the file as the caller shows it (`name`): an upload's own name, never the server's path.
+
+A sweep's final model also carries what makes its answers honest (`core.quality.unknowns`): the temperature
+its probabilities are calibrated with, and an open-set detector (its numbers in the card, its arrays in one
+more entry) that says when an image looks like none of the classes; or, in the card, why it has none.
 """
 from __future__ import annotations
 
@@ -16,11 +20,15 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
+import numpy as np
 
 from core.data.archives import ArchiveError, check_zip
+
+if TYPE_CHECKING:
+    from core.quality.unknowns import CarriedDetector
 
 CARD_ENTRY = "transferlab_card.json"
 MAX_CARD_BYTES = 1 << 20   # a card is a few kB; a bigger entry in an uploaded file is not read
@@ -37,6 +45,16 @@ class LoadedModel:
     classes: list[str]
     image_size: int
     card: dict[str, Any]
+    unknowns: CarriedDetector | None = None    # the open-set detector the model carries
+    no_unknowns: str = ""                       # why it carries none
+    temperature: float | None = None            # its probabilities' calibration (None: shown as they come)
+
+    def calibrated(self, probabilities: np.ndarray) -> np.ndarray:
+        """The model's probabilities (n, C) scaled by its temperature; as they come without one."""
+        from core.results.calibration import logits_of, softmax
+        if self.temperature is None:
+            return np.asarray(probabilities, dtype=np.float64)
+        return softmax(logits_of(probabilities), self.temperature)
 
 
 def card_path(model_path: Path) -> Path:
@@ -53,6 +71,48 @@ def save_model(model: keras.Model, path: Path, *, classes: list[str], image_size
         archive.writestr(CARD_ENTRY, card)
     card_path(path).write_text(card)
     return path
+
+
+def recard(source: Path, target: Path, updates: dict[str, Any], entries: dict[str, bytes]) -> Path:
+    """A copy of the .keras file `source` at `target`, its card updated with `updates` and `entries` (name:
+    bytes) added or replaced; the JSON copy of the card written beside it, as `save_model` does."""
+    card, _ = _read_card(Path(source), str(source))
+    text = json.dumps({**card, **updates}, indent=2)
+    replaced = {CARD_ENTRY, *entries}
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            if info.filename not in replaced:
+                new.writestr(info, old.read(info))
+        new.writestr(CARD_ENTRY, text)
+        for entry, data in entries.items():
+            new.writestr(entry, data)
+    card_path(target).write_text(text)
+    return target
+
+
+def _unknowns(path: Path, card: dict[str, Any], name: str) -> tuple[CarriedDetector | None, str]:
+    """The detector the card names, its arrays read from the file's own entry (size checked first)."""
+    from core.quality.unknowns import MAX_ARRAYS_BYTES, OPEN_SET_ENTRY, carried
+
+    def arrays() -> bytes:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(OPEN_SET_ENTRY)
+            except KeyError:
+                raise ValueError(f"{name} has no {OPEN_SET_ENTRY}") from None
+            if info.file_size > MAX_ARRAYS_BYTES:
+                raise ValueError(f"{OPEN_SET_ENTRY} in {name} is {info.file_size:,} bytes, more than a detector's")
+            return archive.read(info)
+    return carried(card, arrays)
+
+
+def _temperature(card: dict[str, Any], where: str) -> float | None:
+    value = card.get("temperature")
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 < value < float("inf"):
+        raise ModelFileError(f"{where}: 'temperature' must be a positive number, not {value!r}")
+    return float(value)
 
 
 def _read_card(path: Path, name: str) -> tuple[dict[str, Any], str]:
@@ -153,4 +213,6 @@ def load_model(path: str | Path, *, name: str | None = None) -> LoadedModel:
         raise ModelFileError(f"{where}: 'image_size' must be a positive whole number, not {image_size!r}")
     if model.input_shape[1] is not None and image_size != size:
         raise ModelFileError(f"{where}: 'image_size' is {image_size}, but the model takes {size} x {size} px images")
-    return LoadedModel(model=model, classes=classes, image_size=image_size, card=card)
+    unknowns, no_unknowns = _unknowns(path, card, name)
+    return LoadedModel(model=model, classes=classes, image_size=image_size, card=card, unknowns=unknowns,
+                       no_unknowns=no_unknowns, temperature=_temperature(card, where))
