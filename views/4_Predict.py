@@ -11,7 +11,7 @@ from core.data.datasets import DatasetError, load_dataset
 from core.inference.explain import METHODS, overlay
 from core.inference.imagenet import TOP_K
 from core.inference.model_card import ModelFileError
-from core.inference.predict import predict_images
+from core.inference.predict import honesty, predict_images
 from ui import demo, state
 from ui.models import drop_old_uploads, heatmap, loaded_model, save_upload
 from ui.widgets import plain, png_bytes, table, user_error
@@ -74,6 +74,7 @@ else:
     # scikit-learn heads (SVM, logistic regression) rebuilt in Keras: their heat maps are not offered
     explain = partial(heatmap, model_path, loaded) if loaded.card.get("kind", "network") == "network" else None
     st.caption(f"{len(loaded.classes)} classes ({plain(', '.join(loaded.classes))}) · input {loaded.image_size} px")
+    st.caption(plain(honesty(loaded)))
 
 items = choose_images()
 a, b, c = st.columns(3)
@@ -111,6 +112,10 @@ for index, prediction in enumerate(predictions):
         middle.download_button("Overlay PNG", png_bytes(shown), file_name=f"{Path(prediction.name).stem}-{method}.png",
                                mime="image/png", key=f"overlay-{index}", icon=":material/download:", type="tertiary")
     with right:
+        if prediction.refusal:
+            st.warning(prediction.refusal, icon=":material/help:")   # numbers only
+        else:
+            st.markdown(f"**{plain(best)}** · {prediction.top[0][1]:.1%}")
         table(pd.DataFrame(prediction.top, columns=["class", "probability"]), f"{prediction.name} top-{top_k}",
               key=f"top-{index}", column_config={"probability": st.column_config.ProgressColumn(
                   "probability", min_value=0.0, max_value=1.0, format="percent")})
