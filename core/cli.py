@@ -112,7 +112,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store = work_store(args)
     created = create(store, spec, load_settings(), confine=False)     # your own machine: any folder of yours
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
-          f"{spec.grid_size()} trial(s) x {spec.folds} folds", file=sys.stderr)
+          f"{spec.planned_trials()} trial(s) x {spec.folds} folds", file=sys.stderr)
     return _run(store, spec.name, args.executor_choice)
 
 

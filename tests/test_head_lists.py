@@ -83,11 +83,11 @@ def test_yaml_writes_lists_and_reads_back_equal():
 def test_the_space_holds_tuples_and_old_number_lists_keep_their_meaning():
     spec = spec_of(space={"dense_units": [[512, 128], 256]})
     assert spec.search.space["dense_units"] == Choice(((512, 128), (256,)))
-    assert spec.grid_size() == 2
+    assert spec.planned_trials() == 2
     assert spec.grid() == [{"dense_units": (512, 128)}, {"dense_units": (256,)}]
     assert spec.search.space["dense_units"].describe() == "512 128, 256"
     old = spec_of(space={"dense_units": [256, 512]})
-    assert old.search.space["dense_units"] == Choice(((256,), (512,))) and old.grid_size() == 2
+    assert old.search.space["dense_units"] == Choice(((256,), (512,))) and old.planned_trials() == 2
 
 
 def _run_trials(storage: str, spec: SweepSpec, trials: int) -> None:

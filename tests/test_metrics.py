@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_curve, top_k_accuracy_score
 
-from core.results.metrics import Evaluation, error_rate
+from core.results.metrics import Evaluation
 
 # Three classes, six images. Argmax predictions: [0, 1, 1, 2, 0, 2] -> mistakes at 2 (0->1) and 4 (1->0).
 SCORES3 = np.array([
@@ -37,10 +37,9 @@ def binary() -> Evaluation:
                       paths=[f"f{i}.jpg" for i in range(6)])
 
 
-def test_accuracy_and_error_rate(multi: Evaluation) -> None:
+def test_accuracy(multi: Evaluation) -> None:
     assert multi.accuracy() == pytest.approx(4 / 6)
     assert multi.accuracy() == pytest.approx(accuracy_score(Y3, SCORES3.argmax(1)))
-    assert error_rate(Y3, SCORES3) == pytest.approx(2 / 6)
 
 
 def test_top_k(multi: Evaluation) -> None:
@@ -194,8 +193,3 @@ def test_scores_need_not_sum_to_one() -> None:
 def test_invalid_input_is_named(bad: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Evaluation(**bad)
-
-
-def test_error_rate_rejects_empty() -> None:
-    with pytest.raises(ValueError, match="zero examples"):
-        error_rate(np.array([], dtype=int), np.zeros((0, 3)))

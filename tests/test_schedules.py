@@ -53,6 +53,6 @@ def test_the_dense_head_has_a_layer_per_width_with_its_dropout(dropout, rates):
 def test_schedule_fields_are_checked_and_sweepable():
     spec = SweepSpec.from_dict({"name": "s", "data": {"dataset": "x"},
                                 "search": {"space": {"lr_schedule": ["constant", "cosine"], "warmup_epochs": [0, 2]}}})
-    assert spec.grid_size() == 4
+    assert spec.planned_trials() == 4
     with pytest.raises(SpecError, match="lr_schedule"):
         SweepSpec.from_dict({"name": "s", "data": {"dataset": "x"}, "params": {"lr_schedule": "linear"}})

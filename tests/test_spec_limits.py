@@ -42,7 +42,7 @@ def test_a_grid_at_the_limit_is_accepted():
     space = {"trainable_layers": list(range(side)), "batch_size": list(range(1, MAX_GRID // side + 1))}
     spec = SweepSpec.from_dict({"name": "big", "data": {"dataset": "colours"},
                                 "search": {"method": "grid", "space": space}})
-    assert spec.grid_size() == side * (MAX_GRID // side) <= MAX_GRID
+    assert spec.planned_trials() == side * (MAX_GRID // side) <= MAX_GRID
 
 
 def test_the_cli_refuses_a_huge_grid_in_one_line(tiny_dataset: Path, tmp_path: Path):

@@ -19,7 +19,7 @@ def test_yaml_round_trip_keeps_every_field():
     again = SweepSpec.from_yaml(spec.to_yaml())
     assert again == spec
     assert again.params.backbone == "efficientnet_lite0"
-    assert again.grid_size() == 6
+    assert again.planned_trials() == 6
     assert again.grid()[0] == {"trainable_layers": 1, "batch_size": 32}
 
 
@@ -65,7 +65,7 @@ def test_errors_name_the_field(overrides, field):
 def test_random_search_with_ranges():
     spec = SweepSpec.from_dict(spec_dict(search={"method": "tpe", "budget": 7, "space": {
         "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True}, "optimizer": ["sgd", "adam"]}}))
-    assert spec.grid_size() == 7
+    assert spec.planned_trials() == 7
 
 
 def test_invalid_yaml_is_a_spec_error():
@@ -79,7 +79,7 @@ def test_invalid_yaml_is_a_spec_error():
                          ids=lambda p: p.name)
 def test_example_specs_are_valid(path):
     spec = SweepSpec.from_yaml(path.read_text())
-    assert spec.name == path.stem and spec.grid_size() >= 1
+    assert spec.name == path.stem and spec.planned_trials() >= 1
 
 
 @pytest.mark.parametrize("text, field", [

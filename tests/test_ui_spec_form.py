@@ -75,7 +75,7 @@ def test_form_round_trip_and_sizes() -> None:
     assert parse_values(Range(1e-4, 0.1, True).describe(),
                         fields_by_path()["params.learning_rate"]) == Range(1e-4, 0.1, True)
     size = SweepSize.of(spec)
-    assert (size.trials, size.fits) == (4, 9) and size.trials == spec.grid_size()
+    assert (size.trials, size.fits) == (4, 9) and size.trials == spec.planned_trials()
     tpe = SweepSpec.from_dict(spec.to_dict() | {"search": {"method": "tpe", "budget": 7, "space": {}}})
     assert SweepSize.of(tpe).trials == 7
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,8 +26,8 @@ from core.data.images import (
     map_in_processes,
     probe_image,
 )
+from core.progress import Progress
 
-Progress = Callable[[int, int], None]
 
 REFUSED = "outside the data folders; refused"
 LEFT_OUT = f"class folder without images ({' '.join(sorted(IMAGE_EXTENSIONS))}); left out"

@@ -20,8 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core.data.archives import ArchiveError, extract_tar, find_dataset_root
-
-ProgressFn = Callable[[int, int], None]  # (done_bytes, total_bytes); total 0 when unknown
+from core.progress import Progress
 
 
 class DownloadError(RuntimeError):
@@ -56,7 +55,7 @@ def hash_algorithm(expected_hash: str) -> str:
 
 
 def _stream(url: str, into: Path, algorithm: str, timeout: float, expected_size: int | None,
-            progress: ProgressFn | None) -> str:
+            progress: Progress | None) -> str:
     """Stream `url` to the file `into`; returns its hex digest. Failures become DownloadError."""
     host = urlparse(url).hostname or url
     digest = hashlib.new(algorithm, usedforsecurity=False)
@@ -83,12 +82,13 @@ def _stream(url: str, into: Path, algorithm: str, timeout: float, expected_size:
 
 def download_verified(url: str, dest: Path, *, expected_hash: str | None = None,
                       expected_size: int | None = None, check: Callable[[Path], None] | None = None,
-                      progress: ProgressFn | None = None, timeout: float = 30) -> Path:
+                      progress: Progress | None = None, timeout: float = 30) -> Path:
     """Download `url` to `dest`, which appears only complete and verified, or not at all.
 
     The bytes go to a hidden temporary file beside `dest`, which is renamed into place once its
     length, its hash (md5 or sha256, as keras.utils.get_file reads `expected_hash`) and `check`
-    (which raises DownloadError for a file that is not what it should be) all pass.
+    (which raises DownloadError for a file that is not what it should be) all pass. `progress` sees
+    (bytes done, total bytes; 0 when unknown).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -110,7 +110,7 @@ def download_verified(url: str, dest: Path, *, expected_hash: str | None = None,
 
 
 def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256: str | None = None,
-                  progress: ProgressFn | None = None, timeout: float = 30) -> Path:
+                  progress: Progress | None = None, timeout: float = 30) -> Path:
     """`data_root/<name>`'s dataset folder, downloaded, checked and unpacked on first use only.
 
     `url`/`sha256` override the registry (tests, mirrors). Unpacking goes to a hidden staging

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import numpy as np
 
 from core.data.dataset_record import Dataset, default_cache_dir, write_json_atomic
 from core.data.images import imap_in_processes, load_image
-
-Progress = Callable[[int, int], None]
+from core.progress import Progress
 
 
 def _decode(size: int, path: str) -> np.ndarray:

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.data.fetch import DownloadError, ProgressFn, download_verified
+from core.data.fetch import DownloadError, download_verified
+from core.progress import Progress
 from core.settings import Settings, load_settings
 
 KERAS_APPS_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
@@ -129,7 +130,7 @@ def _require_hdf5(path: Path) -> None:
 
 
 def _download(name: str, file_name: str, cache: Path, settings: Settings,
-              progress: ProgressFn | None) -> Path:
+              progress: Progress | None) -> Path:
     url = download_url(name, file_name, settings)
     file_hash = WEIGHTS_SOURCES[name].hashes.get(file_name)
     try:
@@ -156,7 +157,7 @@ def _not_found(name: str, file_name: str, cache: Path, settings: Settings) -> We
 
 
 def resolve_weights(name: str, explicit: str | Path | None = None, *, image_size: int | None = None,
-                    progress: ProgressFn | None = None) -> Path:
+                    progress: Progress | None = None) -> Path:
     """The file holding `name`'s ImageNet weights, downloaded if need be, or WeightsNotFoundError saying
     what to put where.
 

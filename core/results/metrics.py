@@ -1,8 +1,10 @@
-"""One evaluation record per trial, computed once; every metric, table and chart of the Results page reads it.
+"""An evaluation: one model's scores on one split (true labels, class scores, file paths) with every metric
+derived from it (accuracy and its 95% interval, top-k, confusion, per-class report, PR curves, worst errors).
 
-In the spirit of fastai's `Interpretation`: keep the raw material (true labels, softmax scores, file
-paths) and derive views from it on demand, so the store keeps one small JSON record per trial and
-a new view never needs the model again.
+A trial keeps each fold's `summary` (its accuracy and confusion, for the fold view); a final model keeps
+its whole test and train evaluations, which the Results page's final-model views read. In the spirit of
+fastai's `Interpretation`: keep the raw material and derive views from it on demand, so a new view never
+needs the model again.
 """
 from __future__ import annotations
 
@@ -214,13 +216,6 @@ class Evaluation:
         return cls(classes=d["classes"], y_true=np.asarray(d["y_true"], dtype=int),
                    scores=np.asarray(d["scores"], dtype=float), paths=d.get("paths"),
                    positive_class=d.get("positive_class"))
-
-
-def error_rate(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Share of argmax mistakes: the number a sweep minimises, without building a full Evaluation."""
-    y_true = np.asarray(y_true, dtype=int).reshape(-1)
-    _require_examples(len(y_true))
-    return float(np.mean(np.asarray(scores).argmax(axis=1) != y_true))
 
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -166,7 +166,7 @@ class RunStore:
         for summary in self.storage.get_all_studies():
             tally = tallies.get(summary.study_name, StateCounts())
             sweep = _sweep_record(summary.study_name, self._full(summary.user_attrs))
-            planned = SweepSpec.from_dict(sweep.spec).grid_size() if sweep.spec else None
+            planned = SweepSpec.from_dict(sweep.spec).planned_trials() if sweep.spec else None
             by_state = {s.value.lower(): tally.by_state.get(s.value, 0) for s in TrialState}
             rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
                          "planned": planned, **by_state, "best_error": tally.best})

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO
 
+from core.progress import Progress, Say
 from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
 from core.runs.store import RunStore, StoreError
@@ -27,8 +28,6 @@ from core.settings import REPO_ROOT
 from core.spec.sweep import SweepSpec
 from core.training.plan import SweepData
 
-Say = Callable[[str], None]
-Progress = Callable[[int, int], None]   # (finished trials, planned trials)
 Download = Callable[[str], AbstractContextManager[Progress]]   # a (bytes done, total) display, by label
 POLL_S = 2.0
 
@@ -87,7 +86,7 @@ def _drive(store: RunStore, name: str, executor: Executor, say: Say, progress: P
            stage: Say, download: Download | None) -> FinalModel | None:
     claim(store, name, executor)
     spec = store.spec(name)
-    planned = spec.grid_size()
+    planned = spec.planned_trials()
     store.request_stop(name, False)
     store.set_status(name, SweepStatus.RUNNING)
 

@@ -69,7 +69,7 @@ def view(store: RunStore, name: str) -> SweepView:
     spec = SweepSpec.from_dict(sweep.spec)
     driven = driver_alive(sweep)
     orphan = sweep.status == SweepStatus.RUNNING and not driven
-    return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials), planned=spec.grid_size(),
+    return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials), planned=spec.planned_trials(),
                      driven=driven, left=time_left(trials, remaining_trials(trials, spec)),
                      took_s=sweep_seconds(sweep, trials),
                      driver_error=driver_error(store, name) if orphan else "")

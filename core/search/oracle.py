@@ -70,7 +70,7 @@ def remaining_trials(trials: list[TrialRecord], spec: SweepSpec) -> int:
     interrupted trial is one of those not yet taken)."""
     taken = sum(t.state != TrialState.WAITING and not was_retried(t, trials) for t in trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
-    return max(spec.grid_size() - taken, waiting)
+    return max(spec.planned_trials() - taken, waiting)
 
 
 def is_surplus(trials: list[TrialRecord], spec: SweepSpec, number: int) -> bool:
@@ -82,4 +82,4 @@ def is_surplus(trials: list[TrialRecord], spec: SweepSpec, number: int) -> bool:
     if any(t.number == number and t.retry_of is not None for t in trials):
         return False
     held = sum(not was_retried(t, trials) for t in trials if t.number < number)   # running, queued or final
-    return held >= spec.grid_size()
+    return held >= spec.planned_trials()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from core.progress import Say
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.worker import sweep_step
@@ -21,8 +22,6 @@ from core.spec.sweep import TrialParams
 from core.training.kinds import keeps_fold_models, refit_description, refit_trial, run_trial
 from core.training.plan import SweepData
 from core.training.schedules import planned_epochs
-
-Say = Callable[[str], None]
 
 
 def refit_epochs(trial: TrialRecord) -> int:

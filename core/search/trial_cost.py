@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from core.progress import Progress
 from core.runs.records import TrialResult
 from core.spec.sweep import TrialParams
 
-Progress = Callable[[int, int], None]
 _PROC = Path("/proc/self")
 
 

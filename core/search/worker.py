@@ -20,6 +20,7 @@ from core.data.datasets import DatasetError
 from core.data.images import CPUS_VARIABLE, usable_cpus
 from core.data.splits import SplitError
 from core.models.weights import WeightsNotFoundError
+from core.progress import Progress, Say
 from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore, StoreError
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
@@ -31,8 +32,6 @@ from core.training.plan import SweepData
 from core.training.schedules import planned_epochs
 
 log = logging.getLogger(__name__)
-Say = Callable[[str], None]
-Progress = Callable[[int, int], None]
 STEP_WRITE_S = float(os.environ.get("TRANSFERLAB_STEP_WRITE_S", "3"))   # a long step's store writes, apart
 
 

@@ -148,7 +148,7 @@ class SweepSize:
 
     @classmethod
     def of(cls, spec: SweepSpec) -> SweepSize:
-        return cls(trials=spec.grid_size(), folds=spec.folds)
+        return cls(trials=spec.planned_trials(), folds=spec.folds)
 
     @property
     def fits(self) -> int:

@@ -258,8 +258,9 @@ class SweepSpec:
         _check_layers(params)
         return params
 
-    def grid_size(self) -> int:
-        """Trials the sweep will run: the grid's combinations, or the budget."""
+    def planned_trials(self) -> int:
+        """Trials the sweep will run: the grid's combinations (at most its budget, when set), or the budget of a
+        random or TPE search."""
         if self.search.method == "grid":
             return int(min(math.prod(d.size for d in self.search.space.values()), self.search.budget or math.inf))
         return self.search.budget

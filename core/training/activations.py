@@ -13,12 +13,12 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from core.progress import Progress
+
 FORWARD_BATCH = 32
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -32,13 +31,13 @@ from sklearn.svm import SVC
 
 from core.models.backbones import POOL_LAYER
 from core.models.classifier import build_classifier
+from core.progress import Progress
 from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.linear_start import PREDICTIONS, logistic_regression, standardiser
 from core.training.trial import Reporter, TrainedFold, TrialData, predict_scores
 
-Progress = Callable[[int, int], None]
 SVM_SPACE = {"svm_kernel": ["linear", "rbf"], "svm_c": [1e-3, 1e-2, 0.1, 1.0, 10.0]}
 """The svm kind's search (a grid of 10 trials, seconds each on cached features): the linear kernel wants a
 small C on standardised CNN features, rbf a large one, and small data favours the linear kernel."""

@@ -7,9 +7,9 @@ touches its own module here, the branches below, and its name and fields in the 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from core.progress import Progress
 from core.spec.sweep import TrialParams
 
 if TYPE_CHECKING:
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
     from core.results.metrics import Evaluation
     from core.runs.records import TrialResult
     from core.training.trial import OnFold, Reporter, TrialRunner
-
-Progress = Callable[[int, int], None]
 
 
 def keeps_fold_models(params: TrialParams) -> bool:

@@ -6,7 +6,6 @@ up to the cut of the sweep's deepest trial, and every shallower trial derives it
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ from core.data.decisions import DecisionLog
 from core.data.image_cache import decoded_images
 from core.data.scan import duplicate_groups_for
 from core.data.splits import kfold_indices, split_decided
+from core.progress import Progress, Say
 from core.settings import Settings, load_settings
 from core.spec.sweep import SweepSpec, TrialParams
 
-Say = Callable[[str], None]
-Progress = Callable[[int, int], None]
 SIZES_KEPT = 2          # decoded image sizes a sweep keeps open (a sweep rarely sweeps more)
 
 
