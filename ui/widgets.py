@@ -22,7 +22,8 @@ from core.text import csv_text
 from core.text import plain as plain   # the pages' one Markdown escape (core.text holds both escapes)
 
 THUMB_SIDE = 128
-GRID_WIDTH = 1024         # px of the main column a grid fills (wide layout, 1400 px window, sidebar open)
+GRID_WIDTH = 940          # px of the main column in a 1400 px window with the sidebar open (wide layout)
+GRID_GAP = 16             # px between st.columns (gap "small")
 PAD_COLOUR = (240, 242, 246)   # Streamlit's light secondary background, around a padded tile
 
 
@@ -102,21 +103,22 @@ def thumbnail(path: str, side: int = THUMB_SIDE, fit: Fit = "pad") -> np.ndarray
 
 
 def per_row(side: int) -> int:
-    """How many tiles of `side` px a grid row holds: as many as fit the main column of a 1400 px window."""
-    return max(2, GRID_WIDTH // side)
+    """How many tiles of about `side` px a grid row holds: as many as fit the main column of a 1400 px window."""
+    return max(2, (GRID_WIDTH + GRID_GAP) // (side + GRID_GAP))
 
 
 def image_grid(paths: Sequence[str], captions: Sequence[str] | None = None, side: int = THUMB_SIDE,
                fit: Fit = "pad") -> None:
-    """Square thumbnails in rows of `per_row(side)` columns, each with its caption (default: the file name),
-    shown as text: captions are Markdown in the browser, and file and class names are anyone's."""
+    """Square thumbnails in rows of `per_row(side)` columns, each filling its column (so rows line up in any
+    window), with its caption (default: the file name) shown as text: captions are Markdown in the browser,
+    and file and class names are anyone's."""
     if not paths:
         return
     captions = list(captions) if captions is not None else [Path(p).name for p in paths]
     n = per_row(side)
     for start in range(0, len(paths), n):
         for column, path, caption in zip(st.columns(n), paths[start:start + n], captions[start:start + n]):
-            column.image(thumbnail(path, side, fit), caption=plain(caption), width=side)
+            column.image(thumbnail(path, side, fit), caption=plain(caption), width="stretch")
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
