@@ -20,8 +20,8 @@ def band(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric[:4]}
 
 
-def test_the_band_states_the_final_model_its_test_accuracy_and_where_to_go_next(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_band_states_the_final_model_its_test_accuracy_and_where_to_go_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = app_data_root(tmp_path, monkeypatch, per_class=10)
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     recorded_sweep("refit", root / "colours")

@@ -17,7 +17,7 @@ def test_final_models_compare_on_their_common_test_images_by_the_newer_labels():
     before = Evaluation(classes, [0, 1, 0, 1], [[.9, .1], [.2, .8], [.3, .7], [.4, .6]], paths=list("abcd"))
     # after cleaning: "a" excluded, "c" relabelled dog; it predicts dog for b, c and cat for d
     after = Evaluation(classes, [1, 1, 1], [[.1, .9], [.2, .8], [.7, .3]], paths=list("bcd"))
-    table = common_test_table({"before": before.to_json(), "after": after.to_json()}).set_index("sweep")
+    table = common_test_table({"before": before, "after": after}).set_index("sweep")
     assert table.loc["before", "own test accuracy"] == pytest.approx(0.75)
     assert table.loc["after", "own test accuracy"] == pytest.approx(2 / 3)
     assert (table["common test images"] == 3).all()
@@ -29,7 +29,7 @@ def test_final_models_compare_on_their_common_test_images_by_the_newer_labels():
 def test_common_test_table_refuses_records_without_paths():
     ev = Evaluation(["a", "b"], [0, 1], [[.9, .1], [.1, .9]])
     with pytest.raises(ValueError, match="no image paths"):
-        common_test_table({"x": ev.to_json(), "y": ev.to_json()})
+        common_test_table({"x": ev, "y": ev})
 
 
 def test_a_trials_suspect_count_is_cleanlabs_flagged_images():

@@ -28,7 +28,7 @@ def suspect_count(sweep: str, number: int) -> None:
 
 def before_after(chosen: list[str]) -> None:
     """Sweeps with a final model, compared on the test images they share (the last one's labels judge)."""
-    finals = {name: final.test for name in chosen if (final := state.final(name)) is not None}
+    finals = {name: test for name in chosen if (final := state.final(name)) and (test := final.evaluation("test"))}
     if len(finals) < 2:
         return
     st.subheader("Final models on their common test images")

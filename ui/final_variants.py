@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.results.metrics import Evaluation
 from core.runs.records import FinalModel
 from ui import state
 from ui.widgets import table
@@ -13,8 +12,8 @@ from ui.widgets import table
 
 def variants_table(final: FinalModel) -> pd.DataFrame:
     """One row per variant: test accuracy and macro F1, and which one is chosen."""
-    return pd.DataFrame([{"variant": v.label, "test accuracy": v.test_accuracy,
-                          "macro F1": Evaluation.from_json(v.test).summary()["f1_macro"],
+    return pd.DataFrame([{"variant": v.label, "test accuracy": round(v.test_accuracy, 4),
+                          "macro F1": round(final.choose(v.name).evaluation("test").report().at["macro avg", "f1"], 4),
                           "chosen": "✓" if v.name == final.chosen else ""} for v in final.variants])
 
 

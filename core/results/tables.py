@@ -6,6 +6,7 @@ from numbers import Number
 import pandas as pd
 
 from core.results.chart_style import format_value
+from core.results.metrics import Evaluation
 from core.runs.records import TrialResult, param_columns
 
 
@@ -39,12 +40,10 @@ def trial_label(trials: pd.DataFrame, sweep: str, number: int, final_trial: int 
     return f"trial {number} · {error}" + (" · final model" if final_trial == number else "")
 
 
-def common_test_table(finals: dict[str, dict]) -> pd.DataFrame:
-    """Final models of several sweeps (sweep -> `FinalModel.test` JSON) on the test images they all hold,
-    judged by the labels of the last sweep given (a sweep run after cleaning corrects some): the fair
+def common_test_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """Final models of several sweeps (sweep -> `FinalModel.evaluation("test")`) on the test images they all
+    hold, judged by the labels of the last sweep given (a sweep run after cleaning corrects some): the fair
     before / after comparison, since cleaning never moves an image between train and test."""
-    from core.results.metrics import Evaluation
-    evaluations = {name: Evaluation.from_json(test) for name, test in finals.items()}
     if any(ev.paths is None for ev in evaluations.values()):
         raise ValueError("a final model's test record keeps no image paths, so test images cannot be matched")
     common = set.intersection(*(set(ev.paths) for ev in evaluations.values()))
