@@ -111,8 +111,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.settings import load_settings
     store = work_store(args)
     created = create(store, spec, load_settings(), confine=False)     # your own machine: any folder of yours
+    from core.search.sweep_plan import SweepPlan
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
-          f"{spec.planned_trials()} trial(s) x {spec.folds} folds", file=sys.stderr)
+          f"{SweepPlan.of(spec).describe()}", file=sys.stderr)
     return _run(store, spec.name, args.executor_choice)
 
 
