@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.files import write_json_whole
 
 DIGEST_FILE = "file_digests.json"
 
@@ -89,19 +90,6 @@ def default_cache_dir() -> Path:
     return load_settings().cache_dir
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write tmp then rename: a reader never sees half a file, even after a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _sha1_of_file(path: str) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:
@@ -130,5 +118,5 @@ def file_digests(paths: Sequence[str], cache_dir: Path | None = None) -> list[st
             changed = True
         digests.append(entry[2])
     if changed:
-        write_json_atomic(store, known)
+        write_json_whole(store, known)
     return digests

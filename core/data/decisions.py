@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.data.dataset_record import Dataset, DatasetError
+from core.files import written_whole
 from core.text import CSV_LINE_END, csv_cell, csv_value
 
 FORMAT = 1
@@ -211,16 +211,12 @@ class DecisionLog:
         while True:
             version = (self.versions() or [0])[-1] + 1
             new = replace(state, version=version, parent=parent, saved=_now(), who=who)
-            fd, tmp = tempfile.mkstemp(prefix=".v", suffix=".tmp", dir=self.folder)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(new.to_json(), f, indent=1)
-                os.link(tmp, self.folder / f"v{version:06d}.json")     # fails if another saver took it
+            try:     # another saver may take the version first: then the next one
+                with written_whole(self.folder / f"v{version:06d}.json", keep_existing=True) as temporary:
+                    temporary.write_text(json.dumps(new.to_json(), indent=1))
                 return new
             except FileExistsError:
                 continue
-            finally:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def known_paths(dataset: Dataset) -> set[str]:

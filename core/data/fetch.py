@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import socket
 import tempfile
 import urllib.error
@@ -20,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from core.data.archives import ArchiveError, extract_tar, find_dataset_root
+from core.files import written_whole
 from core.progress import Progress
 
 
@@ -90,11 +90,7 @@ def download_verified(url: str, dest: Path, *, expected_hash: str | None = None,
     (which raises DownloadError for a file that is not what it should be) all pass. `progress` sees
     (bytes done, total bytes; 0 when unknown).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    part = Path(tmp_name)
-    try:
+    with written_whole(dest) as part:
         algorithm = hash_algorithm(expected_hash) if expected_hash else "sha256"
         got = _stream(url, part, algorithm, timeout, expected_size, progress)
         if expected_hash and got != expected_hash.lower():
@@ -103,9 +99,6 @@ def download_verified(url: str, dest: Path, *, expected_hash: str | None = None,
                                 "(deleted it).")
         if check is not None:
             check(part)
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     return dest
 
 
@@ -129,11 +122,8 @@ def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256:
         return find_dataset_root(dest)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".download", dir=dest.parent)
-    os.close(fd)
-    archive = Path(tmp_name)
-    staging = dest.parent / f".{name}.partial-{archive.stem.rsplit('.', 1)[-1]}"
-    try:
+    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=dest.parent) as scratch:    # beside dest: renamed
+        archive, staging = Path(scratch) / "download", Path(scratch) / "unpacked"
         try:
             download_verified(url, archive, expected_hash=expected, expected_size=size, progress=progress,
                               timeout=timeout)
@@ -144,7 +134,4 @@ def fetch_example(name: str, data_root: Path, *, url: str | None = None, sha256:
         except ArchiveError as exc:
             raise FetchError(f"{url}: {exc}") from exc
         os.replace(staging, dest)
-    finally:
-        archive.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
     return find_dataset_root(dest)

@@ -6,16 +6,15 @@ last, each by write-then-rename, so a crashed run never leaves a half file that 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from core.data.dataset_record import Dataset, default_cache_dir, write_json_atomic
+from core.data.dataset_record import Dataset, default_cache_dir
 from core.data.images import imap_in_processes, load_image
+from core.files import write_json_whole, written_whole
 from core.progress import Progress
 
 
@@ -46,20 +45,13 @@ def decoded_images(dataset: Dataset, size: int, cache_dir: Path | None = None,
     data, meta = folder / f"{stem}.u8", folder / f"{stem}.json"
     shape = (len(dataset), size, size, 3)
     if not _cached(data, meta, shape, dataset.paths):
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+        with written_whole(data) as temporary:
+            out = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
             for i, pixels in enumerate(imap_in_processes(partial(_decode, size), dataset.paths, progress)):
                 out[i] = pixels
             out.flush()
             del out
-            os.replace(tmp, data)
-        finally:
-            tmp.unlink(missing_ok=True)
-        write_json_atomic(meta, {"shape": shape, "root": dataset.root, "paths": dataset.paths})
+        write_json_whole(meta, {"shape": shape, "root": dataset.root, "paths": dataset.paths})
     return np.memmap(data, dtype=np.uint8, mode="r", shape=shape)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 import time
 from pathlib import Path
+
+from core.files import written_whole
 
 UPLOAD_MAX_AGE = dt.timedelta(hours=24)
 
@@ -21,14 +21,8 @@ def keep_upload(data: bytes, folder: Path, suffix: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha1(data).hexdigest()}{suffix}"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with written_whole(path) as temporary:
+            temporary.write_bytes(data)
     return path
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import pickle
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.files import written_whole
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 BN_EPSILON = 1e-3  # the checkpoint's BatchNorm eps (TF's default); PyTorch's 1e-5 shifts the scores
@@ -333,10 +334,8 @@ def converted_weights(pth: Path, name: str, cache_dir: Path | None = None) -> di
     cached = cache_dir / f"{name}_{digest}.npz"
     if not cached.is_file():
         converted = convert_state_dict(read_torch_state_dict(pth), name)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.npz")
-        np.savez(partial, **{f"{layer}/{i}": w for layer, ws in converted.items() for i, w in enumerate(ws)})
-        os.replace(partial, cached)
+        with written_whole(cached, mode=0o666) as temporary, open(temporary, "wb") as out:
+            np.savez(out, **{f"{layer}/{i}": w for layer, ws in converted.items() for i, w in enumerate(ws)})
         return converted
     with np.load(cached) as archive:
         converted = {}

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from core.files import written_whole
+
 if TYPE_CHECKING:
     from core.results.metrics import Evaluation
 
@@ -82,13 +84,11 @@ class OutOfFold:
     scores: np.ndarray                 # float (n, classes): that fold model's probabilities
 
     def save(self, path: Path) -> None:
-        """Write atomically: a reader never sees half a file."""
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as out:
+        """Write whole or not at all: a reader never sees half a file."""
+        with written_whole(path, mode=0o666) as temporary, open(temporary, "wb") as out:
             np.savez_compressed(out, paths=np.asarray(self.paths, dtype=str), labels=self.labels,
                                 classes=np.asarray(self.classes, dtype=str), folds=self.folds,
                                 scores=self.scores.astype(np.float32))
-        partial.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> OutOfFold:
