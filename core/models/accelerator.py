@@ -59,6 +59,12 @@ def chosen_precision(hardware: Hardware, environ: dict[str, str] | None = None) 
     return asked
 
 
+CPU_BATCHES = (32, 64)
+GPU_BATCHES = (256, 256)
+"""(backbone pass, prediction) batch sizes: a GPU idles at 32 (bench/device.py measures 32/256/512);
+a CPU gains nothing from more than it has today and pays in memory."""
+
+
 @dataclass(frozen=True)
 class DeviceSetup:
     gpus: int
@@ -68,6 +74,16 @@ class DeviceSetup:
     @property
     def mixed_precision(self) -> bool:
         return self.precision != "float32"
+
+    @property
+    def forward_batch(self) -> int:
+        """The batch of the backbone pass that fills the activation cache."""
+        return (GPU_BATCHES if self.gpus else CPU_BATCHES)[0]
+
+    @property
+    def predict_batch(self) -> int:
+        """The batch of a trial's predictions (validation, test, out-of-fold scores)."""
+        return (GPU_BATCHES if self.gpus else CPU_BATCHES)[1]
 
     def describe(self) -> str:
         where = f"{self.gpus} GPU(s)" if self.gpus else "CPU"

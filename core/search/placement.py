@@ -76,7 +76,8 @@ class WorkerShare:
         return {CPUS_VARIABLE: str(self.cpus)} | ({"CUDA_VISIBLE_DEVICES": self.gpu} if self.gpu is not None else {})
 
     def describe(self) -> str:
-        return f"worker {self.index}: {f'GPU {self.gpu}' if self.gpu is not None else 'no GPU'}, {self.cpus} CPU threads"
+        device = f"GPU {self.gpu}" if self.gpu is not None else "no GPU"
+        return f"worker {self.index}: {device}, {self.cpus} CPU threads"
 
 
 def worker_shares(workers: int, gpus: Sequence[str], cpus: int) -> list[WorkerShare]:

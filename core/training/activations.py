@@ -18,7 +18,16 @@ import numpy as np
 
 from core.progress import Progress
 
-FORWARD_BATCH = 32
+FORWARD_BATCH = 32      # on a CPU; a GPU's is `DeviceSetup.forward_batch`
+
+
+def predict_fixed(model, x: np.ndarray, size: int) -> np.ndarray:
+    """`model`'s outputs (float32) for the rows of `x`, at most `size` of them, from one batch of exactly `size`
+    rows (the last row repeated to fill it): its compiled predict step is traced for one input shape, where a
+    partial last batch would trace it again (and under XLA compile it again)."""
+    n = len(x)
+    full = x if n == size else np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])
+    return np.asarray(model.predict_on_batch(full), dtype=np.float32)[:n]
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,8 @@ class ActivationCache:
                  progress: Progress | None) -> None:
         # Written to a private folder and renamed into place, so a crash or a second
         # worker computing the same entry never leaves a half-written one behind.
-        from core.models.augment import (  # Keras: only when computing, not for usage()
-            augment_batch,
-            augmenter,
-        )
+        from core.models.accelerator import configure_device  # TensorFlow: only when computing
+        from core.models.augment import augment_batch, augmenter
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
         try:
@@ -115,6 +122,7 @@ class ActivationCache:
                     return np.asarray(source[rows], dtype=np.float32)
                 return augment_batch(transform if view else None, inputs[rows])
 
+            size = configure_device().forward_batch
             passes = 1 + key.views
             originals = np.memmap(tmp / "originals.f32", dtype=np.float32, mode="w+", shape=(n, *shape))
             views = (np.memmap(tmp / "views.f32", dtype=np.float32, mode="w+", shape=(key.views, n, *shape))
@@ -122,9 +130,9 @@ class ActivationCache:
             done = 0
             for view in range(passes):
                 target = originals if view == 0 else views[view - 1]
-                for start in range(0, n, FORWARD_BATCH):
-                    x = batch(view, slice(start, start + FORWARD_BATCH))
-                    target[start:start + len(x)] = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+                for start in range(0, n, size):
+                    x = batch(view, slice(start, start + size))
+                    target[start:start + len(x)] = predict_fixed(model, x, size)
                     done += len(x)
                     if progress:
                         progress(done, n * passes)

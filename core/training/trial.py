@@ -20,14 +20,13 @@ from core.models.classifier import Classifier, build_classifier
 from core.results.metrics import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
-from core.training.activations import ActivationCache, CacheKey
+from core.training.activations import ActivationCache, CacheKey, predict_fixed
 from core.training.linear_start import fit_convex_start, starts_convex
 from core.training.momentum import VariableMomentumSGD
 from core.training.schedules import decays_momentum, learning_rate_at, scheduled
 from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
-PREDICT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,18 @@ class Batches(keras.utils.PyDataset):
     """Batches of rows of an in-memory or memory-mapped array, optionally augmented.
 
     `sources` holds alternative versions of every row (the original, then cached augmented
-    views); each epoch draws one version per row, so the epoch size never changes.
+    views); each epoch draws one version per row, so the epoch size never changes. Every batch is
+    full: the last one is made up with the epoch's first rows (fewer rows than a batch make one batch
+    of them all), so XLA compiles the train step for one shape (Keras traces it for any batch size;
+    XLA compiles each size it meets again).
     """
 
     def __init__(self, sources: list[np.ndarray], labels: np.ndarray, rows: np.ndarray, batch_size: int,
                  shuffle: bool, seed: int, transform: keras.Sequential | None = None):
         super().__init__()
         self.sources, self.labels, self.rows = sources, labels, np.asarray(rows)
-        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.batch_size, self.shuffle, self.transform = max(1, min(batch_size, len(rows))), shuffle, transform
         self.rng = np.random.default_rng(seed)
-        self.order = self.rows.copy()
         self.choice = np.zeros(len(self.rows), dtype=np.int64)
         self.on_epoch_end()
 
@@ -100,10 +101,32 @@ class Batches(keras.utils.PyDataset):
         return augment_batch(self.transform, x), self.labels[rows]
 
     def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.order = self.rng.permutation(self.rows)
+        order = self.rng.permutation(self.rows) if self.shuffle else self.rows
+        self.order = np.resize(order, len(self) * self.batch_size)     # wrapped round to whole batches
         if len(self.sources) > 1:
-            self.choice = self.rng.integers(0, len(self.sources), size=len(self.rows))
+            self.choice = self.rng.integers(0, len(self.sources), size=len(self.order))
+
+
+class _Validation(keras.callbacks.Callback):
+    """Each epoch's `val_loss` and `val_accuracy` (as Keras's own validation computes them: the mean
+    crossentropy plus the model's regularization losses), written into the epoch's logs before the
+    callbacks after it read them. Predicted in fixed batches (`predict_fixed`), so unlike Keras's
+    evaluation no fold's odd-sized last batch retraces the compiled step."""
+
+    def __init__(self, source: np.ndarray, labels: np.ndarray, rows: np.ndarray):
+        super().__init__()
+        self.source, self.labels, self.rows = source, labels[rows], rows
+
+    def scores(self, model: keras.Model) -> dict[str, float]:
+        probabilities = predict_scores(model, self.source, self.rows)
+        picked = np.clip(probabilities[np.arange(len(self.rows)), self.labels], 1e-7, 1 - 1e-7)
+        penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+        return {"val_loss": float(-np.log(picked).mean()) + penalty,
+                "val_accuracy": float((probabilities.argmax(axis=1) == self.labels).mean())}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs.update(self.scores(self.model))
 
 
 class _BestEpoch(keras.callbacks.Callback):
@@ -113,15 +136,15 @@ class _BestEpoch(keras.callbacks.Callback):
     validation loss without losing validation accuracy; then the best epoch is -1 (before the first).
     """
 
-    def __init__(self, start: tuple[keras.Model, Batches] | None = None):
+    def __init__(self, start: tuple[keras.Model, _Validation] | None = None):
         super().__init__()
         self.best_loss, self.best_epoch, self.weights = np.inf, 0, None
         self.floor = -np.inf            # the validation accuracy an epoch must keep
         if start is not None:
             model, validation = start
-            logs = model.evaluate(validation, verbose=0, return_dict=True)
-            self.best_loss, self.best_epoch, self.weights = logs["loss"], -1, model.get_weights()
-            self.floor = logs["accuracy"]
+            logs = validation.scores(model)
+            self.best_loss, self.best_epoch, self.weights = logs["val_loss"], -1, model.get_weights()
+            self.floor = logs["val_accuracy"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -321,7 +344,8 @@ class TrialRunner:
         callbacks = stage_callbacks(stage)
         validation, best = None, None
         if val_rows is not None:
-            validation = Batches(sources[:1], self.data.labels, val_rows, PREDICT_BATCH, shuffle=False, seed=0)
+            validation = _Validation(sources[0], self.data.labels, val_rows)
+            callbacks.insert(0, validation)                 # its logs first, for every callback after it
             if stage.restore_best:
                 best = _BestEpoch((model, validation) if starts_convex(stage.trial) else None)
                 callbacks.append(best)
@@ -335,7 +359,7 @@ class TrialRunner:
                 lambda epoch: learning_rate_at(params, epoch - stage.first_epoch)))
         if reporter is not None:
             callbacks.append(_EpochReport(reporter, fold))
-        history = model.fit(train, validation_data=validation, initial_epoch=stage.first_epoch,
+        history = model.fit(train, initial_epoch=stage.first_epoch,
                             epochs=stage.last_epoch + 1, callbacks=callbacks, verbose=0)
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
         return curves, (best.best_epoch if best is not None else stage.last_epoch)
@@ -347,7 +371,9 @@ def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray
 
 
 def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Class probabilities for `rows` of `source`, batch by batch (faster than model.predict)."""
-    out = [np.asarray(model.predict_on_batch(np.asarray(source[rows[i:i + PREDICT_BATCH]], dtype=np.float32)))
-           for i in range(0, len(rows), PREDICT_BATCH)]
+    """Class probabilities for `rows` of `source`, in batches of one shape, sized to the device (faster than
+    model.predict)."""
+    size = configure_device().predict_batch
+    out = [predict_fixed(model, np.asarray(source[rows[i:i + size]], dtype=np.float32), size)
+           for i in range(0, len(rows), size)]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
