@@ -162,6 +162,13 @@ def test_trial_progress_ticks_are_whole_trial_numbers() -> None:
     assert tuple(charts.trial_progress(unscored).layout.yaxis.range) == (0, 1)
 
 
+def test_sweep_progress_at_the_start_has_no_negative_errors_and_no_trial_minus_one() -> None:
+    first = example_trials().head(1)
+    fig = charts.trial_progress(first)
+    assert tuple(fig.layout.xaxis2.range) == (-0.5, 0.5)           # trial 0 alone: not plotly's -1..1
+    assert fig.layout.yaxis.rangemode == "nonnegative"            # one error: no -0.5 on the error axis
+
+
 def test_learning_curves_styles_and_fine_tune_line() -> None:
     curves = {f"fold {i}": {"loss": [1.0, 0.7, 0.5, 0.4], "val_loss": [1.1, 0.8, 0.7, 0.7],
                             "accuracy": [0.5, 0.7, 0.8, 0.9], "val_accuracy": [0.4, 0.6, 0.7, 0.7]} for i in (1, 2)}
@@ -172,6 +179,9 @@ def test_learning_curves_styles_and_fine_tune_line() -> None:
     (line,) = fig.layout.shapes
     assert line.x0 == line.x1 == 2.5
     assert fig.layout.annotations[0].text == "fine-tuning begins"
+    assert fig.layout.annotations[0].xanchor == "right"            # past the middle: written on the left
+    early = charts.learning_curves(curves, fine_tune_epoch=1, metric="loss").layout.annotations[0]
+    assert early.xanchor == "left"                                 # early: into the room on the right, not cut
     assert fig.layout.yaxis.title.text == "loss"
     assert fig.layout.xaxis.dtick == 1    # four epochs: a tick per epoch, never 0.5
     assert not charts.learning_curves(curves).layout.shapes
@@ -215,11 +225,21 @@ def test_pr_curves_legend_and_threshold_marker(evaluation: Evaluation) -> None:
     assert serialises(fig)
 
 
+def test_a_pr_curve_never_drops_to_the_base_rate_at_full_recall() -> None:
+    """sklearn ends the curve (lowest threshold) at recall 1 and the base rate even when a higher threshold
+    already reaches recall 1: a step line would drop there vertically."""
+    perfect = Evaluation(["a", "b", "c"], [0, 0, 1, 2], np.eye(3)[[0, 0, 1, 2]] * 0.8 + 0.1)
+    curve = charts.pr_curves(perfect, class_index=0).data[0]
+    assert (curve.x[0], curve.y[0]) == (1.0, 1.0) and min(curve.y) == 1.0
+    assert curve.customdata[0] == pytest.approx(0.9)               # the hover's threshold still matches its point
+
+
 def test_top_k_curve(evaluation: Evaluation) -> None:
     fig = charts.top_k_curve(evaluation)
     assert list(fig.data[0].x) == [1, 2, 3]
     assert list(fig.data[0].y) == [evaluation.top_k_accuracy(k) for k in (1, 2, 3)]
     assert fig.data[0].y[-1] == 1.0
+    assert fig.data[0].cliponaxis is False and tuple(fig.layout.xaxis.range) == (0.5, 3.5)   # no label cut
 
 
 def test_dataset_charts() -> None:

@@ -205,12 +205,14 @@ def trial_progress(trials: pd.DataFrame) -> go.Figure:
     best = trials["value"].where(trials["state"] == "COMPLETE").cummin().ffill()
     fig.add_trace(go.Scatter(x=trials["number"], y=best, mode="lines", line_shape="hv", name="best so far",
                              line=dict(color="#262730", width=2)), row=1, col=1)
-    fig.update_yaxes(title_text=ERROR_TITLE, row=1, col=1)
+    fig.update_yaxes(title_text=ERROR_TITLE, rangemode="nonnegative", row=1, col=1)   # an error is never < 0
     if trials["value"].isna().all():
         fig.update_yaxes(range=[0, 1], row=1, col=1)   # nothing scored yet: an error axis, not plotly's -1..4
     fig.update_yaxes(type="category", row=2, col=1)
     fig.update_xaxes(title_text=label("number"), row=2, col=1)
-    fig.update_xaxes(tick0=0, dtick=_integer_step(trials["number"].max()))  # trial numbers are whole
+    last = int(trials["number"].max())
+    # Trial numbers are whole and start at 0: half a trial either side, not plotly's -1..1 around trial 0.
+    fig.update_xaxes(range=[-0.5, last + 0.5], tick0=0, dtick=_integer_step(last))
     return styled(fig, "Sweep progress")
 
 
@@ -241,10 +243,12 @@ def learning_curves(curves: dict[str, dict[str, list[float]]], fine_tune_epoch: 
                 fig.add_trace(go.Scatter(x=np.arange(1, len(values) + 1), y=values, mode="lines",
                                          name=f"{fold} {split}", legendgroup=fold,
                                          line=dict(color=colour(i), dash=dash)))
-    if fine_tune_epoch is not None:
-        fig.add_vline(x=fine_tune_epoch + 0.5, line_dash="dot", line_color="#555555",
-                      annotation_text="fine-tuning begins", annotation_position="top left")
     longest = max((len(h.get(metric, [])) for h in curves.values()), default=0)
+    if fine_tune_epoch is not None:
+        # The label on the side of the line with room for it, so the figure's edge never cuts it.
+        side = "right" if fine_tune_epoch + 0.5 < longest / 2 else "left"
+        fig.add_vline(x=fine_tune_epoch + 0.5, line_dash="dot", line_color="#555555",
+                      annotation_text="fine-tuning begins", annotation_position=f"top {side}")
     fig.update_xaxes(rangemode="tozero", tick0=0, dtick=_integer_step(longest))   # epochs are whole
     return styled(fig, f"Learning curves: {label(metric)}", label("epoch"), label(metric))
 
@@ -314,10 +318,10 @@ def pr_curves(evaluation: Evaluation, threshold: float | None = None, class_inde
     fig = go.Figure()
     for c in indices:
         name = evaluation.classes[c]
-        precision, recall, thresholds = evaluation.pr_curve(c)
+        precision, recall, thresholds = _pr_steps(*evaluation.pr_curve(c))
         fig.add_trace(go.Scatter(
             x=recall, y=precision, mode="lines", line=dict(color=colour(c), shape="hv"), legendgroup=name,
-            name=f"{name} (AP {evaluation.average_precision(c):.2f})", customdata=np.append(thresholds, np.nan),
+            name=f"{name} (AP {evaluation.average_precision(c):.2f})", customdata=thresholds,
             hovertemplate="threshold %{customdata:.3f}<br>recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>"))
         if threshold is not None:
             point = evaluation.at_threshold(c, threshold)
@@ -331,12 +335,22 @@ def pr_curves(evaluation: Evaluation, threshold: float | None = None, class_inde
     return styled(fig, "Precision-recall (one class vs rest)", label("recall"), label("precision"))
 
 
+def _pr_steps(precision: np.ndarray, recall: np.ndarray, thresholds: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's curve without the points whose recall the next, higher threshold already reaches: lowering
+    the threshold there adds false positives only. sklearn lists them (the lowest threshold, every image
+    called positive, sits at recall 1 and the base rate), and a step line drops to them vertically."""
+    keep = np.append(recall[:-1] != recall[1:], True)
+    return precision[keep], recall[keep], np.append(thresholds, np.nan)[keep]
+
+
 def top_k_curve(evaluation: Evaluation) -> go.Figure:
     ks = np.arange(1, evaluation.n_classes + 1)
     accuracy = [evaluation.top_k_accuracy(int(k)) for k in ks]
     fig = go.Figure(go.Scatter(x=ks, y=accuracy, mode="lines+markers+text", text=[f"{a:.1%}" for a in accuracy],
-                               textposition="bottom right", line=dict(color=colour(0)), name="top-k accuracy"))
-    fig.update_xaxes(tickvals=ks.tolist())
+                               textposition="bottom center", cliponaxis=False, line=dict(color=colour(0)),
+                               name="top-k accuracy"))
+    fig.update_xaxes(tickvals=ks.tolist(), range=[0.5, len(ks) + 0.5])   # room for the first and last labels
     fig.update_yaxes(range=[0, 1.05])
     return styled(fig, "Top-k accuracy", label("k"), label("top_k"))
 
