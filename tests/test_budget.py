@@ -72,6 +72,10 @@ def test_a_plan_becomes_the_preset_with_its_choices():
     assert spec.params.head == base.params.head and spec.params.augmentation == base.params.augmentation
     assert spec.search.space["kind"].values == ("network", "svm")
     assert spec.search.space["trainable_layers"].values == (80, 53)
+    plan = plan_budget(FLOWERS5, GPU, 30 * 60)
+    assert (spec.search.time_limit_s, spec.search.plan, spec.search.plan_s) == (1800, plan.describe(),
+                                                                                round(plan.seconds, 1))
+    assert SweepSpec.from_yaml(spec.to_yaml()) == spec            # the plan and its budget travel with the YAML
     frozen = plan_budget(FLOWERS5, LOADED, 15 * 60).spec(base)
     assert (frozen.params.trainable_layers, frozen.params.head, frozen.refit) == (0, "linear", True)
 

@@ -132,15 +132,31 @@ def _running_trial(trial: TrialRecord, left: float | None) -> None:
 
 
 def _timing(view: SweepView) -> str:
-    """"about 12 min left" while it runs, "took 34 min" once done."""
+    """"about 12 min left" while it runs (and what is left of its time budget), "took 34 min" once done."""
     if view.sweep.status == SweepStatus.DONE:
         return f"took {describe_seconds(view.took_s)}" if view.took_s is not None else ""
     if view.sweep.status == SweepStatus.RUNNING:
         if view.sweep.step is not None:          # the trials are over: the step's own bar says what is left
             return view.sweep.step.label
-        return f"about {describe_seconds(view.left.sweep)} left" if view.left.sweep is not None \
+        left = f"about {describe_seconds(view.left.sweep)} left" if view.left.sweep is not None \
             else "time left: known once a trial has finished"
+        budget = view.left.budget
+        return left + (f" · budget: {describe_seconds(budget)} left" if budget is not None else "")
     return ""
+
+
+def _budget(view: SweepView, spec: SweepSpec) -> None:
+    """The sweep's time budget: the plan it was launched with, and where the budget cut it short."""
+    if not spec.search.time_limit_s:
+        return
+    plan = f": {plain(spec.search.plan)}" if spec.search.plan else ""
+    st.caption(f"Time budget {describe_seconds(spec.search.time_limit_s)}{plan}")
+    cut = [f"trial {t.number}: {t.result.stopped_early}"
+           for t in view.trials if t.result is not None and t.result.stopped_early]
+    clock = view.sweep.clock
+    if clock is not None and clock.note or cut:
+        said = "; ".join(([clock.note] if clock is not None and clock.note else []) + cut)
+        st.info(plain(said[:1].upper() + said[1:]), icon=":material/timer:")
 
 
 def sweep_panel(name: str) -> None:
@@ -159,6 +175,7 @@ def sweep_panel(name: str) -> None:
                          + (f" · {timing}" if timing else ""))
         if who := _who(sweep):
             st.caption(who)
+        _budget(view, SweepSpec.from_dict(sweep.spec))
         if sweep.status == SweepStatus.FAILED:
             st.error(f"This sweep failed: {plain(sweep.failure) or 'see the driver log'}. "
                      "Fix the cause, then press Resume.", icon=":material/error:")

@@ -19,6 +19,7 @@ from core.runs.optuna_storage import HEARTBEAT_S
 from core.runs.records import FinalModel, SweepStatus, TrialState
 from core.runs.store import RunStore, StoreError
 from core.runs.store_messages import database_reason
+from core.search.deadline import spent, start_clock
 from core.search.lifecycle import child_environment, claim, driver_log, python_command
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.placement import Executor, WorkerShare, local_shares
@@ -89,6 +90,7 @@ def _drive(store: RunStore, name: str, executor: Executor, say: Say, progress: P
     planned = spec.planned_trials()
     store.request_stop(name, False)
     store.set_status(name, SweepStatus.RUNNING)
+    start_clock(store, name)            # a time budget counts from here (on from what a resumed sweep spent)
 
     def tick(*_: object) -> None:
         if progress:
@@ -110,7 +112,7 @@ def _drive(store: RunStore, name: str, executor: Executor, say: Say, progress: P
             return None
         if store.status(name) == SweepStatus.FAILED:       # a worker process met a fatal error
             return None
-        if remaining() > 0:
+        if remaining() > 0 and not spent(store, name):
             watched = lambda: (tick(), stage(running_status(store, name)))   # noqa: E731
             if executor.kind == "ray":
                 from core.search.ray_executor import run_ray_workers

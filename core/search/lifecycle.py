@@ -24,7 +24,7 @@ from core.runs.records import SweepRecord, SweepStatus, TrialRecord
 from core.runs.store import RunStore, StoreError
 from core.search.oracle import TrialCounts, remaining_trials
 from core.search.placement import Executor
-from core.search.time_left import TimeLeft, sweep_seconds, time_left
+from core.search.time_left import TimeLeft, budget_left, sweep_seconds, time_left
 from core.settings import REPO_ROOT, Settings
 from core.spec.sweep import SweepSpec
 
@@ -69,8 +69,9 @@ def view(store: RunStore, name: str) -> SweepView:
     spec = SweepSpec.from_dict(sweep.spec)
     driven = driver_alive(sweep)
     orphan = sweep.status == SweepStatus.RUNNING and not driven
+    left = time_left(trials, remaining_trials(trials, spec), budget=budget_left(sweep, spec))
     return SweepView(sweep=sweep, trials=trials, counts=TrialCounts.of(trials), planned=spec.planned_trials(),
-                     driven=driven, left=time_left(trials, remaining_trials(trials, spec)),
+                     driven=driven, left=left,
                      took_s=sweep_seconds(sweep, trials),
                      driver_error=driver_error(store, name) if orphan else "")
 

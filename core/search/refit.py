@@ -17,6 +17,7 @@ from typing import Any
 from core.progress import Say
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
+from core.search.deadline import refit_deadline, refit_noted, refit_skipped
 from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
 from core.training.kinds import keeps_fold_models, refit_description, refit_trial, run_trial
@@ -54,7 +55,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
     keeps_folds = spec.ensemble and keeps_fold_models(params)
     ensemble = fold_variants(store, name, data, best, params, card, say) if keeps_folds else []
-    if ensemble and not spec.refit:
+    if ensemble and (not spec.refit or refit_skipped(store, name)):      # no refit asked, or no time for it
         record = _ensemble_record(store, name, best, params, ensemble)
     else:
         record = _refit(store, name, data, best, params, card, say)
@@ -74,8 +75,11 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
     epochs = refit_epochs(best) if params.trains_network else 0
     say(f"refitting trial {best.number} (CV error {best.value:.4f}) on the whole train part "
         f"{refit_description(params, epochs)}")
+    runner = data.runner(params)
+    runner.deadline = refit_deadline(store, name)           # a time budget's end: its stages stop by it
     with _steps(store, name, "refitting the best configuration (epochs)", epochs) as report:
-        model, test, train = refit_trial(data.runner(params), params, epochs, data.base_cut(params), report)
+        model, test, train = refit_trial(runner, params, epochs, data.base_cut(params), report)
+    refit_noted(store, name, runner.deadline)
     with store.artifacts.scratch() as folder:
         save_model(model, folder / "best.keras", classes=data.dataset.classes, image_size=params.image_size,
                    extra=card | {"variant": "single"})

@@ -1,4 +1,5 @@
-"""How long a running trial and the whole sweep still need, from what has run so far.
+"""How long a running trial and the whole sweep still need, from what has run so far, and what is left of the
+sweep's time budget (`core.search.deadline` enforces it; the sweep's estimate never exceeds it).
 
 A trial's estimate comes from its own epochs (seconds per epoch times the epochs left in its
 folds); a long step before its first epoch (the backbone pass) from that step's rate. The sweep's
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.runs.records import LiveProgress, StepProgress, SweepRecord, TrialRecord, TrialState
+from core.spec.sweep import SweepSpec
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -43,15 +45,35 @@ def trial_cost(trials: list[TrialRecord]) -> float | None:
 
 @dataclass(frozen=True)
 class TimeLeft:
-    """Seconds left: per running trial (None: not known yet) and for the whole sweep."""
+    """Seconds left: per running trial (None: not known yet), for the whole sweep and in its time budget (None:
+    no time limit)."""
 
     trials: dict[int, float | None]
     sweep: float | None
+    budget: float | None = None
 
 
-def time_left(trials: list[TrialRecord], remaining: int, now: float | None = None) -> TimeLeft:
-    """`remaining`: trials not started yet (`oracle.remaining_trials`)."""
+def budget_left(sweep: SweepRecord, spec: SweepSpec, now: float | None = None) -> float | None:
+    """Seconds left in the sweep's time budget (`search.time_limit_s`, counted on its clock); None without a
+    limit or before its driver started the clock."""
+    if not spec.search.time_limit_s or sweep.clock is None:
+        return None
+    return sweep.clock.origin + spec.search.time_limit_s - (time.time() if now is None else now)
+
+
+def time_left(trials: list[TrialRecord], remaining: int, now: float | None = None,
+              budget: float | None = None) -> TimeLeft:
+    """`remaining`: trials not started yet (`oracle.remaining_trials`); `budget`: seconds left in the sweep's
+    time budget (`budget_left`), which caps the sweep's estimate and stands in for it until it is known."""
     now = time.time() if now is None else now
+    budget = None if budget is None else max(budget, 0.0)
+    estimate = _sweep_estimate(trials, remaining, now)
+    sweep = estimate.sweep if budget is None or estimate.sweep is None else min(estimate.sweep, budget)
+    per_trial = {n: v if budget is None or v is None else min(v, budget) for n, v in estimate.trials.items()}
+    return TimeLeft(per_trial, budget if sweep is None else sweep, budget)
+
+
+def _sweep_estimate(trials: list[TrialRecord], remaining: int, now: float) -> TimeLeft:
     cost = trial_cost(trials)
     running = [t for t in trials if t.state == TrialState.RUNNING]
     per_trial: dict[int, float | None] = {}
@@ -88,10 +110,12 @@ def describe_seconds(seconds: float | None) -> str:
 
 
 def describe_time_left(left: TimeLeft) -> str:
-    """One line for a terminal: "trial 3: 2 min left · sweep: about 14 min left"."""
+    """One line for a terminal: "trial 3: 2 min left · sweep: about 14 min left · budget: 20 min left"."""
     parts = [f"trial {n}: {describe_seconds(s)} left" for n, s in sorted(left.trials.items()) if s is not None]
     if left.sweep is not None:
         parts.append(f"sweep: about {describe_seconds(left.sweep)} left")
+    if left.budget is not None:
+        parts.append(f"budget: {describe_seconds(left.budget)} left")
     return " · ".join(parts)
 
 

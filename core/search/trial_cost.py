@@ -1,5 +1,6 @@
 """What a trial cost, kept with its result for the backbone comparison: the classifier's parameters
-(all and trained), the images/s of its backbone pass and the worker's peak memory during it."""
+(all and trained), the images/s of its backbone pass and the worker's peak memory during it; and, with a
+time budget, where the budget cut its training."""
 from __future__ import annotations
 
 import dataclasses
@@ -76,11 +77,13 @@ class TrialCost:
         return both
 
     def recorded(self, result: TrialResult, params: TrialParams, runner) -> TrialResult:
-        """`result` with what the trial cost (parameters counted for trials that train a Keras network)."""
+        """`result` with what the trial cost (parameters counted for trials that train a Keras network), and where
+        the sweep's time budget cut its training (`runner.deadline`)."""
         total, trained = _parameters(params, runner) if params.trains_network else (0, 0)
         return dataclasses.replace(result, params_total=total, params_trained=trained,
                                    backbone_images_per_s=self.rate.images_per_s,
-                                   peak_memory_mb=_peak_memory_mb() if self.memory else 0.0)
+                                   peak_memory_mb=_peak_memory_mb() if self.memory else 0.0,
+                                   stopped_early=runner.deadline.note() if runner.deadline else "")
 
 
 def _parameters(params: TrialParams, runner) -> tuple[int, int]:

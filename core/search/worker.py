@@ -23,6 +23,7 @@ from core.models.weights import WeightsNotFoundError
 from core.progress import Progress, Say
 from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore, StoreError
+from core.search.deadline import OutOfTime, trial_deadline
 from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
 from core.search.time_left import describe_seconds, step_seconds_left
 from core.search.trial_cost import TrialCost
@@ -136,12 +137,20 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
+        try:
+            deadline = trial_deadline(self.store, self.name, trial.number, params, len(self.data.folds))
+        except OutOfTime as out:            # the time budget: this trial would not finish, none starts after it
+            self.watch.say(str(out))
+            self.store.mark_surplus(trial)
+            trial.study.stop()
+            raise optuna.TrialPruned(str(out)) from None
         epochs = planned_epochs(params) if params.trains_network else 0
         live = LiveWriter(self.store, trial,
                           LiveProgress(fold=0, epoch=0, folds=len(self.data.folds), epochs=epochs))
         cost = TrialCost()
         runner = self.data.runner(params, decode_progress=self._step(live, trial, "decoding images"),
                                   cache_progress=cost.watch(self._step(live, trial, "backbone activations")))
+        runner.deadline = deadline
         try:
             result = run_trial(runner, params, self.data.base_cut(params), self._reporter(trial, params, live),
                                fold_progress=self._step(live, trial, f"{params.kind} folds"),

@@ -13,11 +13,15 @@ With `stage1_epochs` = E1 > 0, every fold (and the refit) fits twice:
 Epochs are numbered on across the stages (stage 2's first epoch is E1), in the curves, the live
 record and a fold's best epoch; each epoch's logs carry `stage` (1 or 2, what the learning-curve
 chart draws its line from) and the optimizer's `learning_rate`. A one-stage trial is unchanged.
+
+A sweep with a time budget gives its trials a `Deadline`: any stage (of a staged trial or not) ends at an
+epoch boundary, rather than mid-fold, once its next epoch would end past its fold's share of the time left.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -83,6 +87,59 @@ def stage_callbacks(stage: Stage) -> list[keras.callbacks.Callback]:
     if decays_momentum(stage.trial):
         callbacks.append(MomentumSchedule(lambda epoch: momentum_at(stage.trial, epoch)))
     return callbacks
+
+
+class Deadline:
+    """When a trial's training must be over (unix time `at`, from the sweep's time budget), shared out among its
+    `folds`: each fold, as it starts, gets an equal part of the time left, so a late trial trains every fold a
+    little rather than its first fold long. A stage whose next epoch would end past its fold's part stops at
+    that epoch boundary (`StageDeadline`); every stage runs at least one epoch. `note` says where it cut."""
+
+    def __init__(self, at: float, folds: int, clock: Callable[[], float] = time.time):
+        self.at, self.folds, self.clock = at, folds, clock
+        self.fold_ends: dict[int, float] = {}
+        self.cuts: list[tuple[int, int, int, int]] = []      # (fold, stage number, epochs run, planned)
+
+    def fold_end(self, fold: int) -> float:
+        if fold not in self.fold_ends:
+            now = self.clock()
+            self.fold_ends[fold] = now + max(self.at - now, 0.0) / max(self.folds - fold, 1)
+        return self.fold_ends[fold]
+
+    def callback(self, fold: int, stage: Stage) -> StageDeadline:
+        return StageDeadline(self, fold, stage)
+
+    def where(self) -> str:
+        """Where it cut: "fold 1 stage 2 after 3 of 8 epochs, ..." ("stage 2 after ..." with one fold)."""
+        return ", ".join(" ".join(filter(None, [f"fold {fold + 1}" if self.folds > 1 else "",
+                                                f"stage {stage}" if stage else "",
+                                                f"after {run} of {planned} epochs"]))
+                         for fold, stage, run, planned in self.cuts)
+
+    def note(self) -> str:
+        """"" when no stage was cut; else "budget reached: fold 1 stage 2 after 3 of 8 epochs, ..."."""
+        return f"budget reached: {self.where()}" if self.cuts else ""
+
+
+class StageDeadline(keras.callbacks.Callback):
+    """Ends its stage's fit at the epoch boundary after which one more epoch (as long as the last) would end past
+    its fold's part of the `Deadline`."""
+
+    def __init__(self, deadline: Deadline, fold: int, stage: Stage):
+        super().__init__()
+        self.deadline, self.fold, self.stage = deadline, fold, stage
+        self.end = deadline.fold_end(fold)
+        self.epoch_began = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_began = self.deadline.clock()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = self.deadline.clock()
+        run = epoch - self.stage.first_epoch + 1
+        if run < self.stage.params.epochs and now + (now - self.epoch_began) > self.end:
+            self.model.stop_training = True
+            self.deadline.cuts.append((self.fold, self.stage.number, run, self.stage.params.epochs))
 
 
 @contextmanager

@@ -24,7 +24,15 @@ from core.training.activations import ActivationCache, CacheKey, predict_fixed
 from core.training.linear_start import fit_convex_start, starts_convex
 from core.training.momentum import VariableMomentumSGD
 from core.training.schedules import decays_momentum, learning_rate_at, scheduled
-from core.training.stages import Stage, fine_tune_stage, head_stage, stage_callbacks, staged, untrainable
+from core.training.stages import (
+    Deadline,
+    Stage,
+    fine_tune_stage,
+    head_stage,
+    stage_callbacks,
+    staged,
+    untrainable,
+)
 
 Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every epoch
 
@@ -201,6 +209,7 @@ class TrialRunner:
         self.data, self.cache, self.seed, self.cache_progress = data, cache, seed, cache_progress
         self.weights_id = weights_id or (lambda p: f"{p.weights}:{p.backbone}")
         self.device = configure_device()
+        self.deadline: Deadline | None = None     # the sweep's time budget: stages end by it (`Deadline`)
 
     def run(self, params: TrialParams, reporter: Reporter | None = None, base_cut: str | None = None,
             on_fold: OnFold | None = None) -> TrialResult:
@@ -342,6 +351,8 @@ class TrialRunner:
         train = Batches(sources, self.data.labels, train_rows, params.batch_size, shuffle=True,
                         seed=self.seed + fold, transform=transform)
         callbacks = stage_callbacks(stage)
+        if self.deadline is not None:
+            callbacks.append(self.deadline.callback(fold, stage))
         validation, best = None, None
         if val_rows is not None:
             validation = _Validation(sources[0], self.data.labels, val_rows)
