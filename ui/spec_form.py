@@ -27,12 +27,15 @@ from core.spec.sweep import SpecError, SweepSpec
 from ui import state
 from ui.widgets import plain
 
-HIDDEN = {"storage", "search.space"}     # the store is the server's; the space has its own widgets
+HIDDEN = {"storage", "search.space", "search.plan", "search.plan_s"}   # the server's store; the space has its
+# own widgets; a time-budget plan's words and estimate are the planner's (ui/budget_plan.py)
 SECTIONS = {"data": "Data", "params": "Model and training", "search": "Search", "": "Cross-validation",
             "resources": "Ray resources per trial"}
 SWEPT_KEY = "spec.swept"
 UPLOAD_ERROR_KEY = "spec.upload_error"
-PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
+EXAMPLE_KEY = "spec.example"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PRESET = EXAMPLES / "recommended.yaml"
 
 
 def _key(field: FormField) -> str:
@@ -79,13 +82,10 @@ def _step(value: float) -> float:
     return 10.0 ** math.floor(math.log10(abs(value))) if value else 0.01
 
 
-def field_widget(field: FormField, *, key: str | None = None, disabled: bool = False, default: Any = None) -> Any:
-    """The input for one spec field: its kind, range, choices and help from the schema.
-
-    `key` defaults to the Sweep form's own; `default` overrides the schema's (e.g. a page's preview).
-    """
-    key, label = key or _key(field), field.label
-    default = field.default if default is None else default
+def field_widget(field: FormField, *, key: str | None = None, disabled: bool = False) -> Any:
+    """The input for one spec field: its kind, range, choices and help from the schema (`key`: the Sweep
+    form's own unless given, as the Dataset page's split preview does)."""
+    key, label, default = key or _key(field), field.label, field.default
     common: dict[str, Any] = dict(key=key, help=field.help, disabled=disabled)
     fresh = key not in st.session_state       # pass a default only then, else Streamlit warns both were set
     choices = _choices(field)
@@ -106,22 +106,6 @@ def field_widget(field: FormField, *, key: str | None = None, disabled: bool = F
     return st.text_input(label, **common)
 
 
-def split_inputs(images: int) -> dict[str, Any]:
-    """The data spec's split fields as the Dataset page's preview inputs (`split_table`'s arguments);
-    an ordered split starts at two thirds train, one third test."""
-    by_path = fields_by_path()
-
-    def field(name: str, disabled: bool = False, default: Any = None) -> Any:
-        return field_widget(by_path[f"data.{name}"], key=f"preview.{name}", disabled=disabled, default=default)
-
-    method = field("split")
-    fraction, seed = field("test_fraction", method != "stratified"), field("seed")
-    train = images * 2 // 3
-    return {"method": method, "test_fraction": fraction, "seed": seed,
-            "train_count": field("train_count", method != "ordered", train),
-            "test_count": field("test_count", method != "ordered", images - train)}
-
-
 def load_uploaded_spec() -> None:
     """on_change of the YAML uploader: fill every widget from the spec (before they are drawn)."""
     upload = st.session_state.get("spec_upload")
@@ -139,19 +123,32 @@ def load_uploaded_spec() -> None:
     _fill(values, space)
 
 
-def load_preset() -> None:
-    """on_click of the preset button: the recommended spec in every widget but the dataset (the user's)."""
+def load_example(path: Path = PRESET) -> None:
+    """A spec of examples/ in every widget but the dataset (the user's): the preset button's on_click, the
+    form's first state, and the example picker's choice."""
     st.session_state.pop(UPLOAD_ERROR_KEY, None)
     try:
-        spec = SweepSpec.from_yaml(PRESET.read_bytes())
+        spec = SweepSpec.from_yaml(path.read_bytes())
         values, space = form_values(spec)
         del values["data.dataset"]
         _check_form_can_show(values, space)
     except (SpecError, OSError) as error:
-        st.session_state[UPLOAD_ERROR_KEY] = f"{PRESET.name}: {error}"
+        st.session_state[UPLOAD_ERROR_KEY] = f"{path.name}: {error}"
         return
     values["name"] = f"{spec.name}-{dt.datetime.now():%m%d-%H%M}"
     _fill(values, space)
+
+
+def _load_picked_example() -> None:
+    """on_change of the example picker."""
+    picked = st.session_state.get(EXAMPLE_KEY)
+    if picked:
+        load_example(EXAMPLES / f"{picked}.yaml")
+
+
+def example_names() -> list[str]:
+    """The example specs (examples/*.yaml) by name, the recommended preset first."""
+    return sorted((p.stem for p in EXAMPLES.glob("*.yaml")), key=lambda n: (n != PRESET.stem, n))
 
 
 def _fill(values: dict[str, Any], space: dict[str, Dimension]) -> None:
@@ -167,9 +164,10 @@ def _fill(values: dict[str, Any], space: dict[str, Dimension]) -> None:
 
 
 def _defaults() -> None:
-    """First visit: a fresh sweep name and the sidebar's dataset."""
+    """First visit: the recommended preset, a fresh sweep name and the sidebar's dataset."""
     dataset = state.chosen_dataset()
     if "spec.name" not in st.session_state:
+        load_example()
         stem = dataset.stem if dataset else "sweep"
         st.session_state["spec.name"] = f"{stem}-{dt.datetime.now():%m%d-%H%M}"
     if dataset and "spec.data.dataset" not in st.session_state:
@@ -230,9 +228,14 @@ def sweep_form() -> tuple[SweepSpec | None, str | None]:
     _defaults()
     st.file_uploader("Load a spec (YAML)", type=["yaml", "yml"], key="spec_upload", on_change=load_uploaded_spec,
                      help="a spec downloaded from this page or written for `python -m core sweep`")
-    st.button("Recommended preset", on_click=load_preset, icon=":material/recommend:",
-              help="a small search that fine-tunes the top of EfficientNet-Lite0 with augmentation and a "
-                   "learning-rate schedule (examples/recommended.yaml); only the dataset is yours to pick")
+    preset, example = st.columns([1, 3], vertical_alignment="bottom")
+    preset.button("Recommended preset", on_click=load_example, icon=":material/recommend:",
+                  help="the best model in your time budget: staged fine-tuning of EfficientNet-Lite0's top with "
+                       "augmentation, its fold models kept as the final model (examples/recommended.yaml), planned "
+                       "for this machine; only the dataset is yours to pick")
+    example.selectbox("Or start from an example spec", example_names(), index=None, key=EXAMPLE_KEY,
+                      on_change=_load_picked_example, placeholder="one per report in the design notes",
+                      help="examples/*.yaml: each report's pipeline as a spec, filled into every field but the dataset")
     if UPLOAD_ERROR_KEY in st.session_state:
         st.error(plain(st.session_state[UPLOAD_ERROR_KEY]) + "\n\nFix the file and upload it again.")
     fields = [f for f in form_fields() if f.path not in HIDDEN]

@@ -9,9 +9,11 @@ import streamlit as st
 
 from core.search import lifecycle
 from core.search.placement import Executor
-from core.spec.fields import SweepSize
+from core.search.sweep_plan import SweepPlan
 from core.spec.sweep import SweepSpec
 from ui import auth, state
+from ui.augment_preview import augmentation_preview
+from ui.budget_plan import budgeted
 from ui.cache_panel import cache_panel
 from ui.spec_form import executor_choice, sweep_form
 from ui.sweep_live import sweep_panel
@@ -49,15 +51,18 @@ cache_panel(state.trials([watched]) if watched else None)
 
 with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     spec, problem = sweep_form()
+    launched = None
     if problem:
         st.error(f"{plain(problem)}\n\nCorrect this field to launch.")
     else:
-        size = SweepSize.of(spec)
-        st.info(f"This sweep trains **{size.describe()}**.", icon=":material/calculate:")
+        launched = budgeted(spec)
+    if launched is not None:
+        st.info(f"This sweep trains {plain(SweepPlan.of(launched).describe())}.", icon=":material/calculate:")
     executor = executor_choice()
     left, right = st.columns([1, 4])
-    if left.button("Launch", type="primary", disabled=spec is None, icon=":material/rocket_launch:"):
-        launch(spec, executor)
-    if spec is not None:
-        right.download_button("Spec (YAML)", spec.to_yaml(), file_name=f"{spec.name}.yaml",
+    if left.button("Launch", type="primary", disabled=launched is None, icon=":material/rocket_launch:"):
+        launch(launched, executor)
+    if launched is not None:
+        right.download_button("Spec (YAML)", launched.to_yaml(), file_name=f"{launched.name}.yaml",
                               mime="application/x-yaml", icon=":material/download:", key="form-yaml")
+augmentation_preview(spec)
