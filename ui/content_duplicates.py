@@ -67,25 +67,28 @@ def _features(dataset: Dataset, log: DecisionLog, latest: Decisions) -> tuple[Da
     return decided, features
 
 
+def _copies(n: int) -> str:
+    return f"{n} cop{'y' if n == 1 else 'ies'}"
+
+
 def _exclude_copies(log: DecisionLog, root: str, group: ContentGroup) -> None:
     """Keep the group's first image, exclude the others: one new version of the dataset's decisions."""
     kept, copies = group.paths[0], group.paths[1:]
     try:
-        saved = log.record([Decision(p, Action.EXCLUDE) for p in copies], load_dataset(root, decisions=False),
-                           who=auth.user())
+        found = load_dataset(root, validate=False, decisions=False)       # the images as on disk
+        saved = log.record([Decision(p, Action.EXCLUDE) for p in copies], found, who=auth.user())
     except DecisionsError as error:
         user_error(error)
         return
-    st.toast(f"Excluded {len(copies)} copies of {plain(kept)} (decisions version {saved.version}); "
-             "the undo is under the groups.", icon=":material/filter_none:")
+    st.toast(f"{_copies(len(copies))} of {plain(kept)} excluded: decisions version {saved.version} "
+             "(undo under the groups).", icon=":material/filter_none:")
     st.rerun()
 
 
 def _group(log: DecisionLog, root: str, base: Path, group: ContentGroup) -> None:
     best = {p: max(s.similarity for s in group.pairs if p in (s.a, s.b)) for p in group.paths}
     image_grid([str(base / p) for p in group.paths], [f"{p} · {best[p]:.3f}" for p in group.paths], side=112)
-    copies = len(group.paths) - 1
-    if st.button(f"Exclude the {copies} cop{'y' if copies == 1 else 'ies'}, keep {plain(group.paths[0])}",
+    if st.button(f"Exclude the {_copies(len(group.paths) - 1)}, keep {plain(group.paths[0])}",
                  key=f"exclude-copies-{group.paths[0]}", icon=":material/filter_none:",
                  help="a label decision: every later scan, split and sweep leaves them out; "
                       "no file is touched, and the undo brings them back"):
