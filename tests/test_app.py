@@ -11,14 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from apptest import APP, button, no_errors, page
+from apptest import APP, TF_TIMEOUT, button, fake_running_trial, fill_tiny_sweep, no_errors, page
 from conftest import make_image, write_class_folders
 from streamlit.testing.v1 import AppTest
 
 from core.text import plain
 
 SWEEP = "colours-tiny"
-TF_TIMEOUT = 120
 SWEEP_TIMEOUT = 420
 
 
@@ -65,7 +64,7 @@ def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
                 make_image(colour, seed=i).save(image, format="PNG")
                 archive.writestr(f"pets/{cls}/{i}.png", image.getvalue())
     at = page()
-    at.file_uploader(key="zip_upload").upload("pets.zip", buffer.getvalue(), "application/zip").run()
+    at.file_uploader[0].upload("pets.zip", buffer.getvalue(), "application/zip").run()
     at.button[0].click().run()
     no_errors(at)
     assert (data_root / "pets").is_dir()
@@ -76,7 +75,7 @@ def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
 
 def test_dataset_zip_that_is_not_a_zip_says_so(data_root: Path) -> None:
     at = page()
-    at.file_uploader(key="zip_upload").upload("broken.zip", b"not a zip at all", "application/zip").run()
+    at.file_uploader[0].upload("broken.zip", b"not a zip at all", "application/zip").run()
     at.button[0].click().run()
     assert not at.exception
     assert len(at.error) == 1 and "zip" in at.error[0].value.lower() and "upload it again" in at.error[0].value
@@ -113,28 +112,6 @@ def test_sweep_form_loads_an_uploaded_yaml_spec(data_root: Path) -> None:
     assert not bad.exception and "bad.yaml: folds: 1 is below the minimum 2" in shown
 
 
-LIVE_CURVES = {"fold 1": {"loss": [1.2, 0.9, 0.7], "val_loss": [1.3, 1.0, 0.9],
-                          "accuracy": [0.4, 0.6, 0.7], "val_accuracy": [0.3, 0.5, 0.6]}}
-
-
-def fake_running_trial(name: str, dataset: str) -> None:
-    """A stopped sweep whose trial 0 is still RUNNING with live curves (as a worker writes them mid-fold)."""
-    from core.runs.records import LiveProgress
-    from core.runs.store import RunStore
-    from core.spec.sweep import SweepSpec
-    store = RunStore()
-    store.create_sweep(SweepSpec.from_dict({"name": name, "data": {"dataset": dataset}, "folds": 2,
-                                            "search": {"space": {"batch_size": [8, 16]}}}))
-    trial = store.study(name).ask({"batch_size": optuna_choice([8, 16])})
-    store.set_live(trial, LiveProgress(fold=0, epoch=2, curves=LIVE_CURVES))
-    store.set_status(name, "stopped")
-
-
-def optuna_choice(values: list) -> object:
-    from optuna.distributions import CategoricalDistribution
-    return CategoricalDistribution(values)
-
-
 def test_sweep_page_shows_live_curves_of_a_running_trial(data_root: Path) -> None:
     fake_running_trial("live-view", str(data_root / "colours"))
     at = AppTest.from_file(APP, default_timeout=60)
@@ -144,22 +121,6 @@ def test_sweep_page_shows_live_curves_of_a_running_trial(data_root: Path) -> Non
     no_errors(at)
     assert any("Trial 0" in m.value and "epoch 3" in m.value for m in at.markdown)
     assert metric(at, "Running") == "1"
-
-
-def fill_tiny_sweep(at: AppTest, name: str) -> None:
-    """The Sweep page's form filled with a sweep that trains in seconds: 2 learning rates x 2 folds."""
-    at.text_input(key="spec.name").input(name)
-    at.selectbox(key="spec.params.backbone").set_value("mobilenetv2")
-    at.selectbox(key="spec.params.weights").set_value("none")
-    at.number_input(key="spec.params.image_size").set_value(32)
-    at.number_input(key="spec.params.epochs").set_value(1)
-    at.number_input(key="spec.params.batch_size").set_value(8)
-    at.number_input(key="spec.folds").set_value(2)
-    at.run()
-    at.multiselect(key="spec.swept").set_value(["learning_rate"]).run()
-    at.text_input(key="space.learning_rate").input("0.01, 0.001").run()
-    no_errors(at)
-    assert any("2 trials x 2 folds" in i.value for i in at.info)
 
 
 def launch_tiny_sweep() -> AppTest:
