@@ -56,10 +56,12 @@ def recorded_sweep(name: str, dataset: Path, model_path: str = "no-model.keras",
     store.create_sweep(SweepSpec.from_dict({"name": name, "data": {"dataset": str(dataset)}, "folds": 2,
                                             "search": {"space": {"learning_rate": [0.01, 0.001]}}}))
     study = store.study(name)
-    trial = study.ask({"learning_rate": CategoricalDistribution([0.01, 0.001])})
-    store.set_result(trial, result)
-    study.tell(trial, result.value)
-    common = dict(trial=trial.number, cv_error=result.value, params={"learning_rate": 0.01},
+    for rate in (0.01, 0.001):                  # two trials, the first the final model's: one swept parameter
+        study.enqueue_trial({"learning_rate": rate})
+        trial = study.ask({"learning_rate": CategoricalDistribution([0.01, 0.001])})
+        store.set_result(trial, result)
+        study.tell(trial, result.value)
+    common = dict(trial=0, cv_error=result.value, params={"learning_rate": 0.01},
                   model_path=model_path, test=test.to_json(), test_accuracy=test.accuracy(), created="now")
     if refit:
         fit = Evaluation(CLASSES, train_y, _scores(train_y, {}), paths=train_paths)    # the refit's own training fit

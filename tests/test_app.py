@@ -165,7 +165,7 @@ def test_results_page_shows_trials_comparison_and_final_model(finished_sweep: st
     from core.runs.store import RunStore
     at = page("views/3_Results.py")
     no_errors(at)
-    assert len(at.dataframe) >= 1 and {"number", "value"} <= set(at.dataframe[0].value.columns)
+    assert len(at.dataframe) >= 1 and {"trial", "CV error"} <= set(at.dataframe[0].value.columns)
     final = RunStore().final(finished_sweep)
     accuracies = [m.value for m in at.metric if m.label == "Accuracy"]
     assert f"{final.test_accuracy:.1%}" in accuracies, accuracies     # the final model's test accuracy

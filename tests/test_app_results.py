@@ -44,3 +44,19 @@ def test_the_band_states_the_final_model_its_test_accuracy_and_where_to_go_next(
     assert band(at)["Variant"] == "fold ensemble"
     assert "own fold models, no refit" in at.markdown[0].value
     assert split_options(at) == ["test", "out-of-fold (train)"]
+
+
+def test_charts_that_cannot_be_drawn_say_why_and_the_trials_table_speaks_human(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = app_data_root(tmp_path, monkeypatch, per_class=10)
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    recorded_sweep("one-knob", root / "colours")
+    at = page("views/3_Results.py")
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[:6] == ["sweep", "trial", "state", "CV error", "± std", "fold errors"] and "duration (s)" in columns
+    assert at.dataframe[0].value["fold errors"][0] == "0.222, 0.000"
+    at.session_state["results_tab"] = "Compare"
+    at.run()
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("No 3-D error surface") and "learning rate" in c for c in captions), captions
+    assert any(c.startswith("No backbone comparison") for c in captions), captions

@@ -34,6 +34,9 @@ def backbone_section(names: list[str]) -> None:
                                 {name: backbone for name, (_, backbone) in sweeps.items()},
                                 {name: state.final(name) for name in names})
     if len(frame) < 2:
+        st.caption(f"No backbone comparison: the chosen sweeps use one backbone "
+                   f"({plain(', '.join(frame['backbone']) or 'none with a finished trial yet')}); choose sweeps of "
+                   "two or more backbones to see them side by side.")
         return
     st.subheader("Backbones side by side")
     by_backbone = formatted(frame).set_index("backbone").T          # a column per backbone: side by side

@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.results import charts
-from core.results.tables import compared_params, fold_table, trial_label
+from core.results.chart_style import label
+from core.results.tables import compared_params, fold_table, trial_label, trials_table
 from ui import state
 from ui.cleaning import before_after, suspect_count
 from ui.comparison import backbone_section, importance_section
@@ -13,7 +14,7 @@ from ui.evaluation import evaluation_views
 from ui.exports import export_panel
 from ui.final_variants import final_variants
 from ui.summary_band import DETAIL_TAB, summary_band
-from ui.widgets import chart, table
+from ui.widgets import chart, plain, table
 
 st.title("Results")
 names = state.sweep_names()
@@ -47,6 +48,9 @@ def compare() -> None:
         y = b.selectbox("y", params, index=1)
         colour = c.selectbox("colour", [None, *params], format_func=lambda p: p or "(error)")
         chart(charts.error_surface_3d(trials, x, y, colour), "error surface")
+    else:
+        st.caption(f"No 3-D error surface: it needs two parameters that took more than one value, and these "
+                   f"trials vary only {plain(label(params[0]))}.")
     chart(charts.parallel_coordinates(trials, params), "parallel coordinates")
     importance_section(trials)
     param = st.selectbox("Error against one parameter", params)
@@ -94,7 +98,7 @@ def trial_detail() -> None:
 overview, comparison, detail = st.tabs(["Trials", "Compare", DETAIL_TAB], key="results_tab", bind="query-params")
 with overview:
     chart(charts.trial_progress(trials), "trials")
-    table(trials, "trials")
+    table(trials_table(trials), "trials")
 with comparison:
     compare()
     backbone_section(chosen)

@@ -5,7 +5,7 @@ from numbers import Number
 
 import pandas as pd
 
-from core.results.chart_style import format_value
+from core.results.chart_style import format_value, label
 from core.results.metrics import Evaluation
 from core.runs.records import TrialResult, param_columns
 
@@ -27,10 +27,29 @@ def _mixes_numbers_and_text(values: pd.Series) -> bool:
     return str in kinds and any(issubclass(k, Number) and k is not bool for k in kinds)
 
 
+ERROR_DIGITS = 3           # an error or accuracy as a table shows it: 0.071
+TRIAL_HEADERS = {"number": "trial", "value": "CV error", "value_std": "± std", "fold_errors": "fold errors",
+                 "duration_s": "duration (s)", "cache": "activation cache", "error": "why it failed"}
+"""The trials table's columns (`records.TRIAL_COLUMNS`) as the Results page names them; a parameter
+column takes its form label."""
+
+
+def trials_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials table as people read it: human headers, errors rounded, each trial's fold errors as one
+    short text, seconds to a tenth, states in lower case."""
+    shown = trials.assign(
+        state=trials["state"].str.lower(), value=trials["value"].astype(float).round(ERROR_DIGITS),
+        value_std=trials["value_std"].astype(float).round(ERROR_DIGITS),
+        fold_errors=trials["fold_errors"].map(lambda errors: ", ".join(f"{e:.{ERROR_DIGITS}f}" for e in errors)),
+        duration_s=trials["duration_s"].astype(float).round(1))
+    return shown.rename(columns=TRIAL_HEADERS | {p: label(p) for p in param_columns(trials)})
+
+
 def fold_table(result: TrialResult) -> pd.DataFrame:
-    """One row per CV fold: validation error, best epoch (1-based) and accuracy."""
-    return pd.DataFrame([{"fold": f.fold + 1, "validation error": f.val_error, "best epoch": f.best_epoch + 1,
-                          "accuracy": f.accuracy} for f in result.folds])
+    """One row per CV fold: validation error, best epoch (1-based) and accuracy, rounded."""
+    return pd.DataFrame([{"fold": f.fold + 1, "validation error": round(f.val_error, ERROR_DIGITS),
+                          "best epoch": f.best_epoch + 1, "accuracy": round(f.accuracy, ERROR_DIGITS)}
+                         for f in result.folds])
 
 
 def trial_label(trials: pd.DataFrame, sweep: str, number: int, final_trial: int | None) -> str:
