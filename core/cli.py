@@ -175,9 +175,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     frame = store.trials_frame(args.name)
     sweep = store.sweep(args.name)
     final = store.final(args.name, local=True)        # model paths: local files, for predict and export
+    test = final.evaluation("test") if final else None
     if args.json:
         summary = {k: v for k, v in final.to_json().items() if k not in ("test", "train")} \
-            | {"test_summary": _summary(final.test)} if final else {}
+            | {"test_summary": test.summary() if test else {}} if final else {}
         print(json.dumps({"sweep": args.name, "status": sweep.status.value, "failure": sweep.failure,
                           "trials": json.loads(frame.to_json(orient="records")), "final": summary}, indent=2))
     elif args.csv:
@@ -187,20 +188,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         import pandas as pd
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             print(frame.drop(columns=["fold_errors"], errors="ignore").to_string(index=False))
-        if final:
-            from core.results.metrics import Evaluation
-            test = Evaluation.from_json(final.test)
+        if final and test:
             low, high = test.accuracy_interval()
             print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f} (95% interval "
                   f"{low:.4f}-{high:.4f}, {len(test.y_true)} images), {final.model_path}")
         if sweep.failure:
             print(f"\n{_failure_line(sweep)}")
     return 0
-
-
-def _summary(evaluation_json: dict) -> dict:
-    from core.results.metrics import Evaluation
-    return Evaluation.from_json(evaluation_json).summary()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
