@@ -57,7 +57,7 @@ def test_a_refused_zip_says_why_and_leaves_nothing(data_root: Path, entries: dic
 
 
 def test_an_extracted_zip_is_confirmed_and_the_uploader_starts_over(data_root: Path) -> None:
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["upload_expander"] = True                      # the user opened it
     at.run()
     pets = {f"pets/{kind}/{i}.png": png(i) for kind in ("cats", "dogs", "birds")
