@@ -101,20 +101,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = SweepSpec.from_yaml(path.read_bytes())
     if args.name:
         spec.name = args.name
-    if args.budget:
-        from core.search.budget import plan_sweep
-        plan, speed = plan_sweep(spec, args.budget)
-        print(f"planned for this machine (Lite0: {speed:.0f} images/s): {plan.describe()}", file=sys.stderr)
-        spec = plan.spec(spec)
     args.storage = args.storage or spec.storage or None
     from core.search.lifecycle import create
     from core.settings import load_settings
     store = work_store(args)
+    if args.budget:
+        spec = _planned(store, spec, args.budget)
     created = create(store, spec, load_settings(), confine=False)     # your own machine: any folder of yours
     from core.search.sweep_plan import SweepPlan
     print(f"{'created' if created else 'resuming'} sweep {spec.name!r} in {store.url_for_humans}: "
           f"{SweepPlan.of(spec).describe()}", file=sys.stderr)
     return _run(store, spec.name, args.executor_choice)
+
+
+def _planned(store, spec, budget_s: float):
+    """The spec fitted to the time budget on this machine (its time limit, plan and estimate kept in it); a sweep
+    the store holds already resumes with the plan it was created with (planning again would measure again)."""
+    if spec.name in store.sweep_names():
+        kept = store.spec(spec.name)
+        print(f"sweep {spec.name!r} exists: it keeps the plan it was created with "
+              f"({kept.search.plan or 'no time budget'})", file=sys.stderr)
+        return kept
+    from core.search.budget import plan_sweep
+    plan, speed = plan_sweep(spec, budget_s)
+    print(f"planned for this machine (Lite0: {speed:.0f} images/s): {plan.describe()}", file=sys.stderr)
+    return plan.spec(spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -304,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_arguments(p)
     p.add_argument("--name", type=sweep_name, help="override the spec's sweep name")
     p.add_argument("--budget", type=budget_time, help="fit the spec to a time budget (30m, 1h, 900s), from this "
-                   "machine's measured speed: backbone, unfrozen layers, epochs, views (core/search/budget.py)")
+                   "machine's measured speed: backbone, unfrozen layers, epochs, views (core/search/budget.py); "
+                   "the sweep keeps it (core/search/deadline.py); an existing sweep resumes with its own plan")
     p = add("resume", cmd_resume, "resume a sweep already in the store", storage=True)
     p.add_argument("name")
     add_executor_arguments(p)
