@@ -39,4 +39,8 @@ def test_a_budgeted_sweep_runs_the_plan_and_keeps_it_in_its_spec(tiny_dataset, t
     store = RunStore(storage)
     kept = store.spec("recommended")
     assert kept.params.trainable_layers == 0 and kept.params.head == "linear" and kept.refit
-    assert store.final("recommended") is not None
+    assert kept.search.time_limit_s == 20 and "too little time to fine-tune" in kept.search.plan
+    assert store.final("recommended") is not None and store.sweep("recommended").clock is not None
+    again = sweep(str(path), "--budget", "20s", "--storage", storage)     # measured again, it would differ
+    assert again.returncode == 0, again.stderr
+    assert "exists: it keeps the plan it was created with" in again.stderr and "planned for" not in again.stderr
