@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core.runs.store import RunStore
     from core.training.plan import SweepData
 
+Fitted = TypeVar("Fitted")
 OPEN_SET_ENTRY = "transferlab_open_set.npz"
 MAX_ARRAYS_BYTES = 64 << 20     # a compact k-NN bank is ~5 MB; a bigger entry in an uploaded file is not read
 
@@ -77,7 +78,8 @@ def sweep_detector(store: RunStore, sweep: str, accept: float = ACCEPT, trial: i
     if trial is None:
         record, oof = scored_trials(store, sweep)[0]
     else:
-        record, oof = next(t for t in store.trials(sweep) if t.number == trial), store.oof(sweep, trial)
+        record = next((t for t in store.trials(sweep) if t.number == trial), None)
+        oof = store.oof(sweep, trial) if record else None
         if oof is None:
             raise ValueError(f"trial {trial} kept no out-of-fold scores to fit it on")
     params = frozen(store.spec(sweep).trial_params(record.params))
@@ -163,31 +165,33 @@ def carry_unknowns(store: RunStore, sweep: str, record: FinalModel, data: SweepD
     """Each file of the final model `record` again, its card carrying the temperature and the detector fitted
     on the trial's out-of-fold scores (or why there is none): kept as the sweep's final model, returned."""
     from core.inference.model_card import recard
-    open_set, arrays = _fitted(store, sweep, record.trial, data, say)
-    temperature = sweep_temperature(store, sweep, record.trial)
+    fitted, reason = _attempt("open-set detector", lambda: sweep_detector(store, sweep, trial=record.trial, data=data),
+                              say)
+    temperature, _ = _attempt("temperature", lambda: sweep_temperature(store, sweep, record.trial), say)
+    open_set, entries = {"reason": reason}, {}
+    if fitted:
+        detector, params = fitted
+        say(f"open-set detector: {detector.method} (threshold {detector.threshold:.3f}, accepts "
+            f"{detector.accept:.0%} of the out-of-fold images)")
+        open_set, entries = CarriedDetector(detector, params).card(), {OPEN_SET_ENTRY: arrays_bytes(detector.arrays())}
     updates = {"open_set": open_set, **({"temperature": temperature} if temperature is not None else {})}
     kept: dict[str, str] = {}
     for ref in record.model_files():
         with store.artifacts.scratch() as folder:
             target = folder / Path(store.model_file(ref)).name
-            recard(store.model_file(ref), target, updates, {OPEN_SET_ENTRY: arrays} if arrays else {})
+            recard(store.model_file(ref), target, updates, entries)
             kept[ref] = store.keep_final_file(sweep, target)
     carried_record = record.with_paths(lambda ref: Path(kept[ref]))
     store.set_final(sweep, carried_record)
     return carried_record
 
 
-def _fitted(store: RunStore, sweep: str, trial: int, data: SweepData | None, say: Callable[[str], None]
-            ) -> tuple[dict[str, Any], bytes]:
-    """The card's `open_set` and the arrays' bytes; a detector that cannot be fitted: its reason, no bytes.
-    Any failure is the model's loss of a detector, never of the final model, so every error is reported."""
+def _attempt(what: str, fit: Callable[[], Fitted], say: Callable[[str], None]) -> tuple[Fitted | None, str]:
+    """`fit()`, or None and why not. Whatever fails here costs the model its detector or temperature, never
+    the final model itself, so every error is reported, not raised."""
     try:
-        detector, params = sweep_detector(store, sweep, trial=trial, data=data)
+        return fit(), ""
     except Exception as error:  # noqa: BLE001 - the final model is written whatever goes wrong here
         reason = f"it could not be fitted ({type(error).__name__}: {str(error).strip()[:300]})"
-        say(f"no open-set detector: {reason}")
-        return {"reason": reason}, b""
-    say(f"open-set detector: {detector.method} (threshold {detector.threshold:.3f}, accepts "
-        f"{detector.accept:.0%} of the out-of-fold images)")
-    carried_detector = CarriedDetector(detector, params)
-    return carried_detector.card(), arrays_bytes(detector.arrays())
+        say(f"no {what}: {reason}")
+        return None, reason
