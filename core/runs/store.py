@@ -41,62 +41,17 @@ from core.runs.records import (
     ranked,
     trials_frame,
 )
+from core.runs.store_attrs import Attr, spec_as_read_now, sweep_record, trial_record
 from core.runs.store_messages import StoreError, url_for_humans
 from core.runs.store_queries import StateCounts, counts_by_state, trial_counts
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
-
-# Attribute names: written and read only in this module.
-_RESULT, _LIVE, _ERROR, _SURPLUS = "result", "live", "error", "surplus"
-_SPEC, _STATUS, _CREATED, _STOP, _DRIVER, _FINAL = "spec", "status", "created", "stop_requested", "driver", "final"
-_FAILURE, _LAUNCHED_BY, _STOPPED_BY, _STEP = "failure", "launched_by", "stopped_by", "step"
-_DECISIONS, _CLOCK = "decisions_version", "budget_clock"
-
 
 T = TypeVar("T")
 
 
 def _utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _record(sweep: str, t: FrozenTrial, full: Callable[[Any], Any]) -> TrialRecord:
-    """`full`: an attribute's whole record (`Artifacts.full`)."""
-    attrs = t.user_attrs
-    try:
-        live = LiveProgress.from_json(full(attrs[_LIVE])) if _LIVE in attrs else None
-    except ArtifactNotFound:        # replaced by the next epoch's as it was read
-        live = None
-    duration = (t.datetime_complete - t.datetime_start).total_seconds() \
-        if t.datetime_complete and t.datetime_start else None
-    return TrialRecord(sweep=sweep, number=t.number, state=TrialState.of(t.state), value=t.value,
-                       params=dict(t.params),
-                       result=TrialResult.from_json(full(attrs[_RESULT])) if _RESULT in attrs else None,
-                       live=live,
-                       error=attrs.get(_ERROR, ""), duration_s=duration,
-                       started=t.datetime_start.timestamp() if t.datetime_start else None,
-                       retry_of=t.system_attrs.get("failed_trial"),
-                       intermediate_values=dict(t.intermediate_values))
-
-
-def _sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
-    return SweepRecord(name=name, spec=attrs.get(_SPEC, {}), status=SweepStatus(attrs.get(_STATUS, "created")),
-                       created=attrs.get(_CREATED, ""), stop_requested=bool(attrs.get(_STOP, False)),
-                       driver=Driver.from_json(attrs[_DRIVER]) if attrs.get(_DRIVER) else None,
-                       final=FinalModel.from_json(attrs[_FINAL]) if attrs.get(_FINAL) else None,
-                       failure=attrs.get(_FAILURE, ""), launched_by=attrs.get(_LAUNCHED_BY, ""),
-                       stopped_by=attrs.get(_STOPPED_BY, ""), decisions_version=int(attrs.get(_DECISIONS, 0)),
-                       step=StepProgress.from_json(attrs[_STEP]) if attrs.get(_STEP) else None,
-                       clock=BudgetClock.from_json(attrs[_CLOCK]) if attrs.get(_CLOCK) else None)
-
-
-def _as_read_now(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A stored spec as this version reads it (fields added since take their defaults), so a sweep recorded
-    by an older version is still the same sweep; one this version refuses stays as stored."""
-    try:
-        return SweepSpec.from_dict(stored).to_dict() if stored else stored
-    except ValueError:
-        return stored
 
 
 class RunStore:
@@ -133,15 +88,15 @@ class RunStore:
         refused, so two people never mix their trials in one study by accident.
         """
         if self._study_id(spec.name) is not None:
-            if _as_read_now(self.artifacts.full(self._attrs(spec.name).get(_SPEC))) != spec.to_dict():
+            if spec_as_read_now(self.artifacts.full(self._attrs(spec.name).get(Attr.SPEC))) != spec.to_dict():
                 raise StoreError(f"a different sweep named {spec.name!r} already exists in {self.url_for_humans}; "
                                  "choose another name, or delete that sweep first")
             return False
         study = optuna.create_study(study_name=spec.name, storage=self.storage, direction="minimize")
-        study.set_user_attr(_SPEC, self.artifacts.outline(spec.to_dict(), _SPEC, {"name": spec.name}))
-        study.set_user_attr(_CREATED, _utcnow())
-        study.set_user_attr(_STATUS, SweepStatus.CREATED.value)
-        study.set_user_attr(_DECISIONS, decisions_version)
+        study.set_user_attr(Attr.SPEC, self.artifacts.outline(spec.to_dict(), Attr.SPEC, {"name": spec.name}))
+        study.set_user_attr(Attr.CREATED, _utcnow())
+        study.set_user_attr(Attr.STATUS, SweepStatus.CREATED.value)
+        study.set_user_attr(Attr.DECISIONS, decisions_version)
         return True
 
     def study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
@@ -151,10 +106,10 @@ class RunStore:
 
     def sweep(self, name: str) -> SweepRecord:
         """Everything kept for the sweep itself, in one query."""
-        return _sweep_record(name, self._full(self._attrs(name)))
+        return sweep_record(name, self._full(self._attrs(name)))
 
     def spec(self, name: str) -> SweepSpec:
-        return SweepSpec.from_dict(self.artifacts.full(self._attrs(name)[_SPEC]))
+        return SweepSpec.from_dict(self.artifacts.full(self._attrs(name)[Attr.SPEC]))
 
     def sweep_names(self) -> list[str]:
         return [s.study_name for s in self.storage.get_all_studies()]
@@ -162,10 +117,10 @@ class RunStore:
     def sweeps(self) -> pd.DataFrame:
         """One row per sweep: counts by state, best value, status, when created."""
         rows = []
-        tallies = counts_by_state(self.storage.engine, left_out=_SURPLUS)      # every sweep's, in one query
+        tallies = counts_by_state(self.storage.engine, left_out=Attr.SURPLUS)    # every sweep's, one query
         for summary in self.storage.get_all_studies():
             tally = tallies.get(summary.study_name, StateCounts())
-            sweep = _sweep_record(summary.study_name, self._full(summary.user_attrs))
+            sweep = sweep_record(summary.study_name, self._full(summary.user_attrs))
             planned = SweepSpec.from_dict(sweep.spec).planned_trials() if sweep.spec else None
             by_state = {s.value.lower(): tally.by_state.get(s.value, 0) for s in TrialState}
             rows.append({"sweep": sweep.name, "status": sweep.status.value, "created": sweep.created,
@@ -176,49 +131,50 @@ class RunStore:
     def set_status(self, name: str, status: SweepStatus) -> None:
         """Any status but FAILED clears the failure reason: the sweep is being tried again."""
         if status != SweepStatus.FAILED:
-            self._set_study_attr(name, _FAILURE, "")
-        self._set_study_attr(name, _STATUS, SweepStatus(status).value)
+            self._set_study_attr(name, Attr.FAILURE, "")
+        self._set_study_attr(name, Attr.STATUS, SweepStatus(status).value)
 
     def set_failed(self, name: str, reason: str) -> None:
         """The sweep cannot go on for a reason a retry would not fix; it is not relaunched."""
         self.set_status(name, SweepStatus.FAILED)
-        self._set_study_attr(name, _FAILURE, reason)
+        self._set_study_attr(name, Attr.FAILURE, reason)
 
     def set_step(self, name: str, step: StepProgress | None) -> None:
         """The driver's long step after the trials (refit, test evaluation); None when it is over."""
-        self._set_study_attr(name, _STEP, step.to_json() if step else None)
+        self._set_study_attr(name, Attr.STEP, step.to_json() if step else None)
 
     def set_clock(self, name: str, clock: BudgetClock) -> None:
         """The sweep's time-budget clock: where it counts from, and why the budget cut the sweep short."""
-        self._set_study_attr(name, _CLOCK, clock.to_json())
+        self._set_study_attr(name, Attr.CLOCK, clock.to_json())
 
     def set_launched_by(self, name: str, user: str) -> None:
         """Who launched (or resumed) the sweep last."""
-        self._set_study_attr(name, _LAUNCHED_BY, user)
+        self._set_study_attr(name, Attr.LAUNCHED_BY, user)
 
     def set_stopped_by(self, name: str, user: str) -> None:
-        self._set_study_attr(name, _STOPPED_BY, user)
+        self._set_study_attr(name, Attr.STOPPED_BY, user)
 
     def status(self, name: str) -> SweepStatus:
         return self.sweep(name).status
 
     def request_stop(self, name: str, stop: bool = True) -> None:
         """Ask every worker of the sweep to stop after its current epoch (False clears it)."""
-        self._set_study_attr(name, _STOP, stop)
+        self._set_study_attr(name, Attr.STOP, stop)
 
     def stop_requested(self, name: str) -> bool:
-        return bool(self._attrs(name).get(_STOP, False))
+        return bool(self._attrs(name).get(Attr.STOP, False))
 
     def set_driver(self, name: str, pid: int, executor: dict[str, Any] | None = None) -> None:
         """Which process drives the sweep, and where its workers run, so a restarted server can tell whether
         to resume it, and resume it alike."""
-        self._set_study_attr(name, _DRIVER, Driver(socket.gethostname(), pid, _utcnow(), executor or {}).to_json())
+        driver = Driver(socket.gethostname(), pid, _utcnow(), executor or {})
+        self._set_study_attr(name, Attr.DRIVER, driver.to_json())
 
     def set_final(self, name: str, record: FinalModel) -> None:
         """The refit best model: its trial, parameters, model files and test evaluation. The files of a
         final model it replaces (one of an earlier best trial) leave the artifact store."""
-        before, kept = self.final(name), self._attrs(name).get(_FINAL)
-        self._set_study_attr(name, _FINAL, self.artifacts.outline(record.to_json(), _FINAL, {
+        before, kept = self.final(name), self._attrs(name).get(Attr.FINAL)
+        self._set_study_attr(name, Attr.FINAL, self.artifacts.outline(record.to_json(), Attr.FINAL, {
             "trial": record.trial, "chosen": record.chosen, "test_accuracy": record.test_accuracy,
             "created": record.created}))           # `version` reads the last two
         for ref in set(before.model_files() if before else ()) - set(record.model_files()) | {payload(kept)}:
@@ -230,7 +186,7 @@ class RunStore:
         final = self.sweep(name).final
         if not (final and local):
             return final
-        where = written_to(self._attrs(name).get(_FINAL))            # its model files went there too
+        where = written_to(self._attrs(name).get(Attr.FINAL))            # its model files went there too
         return final.with_paths(lambda ref: self.model_file(ref, where))
 
     def keep_final_file(self, name: str, path: Path) -> str:
@@ -279,7 +235,7 @@ class RunStore:
     def version(self, name: str) -> tuple[int, int, str]:
         """Changes whenever a trial starts, ends, the final model is written or its variant chosen: a cache
         key for views. One query, not a read of every trial."""
-        counts = self._read(name, lambda study_id: trial_counts(self.storage.engine, study_id, _FINAL))
+        counts = self._read(name, lambda study_id: trial_counts(self.storage.engine, study_id, Attr.FINAL))
         final = counts.attribute or {}
         return counts.trials, counts.finished, json.dumps([final.get("created", ""), final.get("chosen", "")])
 
@@ -287,7 +243,7 @@ class RunStore:
     def trials(self, name: str) -> list[TrialRecord]:
         """Every trial of the sweep, in order, but those racing workers started surplus and never ran."""
         full = self.artifacts.full
-        return [_record(name, t, full) for t in self._frozen(name) if not t.user_attrs.get(_SURPLUS)]
+        return [trial_record(name, t, full) for t in self._frozen(name) if not t.user_attrs.get(Attr.SURPLUS)]
 
     def trial(self, name: str, number: int) -> TrialRecord:
         """Everything kept for one trial: params, per-fold results and curves, live progress (that trial's
@@ -296,9 +252,9 @@ class RunStore:
             frozen = self._frozen_trial(name, number)
         except KeyError:
             frozen = None
-        if frozen is None or frozen.user_attrs.get(_SURPLUS):
+        if frozen is None or frozen.user_attrs.get(Attr.SURPLUS):
             raise StoreError(f"sweep {name!r} has no trial {number}")
-        return _record(name, frozen, self.artifacts.full)
+        return trial_record(name, frozen, self.artifacts.full)
 
     def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
         """One row per trial (`records.TRIAL_COLUMNS`): state, CV error and spread, swept params, timing."""
@@ -314,7 +270,7 @@ class RunStore:
                 self.artifacts.keep(folder / OOF_FILE, trial)
         summary = {"value": result.value, "value_std": result.value_std, "folds": len(result.folds),
                    "cache": result.cache}
-        trial.set_user_attr(_RESULT, self.artifacts.outline(result.to_json(), _RESULT, summary))
+        trial.set_user_attr(Attr.RESULT, self.artifacts.outline(result.to_json(), Attr.RESULT, summary))
 
     def oof(self, name: str, number: int) -> OutOfFold | None:
         """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
@@ -345,21 +301,21 @@ class RunStore:
 
     def set_live(self, trial: optuna.Trial, live: LiveProgress) -> None:
         """A running trial's progress; long curves in a new artifact each time, the one before removed."""
-        kept = self.artifacts.outline(live.to_json(), _LIVE, {"fold": live.fold, "epoch": live.epoch,
+        kept = self.artifacts.outline(live.to_json(), Attr.LIVE, {"fold": live.fold, "epoch": live.epoch,
                                                               "epochs_done": live.epochs_done})
-        trial.set_user_attr(_LIVE, kept)
+        trial.set_user_attr(Attr.LIVE, kept)
         if (before := self._live.get(trial._trial_id)) is not None:
             self.artifacts.remove(before)
         self._live[trial._trial_id] = payload(kept)
 
     @staticmethod
     def set_error(trial: optuna.Trial, error: str) -> None:
-        trial.set_user_attr(_ERROR, error)
+        trial.set_user_attr(Attr.ERROR, error)
 
     @staticmethod
     def mark_surplus(trial: optuna.Trial) -> None:
         """The trial was started after every planned one was taken: it ends unrun and is left out."""
-        trial.set_user_attr(_SURPLUS, True)
+        trial.set_user_attr(Attr.SURPLUS, True)
 
     def requeue(self, name: str, number: int) -> None:
         """Queue an interrupted trial again (a WAITING copy, as Optuna's heartbeat retry makes)."""
