@@ -12,6 +12,7 @@ from core.spec.sweep import SweepSpec
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
 FLOWERS5 = Data(train=3668, test=649, classes=5)
 FEW_PHOTOS = Data(train=1080, test=360, classes=17)   # the dataset: a third of the images, 17 classes
+TINY, LARGE = Data(train=120, test=40, classes=4), Data(train=40_000, test=10_000, classes=100)
 CPU, LOADED, GPU = 64.0, 15.0, 1000.0                # Lite0 images/s: 2 cores, 2 busy cores, a GPU
 
 
@@ -41,6 +42,20 @@ def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_a_second_configuration
     assert plan.backbone == "efficientnet_lite2" and plan.image_size == 260
     assert plan.trainable_layers == 80 and plan.second_layers == 53
     assert plan.seconds <= 30 * 60 * MARGIN
+
+
+@pytest.mark.parametrize("data, speed, minutes, chosen", [
+    # 30 images per class: epochs are short, so the most of them, 4 views, and the biggest backbone fit
+    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, 53)),
+    (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, 0)),
+    # 50,000 images: an hour on 2 cores is not enough to fine-tune; a GPU's 30 minutes are, for a few epochs
+    (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, 0)),
+    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, 0)),
+])
+def test_the_plan_follows_the_datasets_size_and_the_machines_speed(data, speed, minutes, chosen):
+    plan = plan_budget(data, speed, minutes * 60)
+    assert (plan.backbone, plan.trainable_layers, plan.epochs, plan.augment_views, plan.second_layers) == chosen
+    assert not plan.fine_tunes or plan.seconds <= plan.budget_s * MARGIN
 
 
 @pytest.mark.parametrize("data, speed", [(FLOWERS5, CPU), (FEW_PHOTOS, CPU), (FLOWERS5, GPU), (FEW_PHOTOS, LOADED)])

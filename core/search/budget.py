@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.search.time_left import describe_seconds
 from core.spec.sweep import SweepSpec
 
 MARGIN = 0.75                # a plan's estimate uses at most this share of the budget (a 13-min estimate took 15.5 on 2 busy cores)
@@ -89,7 +90,7 @@ class BudgetPlan:
 
     def describe(self) -> str:
         """One line for a person, before launch."""
-        minutes = f"about {self.seconds / 60:.0f} of {self.budget_s / 60:.0f} min"
+        minutes = f"about {describe_seconds(self.seconds)} of {describe_seconds(self.budget_s)}"
         if not self.fine_tunes:
             return (f"{minutes}: frozen {self.backbone} features, a linear head (its convex fit) against an "
                     "SVM; too little time to fine-tune")
