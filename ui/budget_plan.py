@@ -58,16 +58,18 @@ def budgeted(spec: SweepSpec) -> SweepSpec | None:
         st.caption("The fields differ from the recommended preset, so the sweep runs exactly as they say: no time "
                    "budget rewrites them (the Recommended preset button brings the budget back).")
         return spec
-    minutes = int(st.number_input("Time budget (minutes)", min_value=1, max_value=24 * 60, value=15, step=5,
-                                  key=BUDGET_KEY,
-                                  help="the best model in this many minutes: the planner fits the recommended "
-                                       "preset (backbone, unfrozen layers, epochs, augmented views, a second "
-                                       "configuration) to this dataset and this machine's measured speed"))
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    minutes = int(left.number_input("Time budget (minutes)", min_value=1, max_value=24 * 60, value=15, step=5,
+                                    key=BUDGET_KEY,
+                                    help="the best model in this many minutes: the planner fits the recommended "
+                                         "preset (backbone, unfrozen layers, epochs, augmented views, a second "
+                                         "configuration) to this dataset and this machine's measured speed"))
     key, measured = _measure_key(spec), _measured()
     if key not in measured:
-        if not st.button("Plan for this machine", icon=":material/speed:",
-                         help="times EfficientNet-Lite0 on this dataset's images in a process of its own, once per "
-                              "dataset on this server (it decodes the images, which the sweep then reuses)"):
+        slot = right.empty()
+        if not slot.button("Plan for this machine", icon=":material/speed:",
+                           help="times EfficientNet-Lite0 on this dataset's images in a process of its own, once "
+                                "per dataset on this server (it decodes the images, which the sweep then reuses)"):
             st.caption("Launch runs the plan for your time budget: plan it first (a short speed measurement).")
             return None
         try:
@@ -76,6 +78,7 @@ def budgeted(spec: SweepSpec) -> SweepSpec | None:
         except MeasureError as error:
             user_error(error, "Check the dataset, or change a field to run the form as it is.")
             return None
+        slot.empty()
         while len(measured) > MEASURED_KEPT:
             measured.popitem(last=False)
     return _planned(spec, minutes, measured[key])

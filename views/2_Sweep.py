@@ -65,4 +65,4 @@ with st.expander("New sweep", expanded=not watched, icon=":material/add:"):
     if launched is not None:
         right.download_button("Spec (YAML)", launched.to_yaml(), file_name=f"{launched.name}.yaml",
                               mime="application/x-yaml", icon=":material/download:", key="form-yaml")
-augmentation_preview(spec)
+augmentation_preview(launched or spec)         # the planned spec once planned (its image size)
