@@ -221,8 +221,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         for r in results:
-            line = r.error and f"error: {r.error}" or ", ".join(f"{c} {p:.3f}" for c, p in r.top)
+            ranking = ", ".join(f"{c} {p:.3f}" for c, p in r.top)
+            line = r.error and f"error: {r.error}" or r.refusal and f"{r.refusal}; ranking: {ranking}" or ranking
             print(f"{r.name}: {line}")
+    if loaded.no_unknowns and args.model != CLI_NAME:
+        print(f"note: no open-set detector, so no image is called none of the classes: {loaded.no_unknowns}",
+              file=sys.stderr)
+    if loaded.temperature is not None:
+        print(f"note: probabilities calibrated by temperature scaling (T = {loaded.temperature:.3f})", file=sys.stderr)
     return 1 if any(r.error for r in results) else 0
 
 
