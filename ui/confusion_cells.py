@@ -27,10 +27,16 @@ def clickable_confusion(ev: Evaluation, title: str, key: str, threshold: float |
                       selectable=True)
     points = getattr(getattr(selection, "selection", None), "points", None) or []
     cells = [cell for cell in map(charts.confusion_cell, points) if cell]
-    if not cells:
+    if cells:
+        cell_images(ev, cells[-1], key, threshold, model_path)
+    else:
         st.caption("Click a cell of the confusion matrix to see its images.")
-        return
-    true, pred = cells[-1]
+
+
+def cell_images(ev: Evaluation, cell: tuple[int, int], key: str, threshold: float | None = None,
+                model_path: str | None = None) -> None:
+    """The images of one confusion cell (true, predicted) with their scores, and a Grad-CAM toggle."""
+    true, pred = cell
     rows = ev.cell(true, pred, threshold)
     st.markdown(f"**True {plain(ev.classes[true])}, predicted {plain(ev.classes[pred])}**: {len(rows)} images")
     if ev.paths is None:
