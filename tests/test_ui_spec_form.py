@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from core.spec.fields import (
-    SweepSize,
     fields_by_path,
     form_fields,
     form_values,
@@ -15,6 +14,7 @@ from core.spec.fields import (
     spec_from_form,
     sweepable_params,
 )
+from core.search.sweep_plan import SweepPlan
 from core.spec.space import Choice, Range, format_value
 from core.spec.sweep import SpecError, SweepSpec, TrialParams, sweepable_fields
 
@@ -74,10 +74,9 @@ def test_form_round_trip_and_sizes() -> None:
     assert space["batch_size"].describe() == "8, 16"
     assert parse_values(Range(1e-4, 0.1, True).describe(),
                         fields_by_path()["params.learning_rate"]) == Range(1e-4, 0.1, True)
-    size = SweepSize.of(spec)
-    assert (size.trials, size.fits) == (4, 9) and size.trials == spec.planned_trials()
+    assert SweepPlan.of(spec).trials == 4 == spec.planned_trials()
     tpe = SweepSpec.from_dict(spec.to_dict() | {"search": {"method": "tpe", "budget": 7, "space": {}}})
-    assert SweepSize.of(tpe).trials == 7
+    assert SweepPlan.of(tpe).describe().startswith("7 trials x 2 folds = 14 trainings")
 
 
 def test_spec_from_form_names_the_bad_field() -> None:

@@ -140,21 +140,3 @@ def form_values(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Dimension]]:
     space = values.pop("search.space")
     return values, space
 
-
-@dataclass(frozen=True)
-class SweepSize:
-    trials: int
-    folds: int
-
-    @classmethod
-    def of(cls, spec: SweepSpec) -> SweepSize:
-        return cls(trials=spec.planned_trials(), folds=spec.folds)
-
-    @property
-    def fits(self) -> int:
-        """Models trained during the sweep: every trial's folds, plus the final refit."""
-        return self.trials * self.folds + (1 if self.trials else 0)
-
-    def describe(self) -> str:
-        return (f"{self.trials} trial{'s' * (self.trials != 1)} x {self.folds} folds = "
-                f"{self.trials * self.folds} trainings, then 1 final refit")
