@@ -139,4 +139,3 @@ def form_values(spec: SweepSpec) -> tuple[dict[str, Any], dict[str, Dimension]]:
         values[field.path] = node
     space = values.pop("search.space")
     return values, space
-
