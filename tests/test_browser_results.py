@@ -48,9 +48,8 @@ def test_the_band_on_top_and_both_confusions_click_through_to_their_images(tmp_p
     page = chromium.new_page(viewport=VIEWPORT)
     try:
         with serve(tmp_path, env) as url:
-            visit(page, f"{url}/Results?sweep=clicked", "3-results-band", "Results")
-            page.get_by_role("tab", name="One trial").click()
-            settle(page)
+            visit(page, f"{url}/Results?sweep=clicked&results_tab=One+trial", "3-results-band", "Results")
+            assert page.get_by_text("Classify new images with it").count() == 1      # the band, above the tabs
             click_cell(page, "Confusion matrix (test)", *TEST_MISTAKE)
             shoot(page, "3-results-cell-test")
             page.get_by_text(cell_heading(*TEST_MISTAKE)).wait_for(timeout=30_000)
