@@ -9,18 +9,7 @@ from typing import Any
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 
-from core.runs.records import (
-    BudgetClock,
-    Driver,
-    FinalModel,
-    LiveProgress,
-    StepProgress,
-    SweepRecord,
-    SweepStatus,
-    TrialRecord,
-    TrialResult,
-    TrialState,
-)
+from core.runs import records
 from core.spec.sweep import SweepSpec
 
 
@@ -34,37 +23,36 @@ class Attr:
     DECISIONS, CLOCK = "decisions_version", "budget_clock"
 
 
-def trial_record(sweep: str, t: FrozenTrial, full: Callable[[Any], Any]) -> TrialRecord:
+def trial_record(sweep: str, t: FrozenTrial, full: Callable[[Any], Any]) -> records.TrialRecord:
     """A trial's record from Optuna's trial; `full`: an attribute's whole record (`Artifacts.full`)."""
     attrs = t.user_attrs
     try:
-        live = LiveProgress.from_json(full(attrs[Attr.LIVE])) if Attr.LIVE in attrs else None
+        live = records.LiveProgress.from_json(full(attrs[Attr.LIVE])) if Attr.LIVE in attrs else None
     except ArtifactNotFound:        # replaced by the next epoch's as it was read
         live = None
     duration = (t.datetime_complete - t.datetime_start).total_seconds() \
         if t.datetime_complete and t.datetime_start else None
-    result = TrialResult.from_json(full(attrs[Attr.RESULT])) if Attr.RESULT in attrs else None
-    return TrialRecord(sweep=sweep, number=t.number, state=TrialState.of(t.state), value=t.value,
-                       params=dict(t.params), result=result, live=live,
-                       error=attrs.get(Attr.ERROR, ""), duration_s=duration,
-                       started=t.datetime_start.timestamp() if t.datetime_start else None,
-                       retry_of=t.system_attrs.get("failed_trial"),
-                       intermediate_values=dict(t.intermediate_values))
+    result = records.TrialResult.from_json(full(attrs[Attr.RESULT])) if Attr.RESULT in attrs else None
+    return records.TrialRecord(
+        sweep=sweep, number=t.number, state=records.TrialState.of(t.state), value=t.value,
+        params=dict(t.params), result=result, live=live, error=attrs.get(Attr.ERROR, ""), duration_s=duration,
+        started=t.datetime_start.timestamp() if t.datetime_start else None,
+        retry_of=t.system_attrs.get("failed_trial"), intermediate_values=dict(t.intermediate_values))
 
 
-def sweep_record(name: str, attrs: dict[str, Any]) -> SweepRecord:
+def sweep_record(name: str, attrs: dict[str, Any]) -> records.SweepRecord:
     """The sweep's record from its study's attributes (those an artifact stands for already read back)."""
     def typed(key: str, record: Any) -> Any:
         return record.from_json(attrs[key]) if attrs.get(key) else None
 
-    status = SweepStatus(attrs.get(Attr.STATUS, "created"))
-    return SweepRecord(name=name, spec=attrs.get(Attr.SPEC, {}), status=status,
-                       created=attrs.get(Attr.CREATED, ""), stop_requested=bool(attrs.get(Attr.STOP, False)),
-                       driver=typed(Attr.DRIVER, Driver), final=typed(Attr.FINAL, FinalModel),
-                       failure=attrs.get(Attr.FAILURE, ""), launched_by=attrs.get(Attr.LAUNCHED_BY, ""),
-                       stopped_by=attrs.get(Attr.STOPPED_BY, ""),
-                       decisions_version=int(attrs.get(Attr.DECISIONS, 0)),
-                       step=typed(Attr.STEP, StepProgress), clock=typed(Attr.CLOCK, BudgetClock))
+    status = records.SweepStatus(attrs.get(Attr.STATUS, "created"))
+    return records.SweepRecord(
+        name=name, spec=attrs.get(Attr.SPEC, {}), status=status,
+        created=attrs.get(Attr.CREATED, ""), stop_requested=bool(attrs.get(Attr.STOP, False)),
+        driver=typed(Attr.DRIVER, records.Driver), final=typed(Attr.FINAL, records.FinalModel),
+        failure=attrs.get(Attr.FAILURE, ""), launched_by=attrs.get(Attr.LAUNCHED_BY, ""),
+        stopped_by=attrs.get(Attr.STOPPED_BY, ""), decisions_version=int(attrs.get(Attr.DECISIONS, 0)),
+        step=typed(Attr.STEP, records.StepProgress), clock=typed(Attr.CLOCK, records.BudgetClock))
 
 
 def spec_as_read_now(stored: dict[str, Any] | None) -> dict[str, Any] | None:
