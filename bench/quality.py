@@ -7,7 +7,8 @@
    kernels, C from 0.001 to 10; K-fold CV picks one).
 
 5. budget N (`--budgets 15 30`): the preset as the time-budget planner (`core.search.budget`) fits it to N
-   minutes on this machine, from Lite0's images/s measured on the dataset first (the plan is printed).
+   minutes on this machine, from Lite0's images/s measured on the dataset first (the plan is printed), run with
+   that time limit (`core.search.deadline`: where the budget cut it is printed; its minutes include the measuring).
 
 Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
 macro F1 and wall time side by side.
@@ -85,6 +86,12 @@ def sweep(spec: SweepSpec) -> Evaluation:
         raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
     for variant in final.variants:
         print(f"  {spec.name} {variant.label}: test accuracy {variant.test_accuracy:.4f}", file=sys.stderr)
+    clock = store.sweep(spec.name).clock
+    if clock is not None:
+        cut = [f"trial {t.number}: {t.result.stopped_early}" for t in store.trials(spec.name)
+               if t.result is not None and t.result.stopped_early]
+        print(f"  {spec.name} time budget: {'; '.join(filter(None, [clock.note, *cut])) or 'not reached'}",
+              file=sys.stderr)
     return Evaluation.from_json(final.test)
 
 

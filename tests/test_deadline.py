@@ -24,13 +24,14 @@ KINDS = optuna.distributions.CategoricalDistribution(["network", "svm"])
 
 
 class Ticks:
-    """A clock that moves one second at every reading."""
+    """A clock that moves one second at every reading, and `jumps` further at some readings (by count)."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, jumps: dict[int, float] | None = None) -> None:
+        self.now, self.readings, self.jumps = 0.0, 0, jumps or {}
 
     def __call__(self) -> float:
-        self.now += 1.0
+        self.readings += 1
+        self.now += 1.0 + self.jumps.get(self.readings, 0.0)
         return self.now
 
 
@@ -50,6 +51,12 @@ def test_a_stage_ends_at_the_epoch_boundary_before_its_fold_share_runs_out():
     assert fitted_epochs(deadline, 0, stage) == 5
     assert deadline.note() == "budget reached: fold 1 stage 2 after 5 of 12 epochs"
     assert fitted_epochs(Deadline(at=1e9, folds=3, clock=Ticks()), 0, stage) == 12      # time enough: all
+
+
+def test_a_long_first_epoch_tracing_the_train_step_ends_a_stage_only_once_past_its_share():
+    # fold 1's share ends at t = 11; the first epoch ends at t = 9 (6 s more: tracing), the 2nd at t = 11
+    deadline = Deadline(at=31.0, folds=3, clock=Ticks(jumps={3: 6.0}))
+    assert fitted_epochs(deadline, 0, Stage(TrialParams(epochs=12), TrialParams())) == 2
 
 
 def test_every_fold_gets_a_share_of_the_time_left_and_at_least_one_epoch():

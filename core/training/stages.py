@@ -123,7 +123,8 @@ class Deadline:
 
 class StageDeadline(keras.callbacks.Callback):
     """Ends its stage's fit at the epoch boundary after which one more epoch (as long as the last) would end past
-    its fold's part of the `Deadline`."""
+    its fold's part of the `Deadline`. A stage's first epoch holds the tracing of its train step (seconds, where
+    an epoch on cached features takes a fraction of one), so it stops a stage only once past its part."""
 
     def __init__(self, deadline: Deadline, fold: int, stage: Stage):
         super().__init__()
@@ -137,7 +138,8 @@ class StageDeadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = self.deadline.clock()
         run = epoch - self.stage.first_epoch + 1
-        if run < self.stage.params.epochs and now + (now - self.epoch_began) > self.end:
+        took = now - self.epoch_began if run > 1 else 0.0
+        if run < self.stage.params.epochs and now + took > self.end:
             self.model.stop_training = True
             self.deadline.cuts.append((self.fold, self.stage.number, run, self.stage.params.epochs))
 
