@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from core.models.accelerator import Hardware, auto_precision, chosen_precision, cpu_flags
+from core.models.accelerator import Hardware, auto_precision, batch_sizes, chosen_precision, cpu_flags
 from core.training.activations import CacheKey
 
 BF16_CPU = frozenset({"avx512f", "avx512_bf16"})
@@ -57,3 +57,8 @@ def test_the_activation_cache_keys_on_precision():
     assert key.digest() == "cc6cf868bb58dc4c0205ad00181e759e"     # float32 entries cached before stay valid
     assert len({dataclasses.replace(key, precision=p).digest()
                 for p in ("float32", "mixed_float16", "mixed_bfloat16")}) == 3
+
+
+def test_batches_are_sized_to_the_device():
+    assert batch_sizes(0) == (32, 64)                   # a CPU: as before
+    assert min(batch_sizes(1)) >= 256                   # a GPU idles at 32

@@ -65,6 +65,18 @@ GPU_BATCHES = (256, 256)
 a CPU gains nothing from more than it has today and pays in memory."""
 
 
+def batch_sizes(gpus: int) -> tuple[int, int]:
+    """The (backbone pass, prediction) batch sizes with `gpus` GPUs in sight."""
+    return GPU_BATCHES if gpus else CPU_BATCHES
+
+
+@lru_cache(maxsize=1)
+def gpu_count() -> int:
+    """The GPUs TensorFlow sees, without setting any policy (predicting code sizes its batches by it)."""
+    import tensorflow as tf
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 @dataclass(frozen=True)
 class DeviceSetup:
     gpus: int
@@ -78,12 +90,12 @@ class DeviceSetup:
     @property
     def forward_batch(self) -> int:
         """The batch of the backbone pass that fills the activation cache."""
-        return (GPU_BATCHES if self.gpus else CPU_BATCHES)[0]
+        return batch_sizes(self.gpus)[0]
 
     @property
     def predict_batch(self) -> int:
         """The batch of a trial's predictions (validation, test, out-of-fold scores)."""
-        return (GPU_BATCHES if self.gpus else CPU_BATCHES)[1]
+        return batch_sizes(self.gpus)[1]
 
     def describe(self) -> str:
         where = f"{self.gpus} GPU(s)" if self.gpus else "CPU"

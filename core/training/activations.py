@@ -18,7 +18,7 @@ import numpy as np
 
 from core.progress import Progress
 
-FORWARD_BATCH = 32      # on a CPU; a GPU's is `DeviceSetup.forward_batch`
+FORWARD_BATCH = 32      # on a CPU; a GPU's is in `accelerator.batch_sizes`
 
 
 def predict_fixed(model, x: np.ndarray, size: int) -> np.ndarray:
@@ -106,7 +106,7 @@ class ActivationCache:
                  progress: Progress | None) -> None:
         # Written to a private folder and renamed into place, so a crash or a second
         # worker computing the same entry never leaves a half-written one behind.
-        from core.models.accelerator import configure_device  # TensorFlow: only when computing
+        from core.models.accelerator import batch_sizes, gpu_count  # TensorFlow: only when computing
         from core.models.augment import augment_batch, augmenter
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
@@ -122,7 +122,7 @@ class ActivationCache:
                     return np.asarray(source[rows], dtype=np.float32)
                 return augment_batch(transform if view else None, inputs[rows])
 
-            size = configure_device().forward_batch
+            size = batch_sizes(gpu_count())[0]
             passes = 1 + key.views
             originals = np.memmap(tmp / "originals.f32", dtype=np.float32, mode="w+", shape=(n, *shape))
             views = (np.memmap(tmp / "views.f32", dtype=np.float32, mode="w+", shape=(key.views, n, *shape))

@@ -14,7 +14,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from core.models.accelerator import configure_device
+from core.models.accelerator import batch_sizes, configure_device, gpu_count
 from core.models.augment import augment_batch, augmenter
 from core.models.classifier import Classifier, build_classifier
 from core.results.metrics import Evaluation
@@ -384,7 +384,7 @@ def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray
 def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Class probabilities for `rows` of `source`, in batches of one shape, sized to the device (faster than
     model.predict)."""
-    size = configure_device().predict_batch
+    size = batch_sizes(gpu_count())[1]
     out = [predict_fixed(model, np.asarray(source[rows[i:i + size]], dtype=np.float32), size)
            for i in range(0, len(rows), size)]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
