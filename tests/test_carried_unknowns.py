@@ -166,7 +166,6 @@ def test_every_export_format_carries_them_and_makes_the_same_decisions(model_fil
     assert said[1].startswith("looks like none of the classes (score ") and expected["noise"].startswith(said[1][:40])
 
 
-@pytest.mark.slow      # the app, the model and two heat maps in AppTest: ~15 s on 2 busy cores
 def test_the_predict_page_says_none_of_the_classes_for_noise(model_file, photos, monkeypatch, tmp_path) -> None:
     from streamlit.testing.v1 import AppTest
     monkeypatch.setenv("TRANSFERLAB_DATA_ROOTS", str(tmp_path / "data"))
@@ -176,7 +175,8 @@ def test_the_predict_page_says_none_of_the_classes_for_noise(model_file, photos,
     at.switch_page("views/4_Predict.py").run()
     next(r for r in at.radio if r.label == "Model").set_value("Upload a .keras file").run()
     at.file_uploader(key="model_upload").upload("colours.keras", model_file.read_bytes(), "application/zip").run()
-    at.file_uploader(key="images").set_value([(n + ".png", p.read_bytes(), "image/png") for n, p in photos.items()]).run()
+    uploads = [(name + ".png", photo.read_bytes(), "image/png") for name, photo in photos.items()]
+    at.file_uploader(key="images").set_value(uploads).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert any(f"T = {TEMPERATURE:.2f}" in c.value and "knn on the frozen" in c.value for c in at.caption), \
         [c.value for c in at.caption]

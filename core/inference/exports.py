@@ -425,7 +425,8 @@ def snippet(fmt: str, file: str, card: dict[str, Any] | None = None) -> str:
             f'{_LOAD[fmt].format(file=detector["feature_model"], out="features").split(chr(10), 1)[1]}\n'
             f'{_SCORE[detector["method"]]}\n'
             'if score > detector["threshold"]:\n'
-            '    print(f"looks like none of the classes (score {score:.3f}, threshold {detector[\'threshold\']:.3f})")\n'
+            '    threshold = detector["threshold"]\n'
+            '    print(f"looks like none of the classes (score {score:.3f}, threshold {threshold:.3f})")\n'
             'else:\n    ' + _CLASS)
 
 

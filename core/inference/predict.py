@@ -69,7 +69,8 @@ def honesty(loaded: LoadedModel) -> str:
         calibration = "Probabilities as the model gives them (it carries no temperature to calibrate them)."
     else:
         calibration = (f"Probabilities calibrated by temperature scaling (T = {loaded.temperature:.2f}, fitted on the "
-                       "sweep's out-of-fold scores, so that how sure it says it is matches how often it was right there).")
+                       "sweep's out-of-fold scores, so that how sure it says it is matches how often it was "
+                       "right there).")
     if loaded.unknowns is None:
         return f"{calibration} No open-set detector, so no image is called none of the classes: {loaded.no_unknowns}"
     detector = loaded.unknowns.detector

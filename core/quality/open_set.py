@@ -223,7 +223,8 @@ class OpenSetDetector:
     def from_card(cls, card: dict, arrays: dict[str, np.ndarray]) -> OpenSetDetector:
         """The detector `card` and `arrays` describe (a ValueError names what is missing or wrong)."""
         try:
-            method, threshold, accept, k = card["method"], float(card["threshold"]), float(card["accept"]), int(card["k"])
+            method, k = card["method"], int(card["k"])
+            threshold, accept = float(card["threshold"]), float(card["accept"])
             auroc = {str(m): float(v) for m, v in dict(card.get("held_out_auroc") or {}).items()}
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"the open-set detector's card is incomplete or malformed ({error!r})") from None
