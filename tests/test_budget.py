@@ -19,7 +19,10 @@ CPU, LOADED, GPU = 64.0, 15.0, 1000.0                # Lite0 images/s: 2 cores, 
 def test_a_budget_too_small_to_fine_tune_gives_the_frozen_plan():
     plan = plan_budget(FLOWERS5, LOADED, 15 * 60)
     assert not plan.fine_tunes and plan.trainable_layers == 0
-    assert "too little time to fine-tune" in plan.describe()
+    assert "too little time to fine-tune" in plan.describe() and "longer than the budget" not in plan.describe()
+    beyond = plan_budget(LARGE, LOADED, 15 * 60)              # 50,000 images through Lite0 at 15/s: 70 min
+    assert not beyond.fine_tunes and beyond.seconds > beyond.budget_s
+    assert "even this takes longer than the budget" in beyond.describe()
 
 
 def test_flowers5_on_two_cores_gets_the_preset_and_more_epochs_with_more_time():

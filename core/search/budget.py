@@ -92,8 +92,10 @@ class BudgetPlan:
         """One line for a person, before launch."""
         minutes = f"about {describe_seconds(self.seconds)} of {describe_seconds(self.budget_s)}"
         if not self.fine_tunes:
+            over = ("; even this takes longer than the budget (its one backbone pass over every image cannot be "
+                    "cut short)" if self.seconds > self.budget_s else "")
             return (f"{minutes}: frozen {self.backbone} features, a linear head (its convex fit) against an "
-                    "SVM; too little time to fine-tune")
+                    f"SVM; too little time to fine-tune{over}")
         second = f", and {self.second_layers} layers as a second configuration" if self.second_layers else ""
         return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
                 f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
