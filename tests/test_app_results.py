@@ -84,7 +84,7 @@ def test_a_cells_images_come_with_their_scores(tmp_path: Path) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert "True red, predicted green**: 2 images" in at.markdown[0].value
     assert [c for image in at.image for c in image.captions] == shown_as_text(
-        "red_000.jpg · green 0.80 · red 0.10", "red_002.jpg · green 0.70 · red 0.10")
+        "green 0.80 · red 0.10 · red_000.jpg", "green 0.70 · red 0.10 · red_002.jpg")
     assert not at.toggle                                             # no final model: no Grad-CAM offered
 
 

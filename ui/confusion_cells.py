@@ -16,6 +16,7 @@ from core.runs.records import OutOfFold, TrialResult
 from ui.widgets import chart, image_grid, plain
 
 MAX_CELL_IMAGES = 48
+CELL_SIDE = 160            # px of each image: room for its scores under it
 MAX_HEAT_MAPS = 8          # Grad-CAM costs a backward pass per image: the first few of the cell
 
 
@@ -38,14 +39,15 @@ def cell_images(ev: Evaluation, cell: tuple[int, int], key: str, threshold: floa
     """The images of one confusion cell (true, predicted) with their scores, and a Grad-CAM toggle."""
     true, pred = cell
     rows = ev.cell(true, pred, threshold)
-    st.markdown(f"**True {plain(ev.classes[true])}, predicted {plain(ev.classes[pred])}**: {len(rows)} images")
+    st.markdown(f"**True {plain(ev.classes[true])}, predicted {plain(ev.classes[pred])}**: "
+                f"{len(rows)} image{'' if len(rows) == 1 else 's'}")
     if ev.paths is None:
         st.info("This record keeps no file paths, so its images cannot be shown.")
         return
     shown = rows[:MAX_CELL_IMAGES]
     if len(rows) > len(shown):
         st.caption(f"The first {len(shown)} of them.")
-    image_grid([ev.paths[i] for i in shown], [_score_caption(ev, i, true, pred) for i in shown], side=112)
+    image_grid([ev.paths[i] for i in shown], [_score_caption(ev, i, true, pred) for i in shown], side=CELL_SIDE)
     if shown and model_path and st.toggle("Grad-CAM", key=f"{key}-cell-cam",
                                           help="the final model's heat map for the predicted class: where it "
                                                f"sees {ev.classes[pred]} (the first {MAX_HEAT_MAPS} images)"):
@@ -54,8 +56,10 @@ def cell_images(ev: Evaluation, cell: tuple[int, int], key: str, threshold: floa
 
 def _score_caption(ev: Evaluation, row: int, true: int, pred: int) -> str:
     """The image's score for the predicted class, and for its true class when that is another."""
-    text = f"{Path(ev.paths[row]).name} · {ev.classes[pred]} {ev.scores[row, pred]:.2f}"
-    return text if true == pred else f"{text} · {ev.classes[true]} {ev.scores[row, true]:.2f}"
+    scores = f"{ev.classes[pred]} {ev.scores[row, pred]:.2f}"
+    if true != pred:
+        scores += f" · {ev.classes[true]} {ev.scores[row, true]:.2f}"
+    return f"{scores} · {Path(ev.paths[row]).name}"
 
 
 def _heat_maps(model_path: Path, paths: list[str], class_name: str) -> None:
@@ -83,7 +87,7 @@ def _heat_maps(model_path: Path, paths: list[str], class_name: str) -> None:
             images.append(overlay(prediction.image, cam))
             captions.append(plain(f"{Path(prediction.name).name}: where it sees {class_name}"))
     if images:
-        st.image(images, caption=captions, width=112)
+        st.image(images, caption=captions, width=CELL_SIDE)
 
 
 def validation_confusion(result: TrialResult, oof: OutOfFold | None, key: str, model_path: str | None) -> None:

@@ -110,10 +110,12 @@ def evaluation_views(record: FinalModel, name: str) -> None:
         sub[1].metric("Recall", f"{point['recall']:.3f}")
         sub[2].metric("F1", f"{point['f1']:.3f}")
         chart(charts.pr_curves(ev, threshold=t, class_index=None if ev.is_binary else c), f"{key} precision-recall")
-        if not ev.is_binary:
-            one_vs_rest = np.array([[point["tn"], point["fp"]], [point["fn"], point["tp"]]])
-            chart(charts.confusion_matrix(one_vs_rest, ["rest", ev.classes[c]],
-                                          title=f"{ev.classes[c]} vs rest at {t:.2f}"), f"{key} one vs rest")
+        if not ev.is_binary:       # the class against the rest at the threshold: a two-class evaluation
+            scores = ev.scores[:, c]
+            versus = Evaluation(["rest", ev.classes[c]], ev.y_true == c, np.stack([1 - scores, scores], axis=1),
+                                paths=ev.paths)
+            clickable_confusion(versus, f"{ev.classes[c]} vs rest at {t:.2f}", f"{key}-versus", threshold=t,
+                                model_path=record.model_path)
     threshold = t if ev.is_binary else None
     with left:
         title = f"Confusion matrix ({choice}" + (f", threshold {t:.2f})" if ev.is_binary else ")")
