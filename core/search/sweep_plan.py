@@ -82,4 +82,4 @@ def _stages(spec: SweepSpec) -> str:
         return (f"each network fold trains the head {_shown(spec, 'stage1_epochs')} epochs on the frozen "
                 f"backbone, then {top} up to {epochs} more")
     what = "the head on the frozen backbone" if layers == "0" else f"the head and the top {layers} layers"
-    return f"each network fold trains {what} up to {epochs} epochs"
+    return f"each network fold trains {what} up to {epochs} epoch{'s' * (epochs != '1')}"
