@@ -1,7 +1,7 @@
 """In Chromium: the Results page of a finished sweep (records written through the real store, no training):
 its summary band on top, and a click inside a cell of the test confusion matrix and of the validation
-(out-of-fold) confusion shows that cell's images. Screenshots in test-output/ (3-results-band-*.png,
-3-results-cell-*.png)."""
+(out-of-fold) confusion shows that cell's images. Screenshots in test-output/ (3-results-band.png,
+3-results-cell-test.png, 3-results-cell-validation.png)."""
 from __future__ import annotations
 
 from pathlib import Path
