@@ -17,6 +17,7 @@ from ui.widgets import plain, user_error
 
 BUDGET_KEY = "spec.budget_minutes"
 MEASURED_KEPT = 32
+PLAN_FIELDS = ("time_limit_s", "plan", "plan_s")     # what a plan writes into the search (`BudgetPlan.spec`)
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,11 +35,12 @@ def _measure_key(spec: SweepSpec) -> tuple:
 def follows_preset(spec: SweepSpec) -> bool:
     """Whether the form holds the recommended preset's model, search and final model (what a plan rewrites);
     the data, folds and name are the user's either way."""
-    preset = SweepSpec.from_yaml(PRESET.read_bytes()).to_dict()
-    mine = spec.to_dict()
-    return (mine["params"] == preset["params"] and mine["search"]["space"] == preset["search"]["space"]
-            and mine["search"]["method"] == preset["search"]["method"]
-            and (mine["ensemble"], mine["refit"]) == (preset["ensemble"], preset["refit"]))
+    preset, mine = SweepSpec.from_yaml(PRESET.read_bytes()).to_dict(), spec.to_dict()
+
+    def rewritten(data: dict) -> tuple:
+        search = {k: v for k, v in data["search"].items() if k not in PLAN_FIELDS}
+        return data["params"], search, data["ensemble"], data["refit"]
+    return rewritten(mine) == rewritten(preset)
 
 
 def _planned(spec: SweepSpec, minutes: int, measured: tuple[Data, float]) -> SweepSpec:
@@ -46,7 +48,7 @@ def _planned(spec: SweepSpec, minutes: int, measured: tuple[Data, float]) -> Swe
     plan = plan_budget(sizes, speed, minutes * 60)
     st.success(f"**Best model in {minutes} min** on this machine (EfficientNet-Lite0 at {speed:.0f} images/s; "
                f"{sizes.train} training and {sizes.test} test images, {sizes.classes} classes): "
-               f"{plain(plan.describe())}. Launch runs this plan; the fields below are the preset it starts from.",
+               f"{plain(plan.describe())}. Launch runs this plan; the fields above are the preset it starts from.",
                icon=":material/timer:")
     return plan.spec(spec)
 
