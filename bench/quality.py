@@ -86,12 +86,10 @@ def sweep(spec: SweepSpec) -> Evaluation:
         raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
     for variant in final.variants:
         print(f"  {spec.name} {variant.label}: test accuracy {variant.test_accuracy:.4f}", file=sys.stderr)
-    clock = store.sweep(spec.name).clock
-    if clock is not None:
-        cut = [f"trial {t.number}: {t.result.stopped_early}" for t in store.trials(spec.name)
-               if t.result is not None and t.result.stopped_early]
-        print(f"  {spec.name} time budget: {'; '.join(filter(None, [clock.note, *cut])) or 'not reached'}",
-              file=sys.stderr)
+    if spec.search.time_limit_s:
+        from core.search.time_left import budget_note
+        note = budget_note(store.sweep(spec.name), store.trials(spec.name))
+        print(f"  {spec.name} time budget: {note or 'not reached'}", file=sys.stderr)
     return Evaluation.from_json(final.test)
 
 

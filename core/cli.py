@@ -182,6 +182,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from core.search.time_left import budget_note
     store = open_store(args)
     frame = store.trials_frame(args.name)
     sweep = store.sweep(args.name)
@@ -191,6 +192,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         summary = {k: v for k, v in final.to_json().items() if k not in ("test", "train")} \
             | {"test_summary": test.summary() if test else {}} if final else {}
         print(json.dumps({"sweep": args.name, "status": sweep.status.value, "failure": sweep.failure,
+                          "budget_note": budget_note(sweep, store.trials(args.name)),
                           "trials": json.loads(frame.to_json(orient="records")), "final": summary}, indent=2))
     elif args.csv:
         from core.text import csv_text
@@ -203,6 +205,8 @@ def cmd_results(args: argparse.Namespace) -> int:
             low, high = test.accuracy_interval()
             print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f} (95% interval "
                   f"{low:.4f}-{high:.4f}, {len(test.y_true)} images), {final.model_path}")
+        if note := budget_note(sweep, store.trials(args.name)):
+            print(f"\ntime budget: {note}")
         if sweep.failure:
             print(f"\n{_failure_line(sweep)}")
     return 0

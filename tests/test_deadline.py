@@ -175,3 +175,12 @@ def test_a_sweep_with_a_tiny_budget_ends_inside_it_with_a_final_model(tmp_path):
     assert len(trials) < 3                                   # the budget let not every trial start
     assert store.sweep("timed").clock.note.startswith(f"budget reached after {len(trials)} of 3 trials")
     assert trials[0].result.stopped_early.startswith("budget reached: fold 1 after ")
+
+
+def test_the_results_say_where_the_budget_cut_the_sweep(store, timed, capsys):
+    from core.cli import main
+    store.set_clock(timed, BudgetClock(time.time() - 500, note="budget reached after 1 of 2 trials"))
+    assert main(["results", timed, "--storage", store.url]) == 0
+    assert "time budget: budget reached after 1 of 2 trials" in capsys.readouterr().out
+    assert main(["results", timed, "--storage", store.url, "--json"]) == 0
+    assert '"budget_note": "budget reached after 1 of 2 trials"' in capsys.readouterr().out

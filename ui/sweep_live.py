@@ -12,7 +12,7 @@ from core.runs.store import StoreError
 from core.search import lifecycle
 from core.search.lifecycle import SweepView
 from core.search.oracle import was_retried
-from core.search.time_left import describe_seconds, step_seconds_left
+from core.search.time_left import budget_note, describe_seconds, step_seconds_left
 from core.spec.sweep import SweepSpec
 from ui import auth, state
 from ui.widgets import chart, plain
@@ -151,11 +151,7 @@ def _budget(view: SweepView, spec: SweepSpec) -> None:
         return
     plan = f": {plain(spec.search.plan)}" if spec.search.plan else ""
     st.caption(f"Time budget {describe_seconds(spec.search.time_limit_s)}{plan}")
-    cut = [f"trial {t.number}: {t.result.stopped_early}"
-           for t in view.trials if t.result is not None and t.result.stopped_early]
-    clock = view.sweep.clock
-    if clock is not None and clock.note or cut:
-        said = "; ".join(([clock.note] if clock is not None and clock.note else []) + cut)
+    if said := budget_note(view.sweep, view.trials):
         st.info(plain(said[:1].upper() + said[1:]), icon=":material/timer:")
 
 

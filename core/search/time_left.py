@@ -61,6 +61,15 @@ def budget_left(sweep: SweepRecord, spec: SweepSpec, now: float | None = None) -
     return sweep.clock.origin + spec.search.time_limit_s - (time.time() if now is None else now)
 
 
+def budget_note(sweep: SweepRecord, trials: list[TrialRecord]) -> str:
+    """Where the time budget cut the sweep short ("" where it did not): the sweep's note (`BudgetClock`), then
+    each trial's ("trial 0: budget reached: fold 1 stage 2 after 3 of 8 epochs"). What the pages and the CLI say."""
+    said = [sweep.clock.note] if sweep.clock is not None and sweep.clock.note else []
+    said += [f"trial {t.number}: {t.result.stopped_early}" for t in trials
+             if t.result is not None and t.result.stopped_early]
+    return "; ".join(said)
+
+
 def time_left(trials: list[TrialRecord], remaining: int, now: float | None = None,
               budget: float | None = None) -> TimeLeft:
     """`remaining`: trials not started yet (`oracle.remaining_trials`); `budget`: seconds left in the sweep's
