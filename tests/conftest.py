@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny generated image datasets and the real flowers5 folder when present."""
+"""Shared fixtures: tiny generated image datasets and the real flowers5 folder when present, one trial's data
+on them, a run store of one test's own, Chromium and a throwaway PostgreSQL (from the helper modules
+`browser` and `postgres`, which the test modules share instead of importing each other)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium  # noqa: F401  (a fixture: headless Chromium, module-wide)
 from PIL import Image
+from postgres import postgres_url  # noqa: F401  (a fixture: a throwaway PostgreSQL cluster)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs, caches and converted weights of the test session live in one temporary home, never in
@@ -90,3 +94,18 @@ def flowers5() -> Path:
     if not FLOWERS5.is_dir():
         pytest.skip(f"real-data test: {FLOWERS5} is missing (the shared flowers5 photos are not on this machine)")
     return FLOWERS5
+
+
+@pytest.fixture
+def trial_data(tiny_dataset: Path):
+    """The tiny colours as one trial's data (`trials.tiny_trial_data`): two interleaved folds."""
+    from trials import tiny_trial_data
+    return tiny_trial_data(tiny_dataset)
+
+
+@pytest.fixture
+def own_store(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A run store of this test alone (the app caches one store per URL), so its sweeps stay here."""
+    from core.runs.store import RunStore
+    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'own.db'}")
+    return RunStore()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from apptest import APP, button, no_errors, tiny_spec
+from apptest import APP, button, delete_on_page, driven, no_errors, tiny_spec, watch
 from conftest import write_class_folders
 from streamlit.testing.v1 import AppTest
 
@@ -33,42 +31,6 @@ def test_user_text_is_shown_as_text_never_as_markdown(data_root: Path) -> None:
     markdown = [m.value for m in at.markdown] + [w.value for w in at.warning]
     assert any("click" in text for text in markdown), markdown
     assert all(LINK not in text and IMAGE not in text for text in markdown), markdown
-
-
-@pytest.fixture
-def own_store(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A run store of this test alone (the app caches one store per URL), so its sweeps stay here."""
-    from core.runs.store import RunStore
-    monkeypatch.setenv("TRANSFERLAB_STORAGE", f"sqlite:///{tmp_path / 'own.db'}")
-    return RunStore()
-
-
-@contextmanager
-def driven(store, name: str, data_root: Path) -> Iterator[None]:
-    """A sweep marked running whose driver is a live process with `core` on its command line (a stand-in)."""
-    store.create_sweep(tiny_spec(name, data_root / "colours"))
-    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "core"])
-    try:
-        store.set_driver(name, driver.pid)
-        store.set_status(name, "running")
-        yield
-    finally:
-        driver.kill()
-        driver.wait()
-
-
-def delete_on_page(at: AppTest) -> None:
-    """Press Delete, then confirm it."""
-    button(at, "Delete").click().run()
-    button(at, "Delete for good").click().run()
-
-
-def watch(name: str) -> AppTest:
-    """The Sweep page opened on ?sweep=NAME."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["sweep"] = name
-    at.run()
-    return at.switch_page("views/2_Sweep.py").run()
 
 
 def test_failed_sweep_shows_why_offers_resume_and_delete(data_root: Path, own_store) -> None:

@@ -17,7 +17,7 @@ import pytest
 from apptest import APP, button, tiny_spec
 from conftest import app_data_root
 from streamlit.testing.v1 import AppTest
-from test_app import TF_TIMEOUT, fill_tiny_sweep
+from apptest import TF_TIMEOUT, fill_tiny_sweep
 
 PASSWORD = "correct horse battery"
 OWN = {"ann": "ann's own passphrase", "carol": "carol's own passphrase"}

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_browser import VIEWPORT, chromium, serve, server_env, settle, shoot, visit  # noqa: F401
+from browser import VIEWPORT, serve, server_env, settle, shoot, visit
 
 from ui.widgets import THUMB_SIDE, per_row
 

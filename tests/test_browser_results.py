@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import write_class_folders
 from results_records import CLASSES, OOF_MISTAKES, TEST_MISTAKE, recorded_sweep
-from test_browser import VIEWPORT, chromium, serve, server_env, settle, shoot, visit  # noqa: F401
+from browser import VIEWPORT, serve, server_env, settle, shoot, visit
 
 pytestmark = pytest.mark.slow
 COLOURS = {"blue": (40, 60, 200), "green": (40, 180, 60), "red": (200, 40, 40)}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_class_folders
-from test_browser import VIEWPORT, chromium, cli_sweep, serve, server_env, settle, shoot, visit  # noqa: F401
+from browser import VIEWPORT, cli_sweep, serve, server_env, settle, shoot, visit
 
 from core.data.decisions import Action, DecisionLog
 

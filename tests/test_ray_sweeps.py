@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_postgres import postgres_url  # noqa: F401  (fixture)
-from test_sweep_cli import REPO, cli, write_spec
-from test_sweep_faults import FAST_HEARTBEAT, _processes, _wait_for
+from cli_runs import FAST_HEARTBEAT, REPO, cli, processes, wait_for, write_spec
 
 from core.runs.records import SweepStatus, TrialState
 from core.runs.store import RunStore
@@ -156,10 +154,10 @@ def test_a_ray_task_killed_mid_trial_loses_nothing_finished_and_its_trial_is_ret
                       epochs=12, **HEAD)
     driver = _driver(spec, storage, ray_address)
     store = RunStore(storage)
-    _wait_for(lambda: _running_with_an_epoch(store, "lost", complete=1), 300, "a finished trial and a running one")
+    wait_for(lambda: _running_with_an_epoch(store, "lost", complete=1), 300, "a finished trial and a running one")
     before = {t.number: (t.params["learning_rate"], t.value) for t in store.trials("lost")
               if t.state == TrialState.COMPLETE}
-    [worker] = _processes("worker", "lost")
+    [worker] = processes("worker", "lost")
     task_process = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
     os.kill(task_process, signal.SIGKILL)          # the Ray task's process, as when its node dies
     _, stderr = driver.communicate(timeout=600)
@@ -178,13 +176,13 @@ def test_stop_and_resume_through_ray(ray_address, tiny_dataset, tmp_path):
                       epochs=8, **HEAD)
     driver = _driver(spec, storage, ray_address, "--workers", "2")
     store = RunStore(storage)
-    _wait_for(lambda: _running_with_an_epoch(store, "paused"), 300, "a running trial's first epoch")
+    wait_for(lambda: _running_with_an_epoch(store, "paused"), 300, "a running trial's first epoch")
     cli("stop", "paused", "--storage", storage)
     _, stderr = driver.communicate(timeout=300)
     assert driver.returncode == 0, stderr[-3000:]
     assert store.status("paused") == SweepStatus.STOPPED
     assert not [t for t in store.trials("paused") if t.state == TrialState.RUNNING]
-    assert _processes("worker", "paused") == []                  # every task's worker ended with the stop
+    assert processes("worker", "paused") == []                  # every task's worker ended with the stop
     cli("resume", "paused", "--storage", storage, "--executor", "ray", "--ray-address", ray_address,
         "--workers", "2", env=os.environ | FAST_HEARTBEAT)
     assert sorted(_errors(store, "paused")) == [0.003, 0.01, 0.03]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_training import small_params, trial_data  # noqa: F401  (fixture)
+from trials import small_params
 
 from core.models.classifier import build_classifier
 from core.spec.sweep import SpecError, SweepSpec

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import make_image, write_class_folders
 from google.protobuf.message import DecodeError
-from test_browser import VIEWPORT, chromium, serve, server_env, settle  # noqa: F401  (chromium: a fixture)
+from browser import VIEWPORT, serve, server_env, settle
 
 pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
@@ -126,7 +126,7 @@ def get_status(url: str, path: str) -> int:
 
 
 def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_closed(
-        tmp_path: Path, chromium) -> None:  # noqa: F811
+        tmp_path: Path, chromium) -> None:
     write_class_folders(tmp_path / "data" / "colours", per_class=6)
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(f'[login]\npassword = "{PASSWORD}"\n')

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sweep_cli import REPO
+from cli_runs import REPO
 
 from core.spec.sweep import SpecError, SweepSpec
 from core.spec.sweep import MAX_GRID

@@ -9,8 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import test_training
-from test_training import small_params
+from trials import small_params, tiny_trial_data
 
 from core.models.classifier import build_classifier
 from core.results import charts
@@ -27,7 +26,7 @@ from core.training.trial import TrialRunner, make_optimizer
 @pytest.fixture
 def staged_data(tiny_dataset):
     """The one-trial tests' TrialData: tiny colour images, two interleaved folds."""
-    return test_training.trial_data.__wrapped__(tiny_dataset)
+    return tiny_trial_data(tiny_dataset)
 
 
 NEW_FIELDS = ("stage1_epochs", "stage2_lr_factor", "momentum_decay")

@@ -10,29 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from cli_runs import REPO, cli, two_worker_sweep, write_spec
 
 from core.runs.store import RunStore
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, env: dict | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO, capture_output=True, text=True,
-                            env=env or os.environ.copy(), timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
-
-
-def write_spec(path: Path, name: str, dataset: Path, space: dict, **params) -> Path:
-    spec = {"name": name, "folds": 2,
-            "data": {"dataset": str(dataset), "test_fraction": 0.25, "seed": 1},
-            "params": {"image_size": 32, "epochs": 4, "batch_size": 8, "learning_rate": 0.01,
-                       "early_stopping": 0, "reduce_lr": 0, **params},
-            "search": {"method": "grid", "space": space}}
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def test_sweep_results_predict_export(tiny_dataset, tmp_path):
@@ -116,18 +96,6 @@ def test_sigkill_mid_sweep_then_resume_reruns_nothing_finished(tiny_dataset, tmp
     for rate, _ in before.values():
         assert done_rates.count(rate) == 1, "a trial finished before the kill was run again"
     assert store.final("killed") is not None
-
-
-def two_worker_sweep(storage: str, name: str, dataset: Path, folder: Path) -> RunStore:
-    """Three configurations shared by two worker processes: each done once, then refit once."""
-    spec = write_spec(folder / "spec.yaml", name, dataset, {"learning_rate": [0.003, 0.01, 0.03]}, epochs=2)
-    cli("sweep", str(spec), "--storage", storage, "--workers", "2")
-    store = RunStore(storage)
-    trials = store.trials(name)
-    assert sorted(t.params["learning_rate"] for t in trials if t.state.name == "COMPLETE") == [0.003, 0.01, 0.03]
-    logs = sorted((store.artifacts_dir / name / "logs").glob("worker-*.log"))
-    assert len(logs) == 2 and store.final(name) is not None
-    return store
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from test_sweep_cli import cli, write_spec
+from cli_runs import cli, write_spec
 
 from core.runs.store import RunStore
 from core.spec.sweep import SweepSpec

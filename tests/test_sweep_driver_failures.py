@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_sweep_cli import REPO, write_spec
-from test_sweep_faults import FAST_HEARTBEAT, _wait_for
+from cli_runs import FAST_HEARTBEAT, REPO, wait_for, write_spec
 
 from core.runs.records import SweepStatus, TrialState
 from core.runs.store import RunStore, StoreError
@@ -127,7 +126,7 @@ def test_a_worker_elsewhere_keeps_its_sweep_and_stops_in_one_line_once_it_is_del
                               env=lifecycle.child_environment(store) | FAST_HEARTBEAT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: any(t.state == TrialState.RUNNING and t.live and t.live.epochs_done
+        wait_for(lambda: any(t.state == TrialState.RUNNING and t.live and t.live.epochs_done
                               for t in store.trials("busy-worker")), 300, "the worker's first epoch")
         assert not lifecycle.driver_alive(store.sweep("busy-worker"))   # no driver: only the worker runs it
         with pytest.raises(StoreError, match="running in a worker"):

@@ -7,41 +7,17 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from conftest import write_class_folders
-from test_sweep_cli import REPO, write_spec
+from cli_runs import FAST_HEARTBEAT, REPO, processes, wait_for, write_spec
 
 from core.runs.records import SweepStatus, TrialState
 from core.runs.store import RunStore
 from core.search import lifecycle
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
-
-FAST_HEARTBEAT = {"TRANSFERLAB_HEARTBEAT_S": "1", "TRANSFERLAB_GRACE_S": "3"}
-
-
-def _processes(*words: str) -> list[int]:
-    """Pids of live processes whose command line holds every word."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if all(w.encode() in argv for w in words):
-                pids.append(int(entry.name))
-    return pids
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 @pytest.mark.slow
@@ -60,8 +36,8 @@ def test_a_killed_worker_under_two_workers_is_requeued_and_the_sweep_finishes(ti
         except Exception:                 # the study may not exist yet
             return False
 
-    _wait_for(a_trial_runs, 300, "a worker's trial to report an epoch")
-    workers = _processes("worker", "pair-killed")
+    wait_for(a_trial_runs, 300, "a worker's trial to report an epoch")
+    workers = processes("worker", "pair-killed")
     assert len(workers) == 2, workers
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = driver.communicate(timeout=600)
@@ -123,10 +99,10 @@ def test_two_launches_of_one_sweep_at_the_same_moment_start_one_driver(tiny_data
         for t in threads:
             t.join(60)
         assert not errors, errors
-        drivers = _processes("resume", "twice")
+        drivers = processes("resume", "twice")
         assert len(drivers) == 1, f"{len(drivers)} drivers for one sweep"
     finally:
-        for pid in _processes("resume", "twice"):
+        for pid in processes("resume", "twice"):
             os.killpg(pid, signal.SIGKILL)
 
 
@@ -140,7 +116,7 @@ def test_a_record_other_code_wrote_does_not_stop_the_others_from_resuming(tiny_d
     try:
         assert lifecycle.resume_unfinished(store) == ["orphan"]
     finally:
-        for pid in _processes("resume", "orphan"):
+        for pid in processes("resume", "orphan"):
             os.killpg(pid, signal.SIGKILL)
 
 
@@ -158,5 +134,5 @@ def test_a_restart_resumes_a_sweep_where_its_last_driver_ran_its_workers(tiny_da
         assert command[command.index(b"--executor") + 1] == b"ray" and b"3" in command, command
         assert driver.executor["kind"] == "ray"
     finally:
-        for pid in _processes("resume", "on-ray"):
+        for pid in processes("resume", "on-ray"):
             os.killpg(pid, signal.SIGKILL)

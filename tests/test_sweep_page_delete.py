@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from apptest import button
-from test_app_faults import delete_on_page, driven, own_store, watch  # noqa: F401  (own_store: the fixture)
+from apptest import delete_on_page, driven, watch
 
 
 def refusals(at) -> list[str]:

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from test_sweep_cli import REPO
+from cli_runs import REPO
 
 from core.data.images import imap_in_processes
 

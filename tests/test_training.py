@@ -6,32 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from core.data.datasets import load_dataset
-from core.data.images import load_image
 from core.models.backbones import backbone_layers
 from core.models.classifier import build_classifier, cut_points
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache
-from core.training.trial import TrialData, TrialRunner
-
-SIZE = 32
-
-
-def small_params(**overrides) -> TrialParams:
-    base = dict(backbone="mobilenetv2", weights="none", image_size=SIZE, epochs=3, batch_size=8,
-                early_stopping=0, reduce_lr=0)
-    return TrialParams(**{**base, **overrides})
-
-
-@pytest.fixture
-def trial_data(tiny_dataset) -> TrialData:
-    ds = load_dataset(tiny_dataset)
-    images = np.stack([load_image(p, SIZE) for p in ds.paths])
-    perm = np.random.default_rng(0).permutation(len(ds))
-    train, test = np.sort(perm[:30]), np.sort(perm[30:])
-    folds = [(train[np.arange(30) % 2 != k], train[np.arange(30) % 2 == k]) for k in (0, 1)]   # interleaved: stratified
-    return TrialData(images=images, labels=ds.labels, classes=ds.classes, train_rows=train, test_rows=test,
-                     folds=folds, fingerprint="tiny", paths=ds.paths)
+from core.training.trial import TrialRunner
+from trials import SIZE, small_params
 
 
 @pytest.mark.parametrize("backbone, trainable", [("mobilenetv2", 0), ("mobilenetv2", 3), ("mobilenetv2", 10),
