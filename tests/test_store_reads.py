@@ -1,11 +1,12 @@
 """What the pages' reads of the run store cost, counted in SQL statements (SQLAlchemy's cursor events): a
 Results page run asks the store once per thing it shows (the trials table, the final model, one trial),
-one query each when its cached copy is current; one trial is read without the others; the sweeps table
-costs the same whatever the number of sweeps.
+one query each when its cached copy is current; one trial is read without the others; the sweeps table and
+the pages' list of sweeps cost the same whatever the number of sweeps.
 
 Measured on the code before (issue 24): a rerun of the page's reads below made 33 statements (each
-`version` read every trial and its attributes), after: 9 (6 list the sweeps, then one per version);
-`trial` read every trial; `sweeps` cost 11 statements for one sweep and 25 for three, after: 5 for both."""
+`version` read every trial and its attributes), after: 7 (4 list the sweeps, then one per version);
+`trial` read every trial; `sweeps` cost 11 statements for one sweep and 25 for three, after: 5 for both;
+the page's list of sweeps 6 and 10 (two reads per sweep), after: 4 for both."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -92,15 +93,20 @@ def test_one_trial_is_read_without_the_others(statements):
         store.trial("seen", 9)
 
 
-def test_the_sweeps_table_costs_the_same_for_one_sweep_or_three(statements, tmp_path):
-    store, seen = statements
+def cost(seen: list[str], read) -> int:
     seen.clear()
-    store.sweeps()
-    one = len(seen)
+    read()
+    return len(seen)
+
+
+def test_the_sweeps_table_and_list_cost_the_same_for_one_sweep_or_three(statements, tmp_path):
+    from ui import state
+    store, seen = statements
+    one = cost(seen, store.sweeps), cost(seen, state.sweep_names)
     for name, trials in (("b", 2), ("c", 1)):
         recorded(store, name, trials, tmp_path)
-    seen.clear()
+    assert (cost(seen, store.sweeps), cost(seen, state.sweep_names)) == one
+    assert state.sweep_names() == ["seen", "b", "c"]
     three = store.sweeps()
-    assert len(seen) == one, seen
     assert list(three["sweep"]) == ["seen", "b", "c"] and list(three["complete"]) == [3, 2, 1]
     assert list(three["best_error"]) == pytest.approx([0.0] * 3) and list(three["planned"]) == [4] * 3

@@ -21,10 +21,9 @@ from core.data.datasets import Dataset, DatasetError, list_datasets, load_datase
 from core.data.decisions import DecisionLog
 from core.data.scan import ScanReport, scan_dataset
 from core.runs.records import FinalModel, TrialRecord
-from core.runs.store import RunStore, StoreError
+from core.runs.store import BAD_RECORD, RunStore, StoreError
 from core.runs.store_messages import database_reason, url_for_humans
 from core.settings import Settings, SettingsError, load_settings
-from core.spec.sweep import SweepSpec
 from ui.widgets import plain, user_error
 
 SECRET_ENV = {"data_roots": "TRANSFERLAB_DATA_ROOTS", "storage": "TRANSFERLAB_STORAGE", "home": "TRANSFERLAB_HOME"}
@@ -33,8 +32,6 @@ WIDGET_KEY = "dataset_choice"
 SCANS_KEPT = 8
 # What a store that cannot be reached, parsed or written raises (the driver's error, Optuna's wrapper of it)
 STORE_FAILURES = (SQLAlchemyError, StorageInternalError, OSError)
-# What reading a record written by other code may raise (a bad name or spec, an unknown status, a wrong type)
-BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
 
 
 def _secrets() -> dict[str, Any]:
@@ -207,24 +204,11 @@ def scan(path: Path) -> tuple[Dataset, ScanReport]:
 
 # --- sweeps ------------------------------------------------------------------------------------------
 
-def _unreadable(rs: RunStore, name: str) -> str | None:
-    """Why a sweep's record cannot be shown (written by other code or an older version), or None."""
-    try:
-        record = rs.sweep(name)
-        if not record.spec:
-            return "no spec is stored with it"
-        spec = SweepSpec.from_dict(record.spec)
-    except BAD_RECORD as error:
-        return str(error)
-    return None if spec.name == name else f"its spec is named {spec.name!r}"
-
-
 def sweep_names() -> list[str]:
-    """The sweeps a page can show; a warning names each one whose record cannot be read, left out."""
-    rs = store()
+    """The sweeps a page can show; a warning names each one whose record cannot be read, left out. One read
+    of every sweep's attributes (`RunStore.sweep_problems`), not one per sweep."""
     names, problems = [], []
-    for name in rs.sweep_names():
-        problem = _unreadable(rs, name)
+    for name, problem in store().sweep_problems().items():
         if problem:
             problems.append(f"'{plain(name)}': {plain(problem)}")
         else:

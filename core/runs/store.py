@@ -41,7 +41,7 @@ from core.runs.records import (
     ranked,
     trials_frame,
 )
-from core.runs.store_attrs import Attr, spec_as_read_now, sweep_record, trial_record
+from core.runs.store_attrs import BAD_RECORD, Attr, spec_as_read_now, sweep_record, trial_record, why_unreadable
 from core.runs.store_messages import StoreError, url_for_humans
 from core.runs.store_queries import StateCounts, counts_by_state, trial_counts
 from core.settings import load_settings
@@ -113,6 +113,19 @@ class RunStore:
 
     def sweep_names(self) -> list[str]:
         return [s.study_name for s in self.storage.get_all_studies()]
+
+    def sweep_problems(self) -> dict[str, str | None]:
+        """Every sweep's name with why its record cannot be shown (written by other code or an older version;
+        None: it can), from one read of every sweep's attributes."""
+        problems = {}
+        for summary in self.storage.get_all_studies():
+            try:
+                attrs = self._full(summary.user_attrs)
+            except BAD_RECORD as error:
+                problems[summary.study_name] = str(error)
+            else:
+                problems[summary.study_name] = why_unreadable(summary.study_name, attrs)
+        return problems
 
     def sweeps(self) -> pd.DataFrame:
         """One row per sweep: counts by state, best value, status, when created."""

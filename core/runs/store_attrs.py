@@ -13,6 +13,10 @@ from core.runs import records
 from core.spec.sweep import SweepSpec
 
 
+# What reading a record written by other code (or an older version) may raise: a bad name, spec, status or type
+BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
+
+
 class Attr:
     """The user attributes' names: a trial's (the first four), the others its sweep's study's."""
 
@@ -53,6 +57,18 @@ def sweep_record(name: str, attrs: dict[str, Any]) -> records.SweepRecord:
         failure=attrs.get(Attr.FAILURE, ""), launched_by=attrs.get(Attr.LAUNCHED_BY, ""),
         stopped_by=attrs.get(Attr.STOPPED_BY, ""), decisions_version=int(attrs.get(Attr.DECISIONS, 0)),
         step=typed(Attr.STEP, records.StepProgress), clock=typed(Attr.CLOCK, records.BudgetClock))
+
+
+def why_unreadable(name: str, attrs: dict[str, Any]) -> str | None:
+    """Why sweep `name`'s record (its study's attributes, read back whole) cannot be shown, or None."""
+    try:
+        record = sweep_record(name, attrs)
+        if not record.spec:
+            return "no spec is stored with it"
+        spec = SweepSpec.from_dict(record.spec)
+    except BAD_RECORD as error:
+        return str(error)
+    return None if spec.name == name else f"its spec is named {spec.name!r}"
 
 
 def spec_as_read_now(stored: dict[str, Any] | None) -> dict[str, Any] | None:
