@@ -13,7 +13,7 @@ from core.runs import records
 from core.spec.sweep import SweepSpec
 
 
-# What reading a record written by other code (or an older version) may raise: a bad name, spec, status or type
+# What reading a record other code (or an older version) wrote may raise: a bad name, spec, status or type
 BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError)
 
 
