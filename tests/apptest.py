@@ -61,6 +61,7 @@ def optuna_choice(values: list) -> object:
 
 def fill_tiny_sweep(at: AppTest, name: str) -> None:
     """The Sweep page's form filled with a sweep that trains in seconds: 2 learning rates x 2 folds."""
+    at.selectbox(key="spec.example").set_value("flowers5-lite0").run()    # a frozen linear head, not the preset
     at.text_input(key="spec.name").input(name)
     at.selectbox(key="spec.params.backbone").set_value("mobilenetv2")
     at.selectbox(key="spec.params.weights").set_value("none")

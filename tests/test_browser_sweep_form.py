@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import SHOTS, chromium, serve, server_env, settle, shoot  # noqa: F401  (chromium: a fixture)
+from browser import SHOTS, serve, server_env, settle, shoot
 from conftest import COLOURS, make_image
 from PIL import ImageDraw
 
