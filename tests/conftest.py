@@ -3,8 +3,10 @@ on them, a run store of one test's own, Chromium and a throwaway PostgreSQL (fro
 `browser` and `postgres`, which the test modules share instead of importing each other)."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +44,18 @@ def write_class_folders(root: Path, per_class: int = 12, classes: dict | None = 
         for i in range(per_class):
             make_image(colour, seed=c_index * 1000 + i).save(folder / f"{name}_{i:03d}.jpg", quality=90)
     return root
+
+
+def png_zip(classes: dict[str, tuple[int, int, int]], per_class: int, folder: str = "") -> bytes:
+    """A zip of class folders (under `folder`, when given) of `per_class` PNGs each, as a user uploads one."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, colour in classes.items():
+            for i in range(per_class):
+                image = io.BytesIO()
+                make_image(colour, seed=i).save(image, format="PNG")
+                archive.writestr(f"{folder}{name}/{i}.png", image.getvalue())
+    return buffer.getvalue()
 
 
 def app_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_class: int) -> Path:

@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 from apptest import APP, TF_TIMEOUT, button, fake_running_trial, fill_tiny_sweep, no_errors, page
-from conftest import make_image, write_class_folders
+from conftest import make_image, png_zip, write_class_folders
 from streamlit.testing.v1 import AppTest
 
 from core.text import plain
@@ -56,15 +55,9 @@ def test_secrets_toml_gives_the_data_roots(data_root: Path, tmp_path: Path, monk
 
 
 def test_dataset_zip_upload_is_extracted_and_selected(data_root: Path) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for cls, colour in (("cats", (200, 100, 40)), ("dogs", (40, 100, 200))):
-            for i in range(8):
-                image = io.BytesIO()
-                make_image(colour, seed=i).save(image, format="PNG")
-                archive.writestr(f"pets/{cls}/{i}.png", image.getvalue())
+    pets = png_zip({"cats": (200, 100, 40), "dogs": (40, 100, 200)}, per_class=8, folder="pets/")
     at = page()
-    at.file_uploader[0].upload("pets.zip", buffer.getvalue(), "application/zip").run()
+    at.file_uploader[0].upload("pets.zip", pets, "application/zip").run()
     at.button[0].click().run()
     no_errors(at)
     assert (data_root / "pets").is_dir()

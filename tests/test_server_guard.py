@@ -5,14 +5,12 @@ on a websocket of another browser."""
 from __future__ import annotations
 
 import http.client
-import io
 import uuid
-import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import make_image, write_class_folders
+from conftest import png_zip, write_class_folders
 from google.protobuf.message import DecodeError
 from browser import VIEWPORT, serve, server_env, settle
 
@@ -105,17 +103,6 @@ def replay(page, url: str, session: str) -> str:
     return "\n".join(text)
 
 
-def a_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, colour in (("cats", (200, 40, 40)), ("dogs", (40, 60, 200))):
-            for i in range(3):
-                image = io.BytesIO()
-                make_image(colour, seed=i).save(image, format="PNG")
-                archive.writestr(f"{name}/{i}.png", image.getvalue())
-    return buffer.getvalue()
-
-
 def get_status(url: str, path: str) -> int:
     connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
     try:
@@ -151,8 +138,9 @@ def test_uploads_need_a_signed_in_session_from_its_own_browser_and_metrics_are_c
             session = members_ids[-1]
             assert put_file(url, session, _headers(member)) == 204, "a signed-in session uploads"
             member.get_by_text("Add a dataset: upload a zip of class folders").click()
+            pets = png_zip({"cats": (200, 40, 40), "dogs": (40, 60, 200)}, per_class=3)
             member.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
-                files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": a_zip()}])
+                files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": pets}])
             settle(member)
             name = member.get_by_role("textbox", name="Name of the new dataset")
             assert name.input_value() == "pets", "the page's own uploader reached the script"
