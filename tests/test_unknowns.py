@@ -28,6 +28,14 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, SweepSpec
     return store, spec
 
 
+def far_images() -> np.ndarray:
+    """Noise and a checkerboard, 32 px: nothing like the colour classes."""
+    rng = np.random.default_rng(0)
+    return np.stack([rng.integers(0, 256, (32, 32, 3)).astype(np.uint8),               # noise
+                     np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((8, 8)))[..., None].repeat(3, 2)
+                     .astype(np.uint8) * 255])                                          # a checkerboard
+
+
 @pytest.mark.slow     # a real sweep: ~12 s
 def test_a_sweeps_detector_accepts_its_images_and_refuses_a_far_away_one(swept) -> None:
     from core.quality.unknowns import image_features, refusal_line, sweep_detector
@@ -36,10 +44,7 @@ def test_a_sweeps_detector_accepts_its_images_and_refuses_a_far_away_one(swept) 
     assert detector.method in ("mahalanobis", "knn") and detector.accept == 0.95
     data = SweepData(spec)
     test = np.asarray(data.trial_data(32).images[data.test_rows])
-    rng = np.random.default_rng(0)
-    far = np.stack([rng.integers(0, 256, (32, 32, 3)).astype(np.uint8),               # noise
-                    np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((8, 8)))[..., None].repeat(3, 2)
-                    .astype(np.uint8) * 255])                                          # a checkerboard
+    far = far_images()
     assert detector.refuses(features=image_features(params, far)).all()
     assert detector.refuses(features=image_features(params, test)).mean() <= 0.25
     again = OpenSetDetector.from_json(json.loads(json.dumps(detector.to_json())))
@@ -47,3 +52,22 @@ def test_a_sweeps_detector_accepts_its_images_and_refuses_a_far_away_one(swept) 
     score = float(detector.scores(features=image_features(params, far[:1]))[0])
     assert refusal_line(detector, score) == (f"looks like none of the classes (score {score:.3f}, "
                                              f"threshold {detector.threshold:.3f})")
+
+
+@pytest.mark.slow     # the sweep above, then its refit and the detector written into the final model: ~10 s
+def test_the_final_model_carries_the_detector_and_temperature_the_sweep_fitted(swept) -> None:
+    from core.inference.model_card import load_model
+    from core.quality.unknowns import image_features, sweep_detector
+    from core.search.refit import finalize
+    store, spec = swept
+    finalize(store, NAME)
+    loaded = load_model(store.final(NAME, local=True).model_path)
+    assert loaded.unknowns is not None and loaded.temperature is not None, loaded.no_unknowns
+    fresh, params = sweep_detector(store, NAME)
+    carried = loaded.unknowns.detector
+    assert (carried.method, carried.threshold) == (fresh.method, pytest.approx(fresh.threshold))
+    data = SweepData(spec)
+    images = np.concatenate([far_images(), np.asarray(data.trial_data(32).images[data.test_rows])])
+    refused = loaded.unknowns.scores(images) > carried.threshold
+    assert np.array_equal(refused, fresh.refuses(features=image_features(params, images)))
+    assert refused[:2].all() and refused[2:].mean() <= 0.25

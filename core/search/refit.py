@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from core.progress import Say
+from core.quality.unknowns import carry_unknowns
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.deadline import refit_deadline, refit_noted, refit_skipped
@@ -64,7 +65,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
                                *ensemble]
     store.set_final(name, record)
     store.drop_fold_models(name, keep_best=False)
-    return record
+    return carry_unknowns(store, name, record, data, say)   # its open-set detector and temperature, in every file
 
 
 def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, params: TrialParams,
