@@ -13,7 +13,6 @@ import numpy as np
 
 from core.data.images import BadImageError, load_image
 from core.inference.model_card import LoadedModel
-from core.quality.unknowns import refusal_line
 
 ImageInput = str | Path | bytes | BinaryIO
 
@@ -48,6 +47,7 @@ def predict_images(loaded: LoadedModel, images: list[tuple[str, ImageInput]], to
         results.append(Prediction(name=name, image=pixels))
         batch.append(pixels)
     if batch:
+        from core.quality.unknowns import refusal_line
         pixels = np.stack(batch)
         scores = loaded.calibrated(np.asarray(loaded.model.predict_on_batch(pixels.astype(np.float32))))
         unknown = loaded.unknowns.scores(pixels) if loaded.unknowns else [None] * len(batch)
