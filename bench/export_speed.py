@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=8, help="photos the parity check runs on")
     args = parser.parse_args(argv)
 
-    from core.inference.exports import FORMATS, LABELS, ExportCheckError, export
+    from core.inference.export_files import FORMATS, LABELS
+    from core.inference.exports import ExportCheckError, export
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         model = args.model or lite0_final_model(Path(tmp))

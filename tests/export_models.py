@@ -3,6 +3,7 @@ no export can reproduce (fresh noise on every call), and a sweep whose final mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -22,14 +23,15 @@ class Jitter(keras.layers.Layer):
         return inputs + keras.random.uniform(keras.ops.shape(inputs), maxval=2.0)
 
 
-def final_like_model(path: Path) -> Path:
-    """EfficientNet-Lite0 (random weights, 32 px) with a dense head, saved with its card as a refit does."""
+def final_like_model(path: Path, **card: Any) -> Path:
+    """EfficientNet-Lite0 (random weights, 32 px) with a dense head, saved with its card (plus `card`) as a
+    refit does."""
     from core.inference.model_card import save_model
     from core.models.classifier import build_classifier
     params = TrialParams(backbone="efficientnet_lite0", weights="none", image_size=SIZE, head="dense_dropout",
                          dense_units=16)
     model = build_classifier(params, len(CLASSES)).model
-    return save_model(model, path, classes=CLASSES, image_size=SIZE, extra={"params": {"image_size": SIZE}})
+    return save_model(model, path, classes=CLASSES, image_size=SIZE, extra={"params": {"image_size": SIZE}, **card})
 
 
 def jittery_model(path: Path) -> Path:

@@ -44,7 +44,7 @@ def downloads(at: AppTest) -> list:
 def test_export_is_checked_then_offered_with_its_figure_and_snippet(storage, tmp_path):
     photo = tmp_path / "red.jpg"
     make_image((200, 40, 40), seed=3).save(photo)
-    model = final_like_model(tmp_path / "best.keras")
+    model = final_like_model(tmp_path / "best.keras", temperature=2.0)
     finished_sweep(storage, tmp_path / "artifacts", "colours", model, [str(photo)])
     at = panel("colours")
     no_errors(at)
@@ -55,6 +55,7 @@ def test_export_is_checked_then_offered_with_its_figure_and_snippet(storage, tmp
     assert "ONNX: max |difference|" in at.success[0].value and "over 1 image(s)" in at.success[0].value
     assert len(downloads(at)) == 1
     assert "onnxruntime.InferenceSession(\"model.onnx\")" in at.code[0].value
+    assert 'card["temperature"]' in at.code[0].value     # the README's lines: the card's temperature applied
     at.selectbox(key="export-format-colours").set_value("keras").run()
     assert not downloads(at)                       # another format: nothing offered until it is checked
     at.selectbox(key="export-format-colours").set_value("onnx").run()

@@ -17,7 +17,8 @@ from export_models import SIZE, finished_sweep
 from PIL import Image
 
 from core.cli import main
-from core.inference.exports import ARRAYS_NAME, CARD_NAME, FORMATS, SUFFIXES, export
+from core.inference.export_files import ARRAYS_NAME, CARD_NAME, FORMATS, SUFFIXES
+from core.inference.exports import export
 from core.inference.model_card import LoadedModel, load_model, recard
 from core.inference.predict import honesty, predict_images
 from core.quality.open_set import FoldOutputs, OpenSetDetector, balanced_rows, fit_detector

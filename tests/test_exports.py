@@ -18,9 +18,8 @@ from conftest import make_image
 from export_models import CLASSES, SIZE, final_like_model, finished_sweep, jittery_model
 
 from core.cli import main
+from core.inference.export_files import FORMATS, LABELS
 from core.inference.exports import (
-    FORMATS,
-    LABELS,
     ExportCheckError,
     check,
     check_images,

@@ -7,22 +7,15 @@ this module is light: TensorFlow loads when a button is pressed.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from core.inference.exports import (
-    FORMATS,
-    LABELS,
-    SUFFIXES,
-    ExportCheckError,
-    export,
-    final_card,
-    snippet,
-    split_images,
-)
+from core.inference.export_files import CARD_NAME, FORMATS, LABELS, snippet
+from core.inference.exports import ExportCheckError, export, final_card, split_images
 from core.runs.records import FinalModel
 from ui import state
 from ui.widgets import plain
@@ -34,6 +27,7 @@ class _Offer:
 
     archive: bytes = b""
     summary: str = ""
+    snippet: str = ""               # the README's lines: the card's temperature and detector applied
     error: str = ""
 
 
@@ -43,7 +37,9 @@ def _run(final: FinalModel, sweep: str, fmt: str) -> _Offer:
         with tempfile.TemporaryDirectory(prefix="transferlab-export-") as scratch:
             result = export(final.model_path, fmt, Path(scratch) / f"{sweep}-{fmt}",
                             card=final_card(final, state.store().spec(sweep)), images=split_images(final))
-            return _Offer(archive=result.archive(), summary=result.summary())
+            card = json.loads((result.folder / CARD_NAME).read_text())
+            return _Offer(archive=result.archive(), summary=result.summary(),
+                          snippet=snippet(fmt, result.path.name, card))
     except (ExportCheckError, ModelFileError) as error:
         return _Offer(error=str(error))
     except OSError as error:
@@ -71,4 +67,4 @@ def export_panel(final: FinalModel, sweep: str) -> None:
     st.download_button(f"Download {LABELS[fmt]} (zip)", offer.archive, file_name=f"{sweep}-{fmt}.zip",
                        mime="application/zip", key=f"export-download-{sweep}-{fmt}")
     st.caption("The zip holds the model, `model_card.json` and a README; load it like this:")
-    st.code(snippet(fmt, f"model{SUFFIXES[fmt]}"), language="python")
+    st.code(offer.snippet, language="python")
