@@ -17,6 +17,7 @@ from core.cli_args import (
     EXIT_USER_ERROR,
     UserError,
     add_executor_arguments,
+    budget_time,
     executor_of,
     int_from,
     open_store,
@@ -24,7 +25,7 @@ from core.cli_args import (
     user_error_line,
     work_store,
 )
-from core.inference.exports import FORMATS
+from core.inference.export_files import FORMATS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -83,14 +84,6 @@ def _download_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 def _failure_line(sweep) -> str:
     return f"sweep {sweep.name} failed: {sweep.failure or 'no reason recorded'}"
-
-
-def budget_time(text: str) -> float:
-    from core.search.budget import parse_budget
-    try:
-        return parse_budget(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

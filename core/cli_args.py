@@ -135,3 +135,12 @@ def _is_user_error(error: Exception) -> bool:
         if mod is not None and hasattr(mod, name):
             kinds.append(getattr(mod, name))
     return isinstance(error, tuple(kinds))
+
+
+def budget_time(text: str) -> float:
+    """An argparse type: a time budget (30m, 1h, 900s) in seconds."""
+    from core.search.budget import parse_budget
+    try:
+        return parse_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

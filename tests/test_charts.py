@@ -13,7 +13,7 @@ import pytest
 from core.results import charts
 from core.results.chart_style import ERROR_TITLE, PALETTE, encode, label
 from core.results.metrics import Evaluation
-from core.runs.records import TRIAL_COLUMNS, param_columns
+from core.runs.trials_table import TRIAL_COLUMNS, param_columns
 
 
 def example_trials(grid: bool = True) -> pd.DataFrame:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.results import charts
-from core.runs.records import StepProgress, SweepRecord, SweepStatus, TrialRecord, TrialState, trials_frame
+from core.runs.records import StepProgress, SweepRecord, SweepStatus, TrialRecord, TrialState
+from core.runs.trials_table import trials_frame
 from core.runs.store import StoreError
 from core.search import lifecycle
 from core.search.lifecycle import SweepView

@@ -25,7 +25,8 @@ from core.results.chart_style import (
 )
 from core.results.calibration import Reliability
 from core.results.metrics import Evaluation
-from core.runs.records import TrialState, param_columns
+from core.runs.records import TrialState
+from core.runs.trials_table import param_columns
 
 NO_TRIALS = "no completed trials yet"
 

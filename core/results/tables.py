@@ -7,7 +7,8 @@ import pandas as pd
 
 from core.results.chart_style import format_value, label
 from core.results.metrics import Evaluation
-from core.runs.records import TrialResult, param_columns
+from core.runs.records import TrialResult
+from core.runs.trials_table import param_columns
 
 
 def compared_params(trials: pd.DataFrame) -> list[str]:
@@ -30,7 +31,7 @@ def _mixes_numbers_and_text(values: pd.Series) -> bool:
 ERROR_DIGITS = 3           # an error or accuracy as a table shows it: 0.071
 TRIAL_HEADERS = {"number": "trial", "value": "CV error", "value_std": "± std", "fold_errors": "fold errors",
                  "duration_s": "duration (s)", "cache": "activation cache", "error": "why it failed"}
-"""The trials table's columns (`records.TRIAL_COLUMNS`) as the Results page names them; a parameter
+"""The trials table's columns (`trials_table.TRIAL_COLUMNS`) as the Results page names them; a parameter
 column takes its form label."""
 
 

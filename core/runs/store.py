@@ -39,11 +39,11 @@ from core.runs.records import (
     TrialResult,
     TrialState,
     ranked,
-    trials_frame,
 )
 from core.runs.store_attrs import BAD_RECORD, Attr, spec_as_read_now, sweep_record, trial_record, why_unreadable
 from core.runs.store_messages import StoreError, url_for_humans
 from core.runs.store_queries import StateCounts, counts_by_state, trial_counts
+from core.runs.trials_table import trials_frame
 from core.settings import load_settings
 from core.spec.sweep import SweepSpec
 
@@ -270,7 +270,7 @@ class RunStore:
         return trial_record(name, frozen, self.artifacts.full)
 
     def trials_frame(self, names: list[str] | str) -> pd.DataFrame:
-        """One row per trial (`records.TRIAL_COLUMNS`): state, CV error and spread, swept params, timing."""
+        """One row per trial (`trials_table.TRIAL_COLUMNS`): state, CV error and spread, swept params, timing."""
         return trials_frame([t for name in ([names] if isinstance(names, str) else names)
                              for t in self.trials(name)])
 
