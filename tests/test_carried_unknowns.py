@@ -26,10 +26,10 @@ from core.quality.unknowns import (
     OPEN_SET_ENTRY,
     CarriedDetector,
     arrays_bytes,
-    carry_unknowns,
     image_features,
     refusal_line,
 )
+from core.search.final_unknowns import carry_unknowns
 from core.spec.sweep import TrialParams
 
 TEMPERATURE = 2.0

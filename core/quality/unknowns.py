@@ -7,9 +7,9 @@ in the held-out comparison (`core.quality.open_set`); a feature detector is kept
 same frozen features (`image_features`), whatever the final model fine-tuned: the card names that frozen
 backbone (`features`), which Predict rebuilds and every export carries as a second, feature model.
 
-At the end of a sweep `carry_unknowns` writes the detector and the temperature fitted on the same out-of-fold
-scores into each final model file: the card (`open_set`, `temperature`) and the detector's arrays as one more
-zip entry (OPEN_SET_ENTRY, an .npz). A detector that cannot be fitted leaves its reason in the card instead.
+At the end of a sweep `core.search.final_unknowns` writes the detector and the temperature fitted here into
+each final model file: the card (`open_set`, `temperature`) and the detector's arrays as one more zip entry
+(OPEN_SET_ENTRY, an .npz).
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,11 +30,9 @@ from core.spec.sweep import TrialParams
 if TYPE_CHECKING:
     import keras
 
-    from core.runs.records import FinalModel
     from core.runs.store import RunStore
     from core.training.plan import SweepData
 
-Fitted = TypeVar("Fitted")
 OPEN_SET_ENTRY = "transferlab_open_set.npz"
 MAX_ARRAYS_BYTES = 64 << 20     # a compact k-NN bank is ~5 MB; a bigger entry in an uploaded file is not read
 
@@ -158,40 +155,3 @@ def sweep_temperature(store: RunStore, sweep: str, trial: int) -> float | None:
     from core.results.calibration import fit_temperature
     oof = store.oof(sweep, trial)
     return None if oof is None else fit_temperature(_logits_of(oof.scores), oof.labels)
-
-
-def carry_unknowns(store: RunStore, sweep: str, record: FinalModel, data: SweepData | None = None,
-                   say: Callable[[str], None] = lambda _: None) -> FinalModel:
-    """Each file of the final model `record` again, its card carrying the temperature and the detector fitted
-    on the trial's out-of-fold scores (or why there is none): kept as the sweep's final model, returned."""
-    from core.inference.model_card import recard
-    fitted, reason = _attempt("open-set detector", lambda: sweep_detector(store, sweep, trial=record.trial, data=data),
-                              say)
-    temperature, _ = _attempt("temperature", lambda: sweep_temperature(store, sweep, record.trial), say)
-    open_set, entries = {"reason": reason}, {}
-    if fitted:
-        detector, params = fitted
-        say(f"open-set detector: {detector.method} (threshold {detector.threshold:.3f}, accepts "
-            f"{detector.accept:.0%} of the out-of-fold images)")
-        open_set, entries = CarriedDetector(detector, params).card(), {OPEN_SET_ENTRY: arrays_bytes(detector.arrays())}
-    updates = {"open_set": open_set, **({"temperature": temperature} if temperature is not None else {})}
-    kept: dict[str, str] = {}
-    for ref in record.model_files():
-        with store.artifacts.scratch() as folder:
-            target = folder / Path(store.model_file(ref)).name
-            recard(store.model_file(ref), target, updates, entries)
-            kept[ref] = store.keep_final_file(sweep, target)
-    carried_record = record.with_paths(lambda ref: Path(kept[ref]))
-    store.set_final(sweep, carried_record)
-    return carried_record
-
-
-def _attempt(what: str, fit: Callable[[], Fitted], say: Callable[[str], None]) -> tuple[Fitted | None, str]:
-    """`fit()`, or None and why not. Whatever fails here costs the model its detector or temperature, never
-    the final model itself, so every error is reported, not raised."""
-    try:
-        return fit(), ""
-    except Exception as error:  # noqa: BLE001 - the final model is written whatever goes wrong here
-        reason = f"it could not be fitted ({type(error).__name__}: {str(error).strip()[:300]})"
-        say(f"no {what}: {reason}")
-        return None, reason

@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from core.progress import Say
-from core.quality.unknowns import carry_unknowns
+from core.search.final_unknowns import carry_unknowns
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.deadline import refit_deadline, refit_noted, refit_skipped
