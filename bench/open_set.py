@@ -39,7 +39,7 @@ from core.quality.open_set import (  # noqa: E402
 )
 from core.quality.unknowns import image_features  # noqa: E402
 from core.results.calibration import fit_temperature, reliability, softmax  # noqa: E402
-from core.results.metrics import wilson_interval  # noqa: E402
+from core.runs.evaluation import wilson_interval  # noqa: E402
 from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
 
 PHOTOS = ("astronaut", "brick", "camera", "cat", "chelsea", "checkerboard", "clock", "coffee", "coins", "colorwheel",

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from core.results.metrics import Evaluation  # noqa: E402
+from core.runs.evaluation import Evaluation  # noqa: E402
 from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
 from core.training.features_kinds import SVM_SPACE  # noqa: E402
 

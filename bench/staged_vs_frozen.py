@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.results.metrics import Evaluation  # noqa: E402
+from core.runs.evaluation import Evaluation  # noqa: E402
 from core.spec.sweep import SweepSpec  # noqa: E402
 
 

@@ -28,7 +28,7 @@ def recorded_sweep(name: str, dataset: Path, model_path: str = "no-model.keras",
     store the environment names. `refit` False: the fold ensemble is the final model, no refit."""
     from optuna.distributions import CategoricalDistribution
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from core.runs.records import FinalModel, FoldResult, ModelVariant, OutOfFold, TrialResult
     from core.runs.store import RunStore
     from core.spec.sweep import SweepSpec

@@ -9,7 +9,7 @@ def _block() -> None:
     """32 test images all right, and out-of-fold scores that are overconfident: what the block shows."""
     import numpy as np
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from core.runs.records import OutOfFold
     from ui.evaluation import calibration_view, headline
     rng = np.random.default_rng(0)
@@ -38,7 +38,7 @@ def test_accuracy_comes_with_its_interval_and_calibration_with_its_diagram() -> 
 def _summary_line() -> None:
     import numpy as np
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from core.runs.records import FinalModel
     from ui.evaluation import final_headline
     test = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.97, 0.03]] * 32)).to_json()

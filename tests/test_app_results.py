@@ -65,7 +65,7 @@ def test_charts_that_cannot_be_drawn_say_why_and_the_trials_table_speaks_human(
 
 
 def _cell(paths: list[str], model: str | None) -> None:
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from ui.confusion_cells import cell_images
     scores = [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.7, 0.1]]
     cell_images(Evaluation(["blue", "green", "red"], [2, 2, 2], scores, paths=paths), (2, 1), "k", model_path=model)

@@ -12,7 +12,7 @@ import pytest
 
 from core.results import charts
 from core.results.chart_style import ERROR_TITLE, PALETTE, encode, label
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.trials_table import TRIAL_COLUMNS, param_columns
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.quality.suspects import flagged_count
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.results.tables import common_test_table
 from core.runs.records import OutOfFold
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_curve, top_k_accuracy_score
 
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 
 # Three classes, six images. Argmax predictions: [0, 1, 1, 2, 0, 2] -> mistakes at 2 (0->1) and 4 (1->0).
 SCORES3 = np.array([

@@ -17,7 +17,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from sqlalchemy import event
 
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import FinalModel, FoldResult, TrialResult
 from core.runs.store import RunStore
 from core.spec.sweep import SweepSpec

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.results.metrics import wilson_interval
+from core.runs.evaluation import wilson_interval
 
 
 @pytest.mark.parametrize(("correct", "n", "low", "high"), [
@@ -33,7 +33,7 @@ def test_no_images_is_an_error() -> None:
 def test_an_evaluation_gives_its_accuracy_with_the_interval_and_count() -> None:
     import numpy as np
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     scores = np.array([[0.9, 0.1]] * 32)
     evaluation = Evaluation(["iris", "tulip"], np.zeros(32, int), scores)
     assert evaluation.accuracy_interval() == pytest.approx((0.8928, 1.0), abs=1e-4)
@@ -45,7 +45,7 @@ def test_the_summary_the_store_and_the_cli_json_keep_carries_the_interval() -> N
 
     import numpy as np
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     evaluation = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.9, 0.1]] * 32))
     summary = json.loads(json.dumps(evaluation.summary()))
     assert summary["accuracy_interval"] == pytest.approx([0.8928, 1.0], abs=1e-4) and summary["n"] == 32

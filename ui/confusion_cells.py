@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.results import charts
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import OutOfFold, TrialResult
 from ui.widgets import chart, image_grid, plain
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.results import charts
 from core.results.calibration import calibrate
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import FinalModel, OutOfFold
 from ui.confusion_cells import clickable_confusion
 from ui.state import store

@@ -24,7 +24,7 @@ from core.results.chart_style import (
     styled,
 )
 from core.results.calibration import Reliability
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import TrialState
 from core.runs.trials_table import param_columns
 

@@ -6,7 +6,7 @@ from numbers import Number
 import pandas as pd
 
 from core.results.chart_style import format_value, label
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import TrialResult
 from core.runs.trials_table import param_columns
 

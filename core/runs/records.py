@@ -18,7 +18,7 @@ import numpy as np
 from core.files import written_whole
 
 if TYPE_CHECKING:
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
 
 Curves = dict[str, list[float]]            # metric name -> one value per epoch
 
@@ -273,7 +273,7 @@ class FinalModel:
     def evaluation(self, split: str) -> Evaluation | None:
         """The typed evaluation of `split`: "test" (the chosen variant's) or "train" (the single refit's fit,
         or without a refit the trial's out-of-fold scores); None where the record holds none."""
-        from core.results.metrics import Evaluation    # numpy and sklearn only: no import back into core.runs
+        from core.runs.evaluation import Evaluation    # on use: scikit-learn is not for every reader of a record
         if split not in ("test", "train"):
             raise ValueError(f"final model: no split {split!r} (there is test and train)")
         data = self.test if split == "test" else self.train

@@ -96,7 +96,7 @@ def _ensemble_record(store: RunStore, name: str, best: TrialRecord, params: Tria
                      variants: list[ModelVariant]) -> FinalModel:
     """The fold ensemble as the final model (no refit): its train evaluation is the trial's out-of-fold
     scores, each training image scored by the fold model that did not see it."""
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
 
     oof = store.oof(name, best.number)
     train = Evaluation(oof.classes, oof.labels, oof.scores, paths=oof.paths).to_json() if oof else {}
@@ -111,7 +111,7 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
     """The best trial's K fold models (trained again when the trial did not keep them), averaged; saved and
     tested without and with flip TTA."""
     from core.inference.model_card import save_model
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, save_fold_model
     from core.training.trial import predict_scores
 

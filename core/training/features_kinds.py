@@ -32,7 +32,7 @@ from sklearn.svm import SVC
 from core.models.backbones import POOL_LAYER
 from core.models.classifier import build_classifier
 from core.progress import Progress
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.linear_start import PREDICTIONS, logistic_regression, standardiser

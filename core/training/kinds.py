@@ -15,7 +15,7 @@ from core.spec.sweep import TrialParams
 if TYPE_CHECKING:
     import keras
 
-    from core.results.metrics import Evaluation
+    from core.runs.evaluation import Evaluation
     from core.runs.records import TrialResult
     from core.training.trial import OnFold, Reporter, TrialRunner
 

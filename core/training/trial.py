@@ -17,7 +17,7 @@ import numpy as np
 from core.models.accelerator import batch_sizes, configure_device, gpu_count
 from core.models.augment import augment_batch, augmenter
 from core.models.classifier import Classifier, build_classifier
-from core.results.metrics import Evaluation
+from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey, predict_fixed
