@@ -31,7 +31,8 @@ from core.models.classifier import build_classifier  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
 from core.training.plan import SweepData  # noqa: E402
-from core.training.trial import TrialData, TrialRunner, predict_scores  # noqa: E402
+from core.training.predictions import predict_scores  # noqa: E402
+from core.training.trial import TrialData, TrialRunner  # noqa: E402
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
 

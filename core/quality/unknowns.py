@@ -109,7 +109,7 @@ def feature_model(params: TrialParams, classes: int = 2, seed: int = 0) -> keras
 def image_features(params: TrialParams, images: np.ndarray, classes: int = 2, seed: int = 0) -> np.ndarray:
     """Pooled features (N, D) of uint8 images (N, S, S, 3) from the frozen backbone of `params`, as cached
     for a sweep."""
-    from core.training.trial import predict_scores
+    from core.training.predictions import predict_scores
     return predict_scores(feature_model(params, classes, seed), np.asarray(images), np.arange(len(images)))
 
 

@@ -113,7 +113,7 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
     from core.inference.model_card import save_model
     from core.runs.evaluation import Evaluation
     from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, save_fold_model
-    from core.training.trial import predict_scores
+    from core.training.predictions import predict_scores
 
     runner = data.runner(params)
     folder = store.fold_models_dir(name, best.number)

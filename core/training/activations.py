@@ -17,17 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from core.progress import Progress
+from core.training.predictions import predict_fixed
 
 FORWARD_BATCH = 32      # on a CPU; a GPU's is in `accelerator.batch_sizes`
-
-
-def predict_fixed(model, x: np.ndarray, size: int) -> np.ndarray:
-    """`model`'s outputs (float32) for the rows of `x`, at most `size` of them, from one batch of exactly `size`
-    rows (the last row repeated to fill it): its compiled predict step is traced for one input shape, where a
-    partial last batch would trace it again (and under XLA compile it again)."""
-    n = len(x)
-    full = x if n == size else np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])
-    return np.asarray(model.predict_on_batch(full), dtype=np.float32)[:n]
 
 
 @dataclass(frozen=True)

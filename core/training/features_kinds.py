@@ -36,7 +36,8 @@ from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.linear_start import PREDICTIONS, logistic_regression, standardiser
-from core.training.trial import Reporter, TrainedFold, TrialData, predict_scores
+from core.training.predictions import predict_scores
+from core.training.trial import Reporter, TrainedFold, TrialData
 
 SVM_SPACE = {"svm_kernel": ["linear", "rbf"], "svm_c": [1e-3, 1e-2, 0.1, 1.0, 10.0]}
 """The svm kind's search (a grid of 10 trials, seconds each on cached features): the linear kernel wants a

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from core.spec.sweep import TrialParams
+from core.training.predictions import predict_scores
 
 PREDICTIONS = "predictions"      # the head's output layer (core.models.heads): its input is the features
 LOGREG_MAX_ITER = 2000
@@ -47,7 +48,6 @@ def head_features(model: keras.Model, sources: list[np.ndarray], rows: np.ndarra
     are when `model` reads the features (the cache at the pooled cut), else computed through the backbone."""
     if len(model.inputs[0].shape) == 2:                 # the top above the pooled cut: the head alone
         return np.concatenate([np.asarray(s[rows], dtype=np.float64) for s in sources])
-    from core.training.trial import predict_scores     # trial imports this module
     return predict_scores(keras.Model(model.input, model.get_layer(PREDICTIONS).input), sources[0], rows)
 
 

@@ -14,13 +14,14 @@ from typing import Callable
 import keras
 import numpy as np
 
-from core.models.accelerator import batch_sizes, configure_device, gpu_count
+from core.models.accelerator import configure_device
 from core.models.augment import augment_batch, augmenter
 from core.models.classifier import Classifier, build_classifier
 from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
-from core.training.activations import ActivationCache, CacheKey, predict_fixed
+from core.training.activations import ActivationCache, CacheKey
+from core.training.predictions import predict_scores
 from core.training.linear_start import fit_convex_start, starts_convex
 from core.training.momentum import VariableMomentumSGD
 from core.training.schedules import decays_momentum, learning_rate_at, scheduled
@@ -379,12 +380,3 @@ class TrialRunner:
 def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray) -> TrainedFold:
     """`clf` as trained through `fitted` (the classifier itself, reading images, or its top, reading the cut)."""
     return TrainedFold(fold, clf.model, clf.cut, None if fitted is clf.model else clf.cut, source)
-
-
-def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Class probabilities for `rows` of `source`, in batches of one shape, sized to the device (faster than
-    model.predict)."""
-    size = batch_sizes(gpu_count())[1]
-    out = [predict_fixed(model, np.asarray(source[rows[i:i + size]], dtype=np.float32), size)
-           for i in range(0, len(rows), size)]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
