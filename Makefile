@@ -17,5 +17,7 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/streamlit run serve.py
 
+# Two test processes (pytest-xdist), a test file each at a time: most tests wait on a subprocess, a browser or
+# a single Python thread, so two share 2 cores well; a file's tests keep their module fixtures (one Ray runtime).
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
