@@ -50,7 +50,7 @@ def augmentation_preview(spec: SweepSpec | None) -> None:
                     st.caption("none: the images train as they are")
                     continue
                 for view, draw in enumerate(augmented(images, kind, VIEWS, seed), start=1):
-                    st.image(list(draw), caption=[f"{kind}, draw {view}"] * len(draw), width=120)
+                    st.image(list(draw), caption=[plain(f"{kind}, draw {view}")] * len(draw), width=120)
 
 
 def _data_only(spec: SweepSpec) -> str:
