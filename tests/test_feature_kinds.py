@@ -190,3 +190,18 @@ def test_the_results_page_shows_an_svm_trial_without_learning_curves(tiny_datase
     at.switch_page("views/3_Results.py").run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert any("no learning curves" in c.value for c in at.caption)
+
+
+def test_a_grid_over_kind_and_depth_fits_the_frozen_features_svm_once(tiny_dataset, store):
+    """The svm on frozen features reads no trainable_layers: the grid's second svm point is not fitted again."""
+    space = {"kind": ["network", "svm"], "trainable_layers": [0, 1]}
+    spec = kinds_spec(tiny_dataset, "twins", {"method": "grid", "space": space}, epochs=1)
+    store.create_sweep(spec)
+    run_worker(store, "twins")
+    trials = store.trials("twins")
+    states = sorted((t.params["kind"], t.params["trainable_layers"], t.state.name) for t in trials)
+    fitted_svm = [t for t in trials if t.params["kind"] == "svm" and t.state.name == "COMPLETE"]
+    assert len(trials) == 4 and len(fitted_svm) == 1, states
+    twin = next(t for t in trials if t.params["kind"] == "svm" and t is not fitted_svm[0])
+    assert twin.state.name == "PRUNED" and f"same fit as trial {fitted_svm[0].number}" in twin.error
+    assert sum(t.state.name == "COMPLETE" for t in trials if t.params["kind"] == "network") == 2

@@ -11,7 +11,8 @@ from typing import Any
 import optuna
 
 from core.runs.records import TrialRecord, TrialState
-from core.spec.sweep import SweepSpec
+from core.spec.sweep import SweepSpec, TrialParams
+from core.training.kinds import same_work
 
 
 def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
@@ -83,3 +84,9 @@ def is_surplus(trials: list[TrialRecord], spec: SweepSpec, number: int) -> bool:
         return False
     held = sum(not was_retried(t, trials) for t in trials if t.number < number)   # running, queued or final
     return held >= spec.planned_trials()
+
+
+def repeated_work(trials: list[TrialRecord], spec: SweepSpec, params: TrialParams) -> int | None:
+    """The number of a finished trial that already fitted what `params` would (`kinds.same_work`), if any."""
+    return next((t.number for t in trials if t.state == TrialState.COMPLETE
+                 and same_work(spec.trial_params(t.params), params)), None)

@@ -24,7 +24,8 @@ from core.progress import Progress, Say
 from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore, StoreError
 from core.search.deadline import OutOfTime, trial_deadline
-from core.search.oracle import is_surplus, make_pruner, make_sampler, remaining_trials, suggest
+from core.search.oracle import (is_surplus, make_pruner, make_sampler, remaining_trials, repeated_work,
+                                suggest)
 from core.search.time_left import describe_seconds, step_seconds_left
 from core.search.trial_cost import TrialCost
 from core.spec.sweep import SpecError, TrialParams
@@ -137,6 +138,12 @@ class Objective:
             trial.study.stop()
             raise optuna.TrialPruned("surplus: every planned trial is taken")
         params = self.spec.trial_params(suggest(trial, self.spec))
+        twin = repeated_work(self.store.trials(self.name), self.spec, params)
+        if twin is not None:            # nothing this trial would fit that trial `twin` has not: left out
+            self.watch.say(f"trial {trial.number}: the same fit as trial {twin} (kind {params.kind} on frozen "
+                           "features reads none of the fields that differ), not fitted again")
+            self.store.set_error(trial, f"not fitted: the same fit as trial {twin}")
+            raise optuna.TrialPruned(f"the same fit as trial {twin}")
         try:
             deadline = trial_deadline(self.store, self.name, trial.number, params, len(self.data.folds))
         except OutOfTime as out:            # the time budget: this trial would not finish, none starts after it

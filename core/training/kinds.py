@@ -20,6 +20,21 @@ if TYPE_CHECKING:
     from core.training.trial import OnFold, Reporter, TrialRunner
 
 
+# What svm / logreg on the frozen backbone's pooled features read of a configuration: nothing else changes
+# their fit (`features_kinds.fit_features`, `TrialRunner.pooled_features`).
+FROZEN_FEATURES_READ = ("kind", "backbone", "weights", "image_size", "features_from",
+                        "svm_kernel", "svm_c", "svm_gamma", "svm_degree", "logreg_c")
+
+
+def same_work(a: TrialParams, b: TrialParams) -> bool:
+    """Whether two configurations fit the same model: alike in every field, or both a scikit-learn kind on the
+    frozen features alike in the fields it reads (a grid over kind x trainable_layers would otherwise fit one
+    SVM once per depth)."""
+    if a.trains_network or b.trains_network:
+        return a == b
+    return all(getattr(a, name) == getattr(b, name) for name in FROZEN_FEATURES_READ)
+
+
 def keeps_fold_models(params: TrialParams) -> bool:
     """Whether the kind's fold models are what a fold ensemble averages (`run_trial`'s `on_fold`)."""
     return params.kind == "network"
