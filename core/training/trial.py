@@ -15,12 +15,13 @@ import keras
 import numpy as np
 
 from core.models.accelerator import configure_device
-from core.models.augment import augment_batch, augmenter
+from core.models.augment import augmenter
 from core.models.classifier import Classifier, build_classifier
 from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, OutOfFold, TrialResult
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache, CacheKey
+from core.training.pipeline import training_batches
 from core.training.predictions import predict_scores
 from core.training.linear_start import fit_convex_start, starts_convex
 from core.training.momentum import VariableMomentumSGD
@@ -76,44 +77,6 @@ class TrialData:
         return OutOfFold(paths=paths, labels=self.labels[rows], classes=list(self.classes),
                          folds=np.concatenate([np.full(len(r), k) for k, (r, _) in enumerate(scored)]),
                          scores=np.concatenate([s for _, s in scored]))
-
-
-class Batches(keras.utils.PyDataset):
-    """Batches of rows of an in-memory or memory-mapped array, optionally augmented.
-
-    `sources` holds alternative versions of every row (the original, then cached augmented
-    views); each epoch draws one version per row, so the epoch size never changes. Every batch is
-    full: the last one is made up with the epoch's first rows (fewer rows than a batch make one batch
-    of them all), so XLA compiles the train step for one shape (Keras traces it for any batch size;
-    XLA compiles each size it meets again).
-    """
-
-    def __init__(self, sources: list[np.ndarray], labels: np.ndarray, rows: np.ndarray, batch_size: int,
-                 shuffle: bool, seed: int, transform: keras.Sequential | None = None):
-        super().__init__()
-        self.sources, self.labels, self.rows = sources, labels, np.asarray(rows)
-        self.batch_size, self.shuffle, self.transform = max(1, min(batch_size, len(rows))), shuffle, transform
-        self.rng = np.random.default_rng(seed)
-        self.choice = np.zeros(len(self.rows), dtype=np.int64)
-        self.on_epoch_end()
-
-    def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
-
-    def __getitem__(self, index: int):
-        picked = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        rows, versions = self.order[picked], self.choice[picked]
-        if len(self.sources) == 1:
-            x = self.sources[0][rows]
-        else:
-            x = np.stack([self.sources[v][r] for r, v in zip(rows, versions)])
-        return augment_batch(self.transform, x), self.labels[rows]
-
-    def on_epoch_end(self) -> None:
-        order = self.rng.permutation(self.rows) if self.shuffle else self.rows
-        self.order = np.resize(order, len(self) * self.batch_size)     # wrapped round to whole batches
-        if len(self.sources) > 1:
-            self.choice = self.rng.integers(0, len(self.sources), size=len(self.order))
 
 
 class _Validation(keras.callbacks.Callback):
@@ -349,8 +312,8 @@ class TrialRunner:
                    train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
                    reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
         params = stage.params
-        train = Batches(sources, self.data.labels, train_rows, params.batch_size, shuffle=True,
-                        seed=self.seed + fold, transform=transform)
+        train = training_batches(sources, self.data.labels, train_rows, params.batch_size,
+                                 seed=self.seed + fold, transform=transform)
         callbacks = stage_callbacks(stage)
         if self.deadline is not None:
             callbacks.append(self.deadline.callback(fold, stage))
@@ -372,7 +335,7 @@ class TrialRunner:
         if reporter is not None:
             callbacks.append(_EpochReport(reporter, fold))
         history = model.fit(train, initial_epoch=stage.first_epoch,
-                            epochs=stage.last_epoch + 1, callbacks=callbacks, verbose=0)
+                            epochs=stage.last_epoch + 1, callbacks=callbacks, shuffle=False, verbose=0)   # shuffled by the pipeline
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
         return curves, (best.best_epoch if best is not None else stage.last_epoch)
 
