@@ -9,12 +9,17 @@
 5. budget N (`--budgets 15 30`): the preset as the time-budget planner (`core.search.budget`) fits it to N
    minutes on this machine, from Lite0's images/s measured on the dataset first (the plan is printed), run with
    that time limit (`core.search.deadline`: where the budget cut it is printed; its minutes include the measuring).
+   With `--clean`, each budget run is followed by the tool's own label cleaning: every training image cleanlab
+   flags in its suspect ranking (`core.quality.suspects`) is relabelled as suggested (a label decisions version,
+   as accepting them on the Dataset page makes), and the same budget runs again on the cleaned labels
+   ("budgetN+clean"; the test part is not touched).
 
 Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
 macro F1 and wall time side by side.
 
     .venv/bin/python bench/quality.py ../shared/datasets/flowers5
     .venv/bin/python bench/quality.py DATASET --runs probe default svm --train-per-class 60
+    .venv/bin/python bench/quality.py DATASET --runs budget --budgets 15 --train-per-class 60 --clean
 
 `--train-per-class` is the small-data regime: the same split, its test part whole, N training images per
 class; `--max-per-class` cuts the dataset before the split (the test part shrinks with it).
@@ -55,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-per-class", type=int, default=0, help="images per class before the split (0 = all)")
     p.add_argument("--train-per-class", type=int, default=0,
                    help="training images per class after the split, the test part whole (0 = all)")
+    p.add_argument("--clean", action="store_true",
+                   help="after each budget run, accept the suspects cleanlab flags and run that budget again")
     return p.parse_args()
 
 
@@ -110,13 +117,35 @@ def preset_spec(args: argparse.Namespace, name: str) -> SweepSpec:
     return SweepSpec.from_dict(preset | {"name": name})
 
 
-def budgeted(args: argparse.Namespace, minutes: float) -> Evaluation:
+def budgeted(args: argparse.Namespace, minutes: float, suffix: str = "") -> Evaluation:
     """The preset as the planner fits it to `minutes`, from the speed measured here, now (part of the time)."""
     from core.search.budget import plan_sweep
-    base = preset_spec(args, f"budget{minutes:g}")
+    base = preset_spec(args, f"budget{minutes:g}{suffix}")
     plan, speed = plan_sweep(base, minutes * 60)
     print(f"  {base.name}: Lite0 {speed:.1f} images/s; plan: {plan.describe()}", file=sys.stderr)
     return sweep(plan.spec(base))
+
+
+def row(name: str, evaluation: Evaluation, seconds: float) -> tuple[str, float, float, float, int]:
+    """One line of the table (name, test accuracy, macro F1, seconds, test images), also said as it ends."""
+    accuracy, f1 = evaluation.accuracy(), evaluation.summary()["f1_macro"]
+    print(f"{name}: test accuracy {accuracy:.4f}, macro F1 {f1:.4f}, {seconds / 60:.1f} min", file=sys.stderr)
+    return name, accuracy, f1, seconds, len(evaluation.y_true)
+
+
+def accept_suspects(args: argparse.Namespace, sweep_name: str) -> int:
+    """Relabel every training image cleanlab flags in `sweep_name`'s suspect ranking as its suggested class (a
+    new decisions version of the dataset, in this run's home); returns how many."""
+    from core.data.datasets import load_dataset
+    from core.data.decisions import Action, Decision, DecisionLog, relative_path
+    from core.quality.suspects import rank_suspects
+    from core.runs.store import RunStore
+    flagged = [s for s in rank_suspects(RunStore(os.environ["TRANSFERLAB_STORAGE"]), sweep_name) if s.flagged]
+    found = load_dataset(args.dataset.resolve(), decisions=False)
+    DecisionLog(args.dataset.resolve()).record(
+        [Decision(relative_path(found, s.path), Action.RELABEL, label=s.suggested) for s in flagged], found,
+        who="bench")
+    return len(flagged)
 
 
 def main() -> None:
@@ -132,18 +161,21 @@ def main() -> None:
                                "TRANSFERLAB_HOME": home})
             started = time.perf_counter()
             evaluation = budgeted(args, float(name[6:])) if name.startswith("budget") else run(name, args)
-            seconds = time.perf_counter() - started
-        summary = evaluation.summary()
-        rows.append((name, evaluation.accuracy(), summary["f1_macro"], seconds, len(evaluation.y_true)))
-        print(f"{name}: test accuracy {rows[-1][1]:.4f}, macro F1 {rows[-1][2]:.4f}, {seconds / 60:.1f} min",
-              file=sys.stderr)
+            rows.append(row(name, evaluation, time.perf_counter() - started))
+            if args.clean and name.startswith("budget"):
+                relabelled = accept_suspects(args, name)
+                print(f"  {name}: accepted the {relabelled} suspects cleanlab flags (relabelled as suggested)",
+                      file=sys.stderr)
+                started = time.perf_counter()
+                evaluation = budgeted(args, float(name[6:]), suffix="-clean")
+                rows.append(row(f"{name}+clean", evaluation, time.perf_counter() - started))
     probe_accuracy = next((r[1] for r in rows if r[0] == "probe"), None)
     regime = f", {args.train_per_class} training images per class" if args.train_per_class else ""
     print(f"\n{args.dataset.name}: seed {args.seed}, test fraction {args.test_fraction}{regime}")
-    print(f"{'run':<10}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
+    print(f"{'run':<16}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
     for name, accuracy, f1, seconds, n in rows:
         gain = f"{(accuracy - probe_accuracy) * 100:+.1f} pt" if probe_accuracy is not None else "-"
-        print(f"{name:<10}{accuracy:>10.4f}{f1:>10.4f}{seconds / 60:>10.1f}{n:>8}{gain:>10}")
+        print(f"{name:<16}{accuracy:>10.4f}{f1:>10.4f}{seconds / 60:>10.1f}{n:>8}{gain:>10}")
 
 
 if __name__ == "__main__":
