@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
-from core.models.backbones import backbone_layers
+from core.models.backbones import backbone_layers, list_backbones
 from core.models.classifier import build_classifier, cut_points
 from core.spec.sweep import TrialParams
 from core.training.activations import ActivationCache
@@ -156,3 +157,34 @@ def test_train_per_class_keeps_the_whole_test_part(tiny_dataset):
     assert set(few.dataset.paths[r] for r in few.train_rows) < set(full.dataset.paths[r] for r in full.train_rows)
     assert len(few.dataset) == 12 + len(full.test_rows)          # nothing else is decoded
     assert sorted(np.concatenate([v for _, v in few.folds]).tolist()) == sorted(few.train_rows.tolist())
+
+
+@pytest.mark.parametrize("backbone", [pytest.param(name, marks=() if name in ("resnet50v2", "efficientnet_lite0")
+                                                    else pytest.mark.slow) for name in list_backbones()])
+def test_inside_a_residual_block_the_cache_holds_the_crossing_tensors_and_the_top_gives_the_full_output(backbone):
+    """For the first few distinct cuts as the top 1..40 layers train, what the cache holds (one tensor, or the
+    packed branch and skip of a residual block) through the trained part equals the full model to float
+    tolerance, and the trained part holds no frozen layer with weights: nothing frozen is recomputed."""
+    x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    checked: dict[str, int] = {}
+    for trainable in range(1, 41):
+        clf = build_classifier(small_params(backbone=backbone, trainable_layers=trainable), num_classes=3)
+        multi = "+" in clf.reads
+        if clf.reads in checked or sum(("+" in r) == multi for r in checked) >= (3 if multi else 2):
+            continue
+        checked[clf.reads] = trainable
+        full = np.asarray(clf.model(x, training=False))
+        np.testing.assert_allclose(np.asarray(clf.top_model()(clf.bottom_model()(x, training=False),
+                                                              training=False)), full, rtol=1e-4, atol=1e-5)
+        top = {layer.name for layer in backbone_layers(clf.model) if layer.weights} & layer_names(clf.top_model())
+        assert top <= set(clf.trainable), (trainable, clf.reads, top - set(clf.trainable))
+    if backbone != "vgg16":
+        assert any("+" in reads for reads in checked), f"{backbone}: no cut inside a residual block: {checked}"
+
+
+def layer_names(model) -> set[str]:
+    """Every layer's name in `model` and the models nested in it."""
+    names = set()
+    for layer in model.layers:
+        names |= layer_names(layer) if isinstance(layer, keras.Model) else {layer.name}
+    return names

@@ -1,7 +1,9 @@
 """Assemble backbone + head into one flat classifier, choose what trains, find where to cut.
 
 The cut is the graph position the activation cache stores: everything below it is frozen,
-so its output is a fixed function of the image and can be computed once per sweep.
+so its output is a fixed function of the image and can be computed once per sweep. Inside a residual
+block the trained part reads two tensors (`core.models.frontier`); `cut` stays the highest single tensor
+below them, which a fold ensemble shares and a sweep's lowest cut is taken at.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import keras
 import numpy as np
 
 from core.models.backbones import POOL_LAYER, backbone_layers, build_feature_extractor
+from core.models.frontier import JOIN, frontier, from_reads, to_reads
 from core.models.heads import build_head
 from core.spec.sweep import TrialParams
 
@@ -24,29 +27,35 @@ class Classifier:
 
     model: keras.Model
     trainable: list[str]   # backbone layers that train in this trial
-    cut: str               # name of the layer whose output the activation cache holds
+    cut: str               # the highest single-tensor position below the trained part
+    reads: str = ""        # what the trained part reads and the activation cache holds: the cut, or the
+    #                        frontier inside a residual block (`core.models.frontier`; "" = the cut)
+
+    def __post_init__(self) -> None:
+        self.reads = self.reads or self.cut
 
     def top_model(self) -> keras.Model:
-        """The layers above the cut as their own model, sharing weights with `model`."""
-        return keras.Model(self.model.get_layer(self.cut).output, self.model.output, name="top")
+        """The layers above what the cache holds as their own model, sharing weights with `model`."""
+        return from_reads(self.model, self.reads, self.model.output, name="top")
 
     def bottom_model(self, cut: str | None = None) -> keras.Model:
-        """Input up to the cut (or another position): the frozen part whose output is cached."""
-        return keras.Model(self.model.input, self.model.get_layer(cut or self.cut).output, name="bottom")
+        """Input up to what the cache holds (or another single-tensor position): the frozen part."""
+        return to_reads(self.model, self.model.input, cut or self.reads, name="bottom")
 
     def segment_model(self, lower: str) -> keras.Model:
-        """From a lower cut up to this one: turns a lower cache entry into this trial's."""
-        return keras.Model(self.model.get_layer(lower).output, self.model.get_layer(self.cut).output,
-                           name="segment")
+        """From a lower cut up to what this one reads: turns a lower cache entry into this trial's."""
+        return to_reads(self.model, self.model.get_layer(lower).output, self.reads, name="segment")
 
     def lies_below(self, name: str) -> bool:
-        """Is `name` a layer strictly below this classifier's cut?"""
+        """Is `name` a layer below what this classifier reads (and not all it reads)?"""
         order = [layer.name for layer in self.model.layers]
-        return name in order and order.index(name) < order.index(self.cut)
+        return name in order and name != self.reads and order.index(name) < max(
+            order.index(read) for read in self.reads.split(JOIN))
 
     @property
     def cacheable(self) -> bool:
-        return not isinstance(self.model.get_layer(self.cut), keras.layers.InputLayer)
+        return not any(isinstance(self.model.get_layer(read), keras.layers.InputLayer)
+                       for read in self.reads.split(JOIN))
 
     def frozen_view(self) -> "Classifier":
         """The same model (same layers, same head) cut as a frozen-backbone trial: stage 1 of staged
@@ -75,9 +84,10 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, head_
                      ) -> Classifier:
     """Fresh head, backbone reset to its pretrained weights, the last N backbone layers trainable.
 
-    The cut is the highest single-tensor position below the first trainable layer that has
-    weights (a trainable ReLU or Add changes nothing). Below the cut the backbone runs as in
-    inference, stochastic-depth dropout included, so its output is a fixed function of the image.
+    The trained part starts at the first trainable layer that has weights (a trainable ReLU or Add changes
+    nothing) and reads the tensors crossing there (`frontier`); the cut is the highest single-tensor position
+    below it. Below what it reads the backbone runs as in inference, stochastic-depth dropout included, so
+    its output is a fixed function of the image.
     `seed` fixes the backbone (it matters for random weights), `head_seed` the head's init.
     """
     extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
@@ -92,9 +102,10 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, head_
         layer.trainable = layer.name in trainable
     order = [layer.name for layer in model.layers]
     learning = [order.index(layer.name) for layer in backbone if layer.name in trainable and layer.weights]
-    cut = _cut_below(model, min(learning, default=_above_pool(model)))
-    _freeze_dropout_below(backbone, order, order.index(cut))
-    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut)
+    first = min(learning, default=_above_pool(model))
+    cut, reads = _cut_below(model, first), frontier(model, first)
+    _freeze_dropout_below(backbone, order, max(order.index(read) for read in reads.split(JOIN)))
+    return Classifier(model=model, trainable=[n for n in order if n in trainable], cut=cut, reads=reads)
 
 
 def _above_pool(model: keras.Model) -> int:
@@ -109,7 +120,7 @@ def _cut_below(model: keras.Model, first: int) -> str:
 
 
 def _freeze_dropout_below(backbone: list[keras.layers.Layer], order: list[str], cut_index: int) -> None:
-    """Dropout layers up to the cut are off (rate 0), those above keep their own rate."""
+    """Dropout layers up to what the trained part reads are off (rate 0), those above keep their own rate."""
     for layer in backbone:
         if isinstance(layer, keras.layers.Dropout):
             own = _PRETRAINED_RATES.setdefault(layer, layer.rate)

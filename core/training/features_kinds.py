@@ -31,6 +31,7 @@ from sklearn.svm import SVC
 
 from core.models.backbones import POOL_LAYER
 from core.models.classifier import build_classifier
+from core.models.frontier import JOIN, from_reads
 from core.progress import Progress
 from core.runs.evaluation import Evaluation
 from core.runs.records import FoldResult, TrialResult
@@ -135,16 +136,18 @@ def _fold(params: TrialParams, data: TrialData, fold: int, train_x: np.ndarray, 
 
 
 def penultimate_model(model: keras.Model, reads: str | None = None) -> keras.Model:
-    """A classifier from the output of layer `reads` (None: its input) to the features its `predictions`
-    layer reads."""
-    start = model.input if reads is None else model.get_layer(reads).output
-    return keras.Model(start, model.get_layer(PREDICTIONS).input, name=f"{model.name}_features")
+    """A classifier from what `reads` names (a layer's output or a packed frontier; None: its input) to the
+    features its `predictions` layer reads."""
+    features, name = model.get_layer(PREDICTIONS).input, f"{model.name}_features"
+    if reads is None:
+        return keras.Model(model.input, features, name=name)
+    return from_reads(model, reads, features, name)
 
 
 def penultimate(trained: TrainedFold, parts: tuple[np.ndarray, ...]) -> list[np.ndarray]:
     """The trained classifier's penultimate features (float64) of each of `parts`' rows of what it read."""
     model, reads, source = trained.model, trained.reads, trained.source
-    if reads is not None and model.get_layer(reads).output is model.get_layer(PREDICTIONS).input:
+    if reads is not None and JOIN not in reads and model.get_layer(reads).output is model.get_layer(PREDICTIONS).input:
         return [np.asarray(source[rows], dtype=np.float64) for rows in parts]     # a linear head on the cut
     features = penultimate_model(model, reads)
     return [predict_scores(features, source, rows) for rows in parts]

@@ -43,8 +43,9 @@ Reporter = Callable[[int, int, dict], None]   # (fold, epoch, logs) after every 
 class TrainedFold:
     """A fold's classifier as its training ends; the next fold resets `model`, so keep what you need now.
 
-    `cut`: the layer below which it is frozen (what a fold ensemble shares). `source`: what it trained on,
-    un-augmented: the output of layer `reads` (the cut, on cached activations) or the images (`reads` None).
+    `cut`: the single tensor below which it is frozen (what a fold ensemble shares). `source`: what it trained
+    on, un-augmented: what `reads` names (on cached activations: the cut, or a packed frontier inside a
+    residual block, `core.models.frontier`) or the images (`reads` None).
     """
 
     fold: int
@@ -200,7 +201,7 @@ class TrialRunner:
             oof.append((val_rows, scores))
             if on_fold is not None:
                 on_fold(_trained(fold, clf, model, sources[0]))
-        return TrialResult(folds=folds, cache=state, cut=clf.cut if state != "off" else "",
+        return TrialResult(folds=folds, cache=state, cut=clf.reads if state != "off" else "",
                            duration_s=time.monotonic() - started, oof=self.data.out_of_fold(oof))
 
     def refit(self, params: TrialParams, epochs: int, base_cut: str | None = None,
@@ -247,7 +248,7 @@ class TrialRunner:
         if self.cache is None or not clf.cacheable:
             return clf.model, [self.data.images], augmenter(params.augmentation, self.seed), "off"
         key = CacheKey(dataset=self.data.fingerprint, backbone=params.backbone, weights=self.weights_id(params),
-                       image_size=params.image_size, cut=clf.cut, augmentation=params.augmentation,
+                       image_size=params.image_size, cut=clf.reads, augmentation=params.augmentation,
                        views=views, seed=self.seed, precision=self.device.precision)
         if base_cut and clf.lies_below(base_cut):
             base = self.cache.get(dataclasses.replace(key, cut=base_cut), clf.bottom_model(base_cut),
@@ -342,4 +343,4 @@ class TrialRunner:
 
 def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray) -> TrainedFold:
     """`clf` as trained through `fitted` (the classifier itself, reading images, or its top, reading the cut)."""
-    return TrainedFold(fold, clf.model, clf.cut, None if fitted is clf.model else clf.cut, source)
+    return TrainedFold(fold, clf.model, clf.cut, None if fitted is clf.model else clf.reads, source)
