@@ -2,7 +2,8 @@
 
 Prints, for the GPU TensorFlow sees (else for the CPU, saying no GPU was seen): the backbone's
 images/s at each batch for float32, float16 and bf16 with XLA on and off; a fine-tuning step's time;
-peak GPU memory; the retraces of a small cached sweep (0 wanted); and which GPU each of N local worker
+peak GPU memory; the retraces of a small cached sweep (0 wanted); a head's trial with one and with several
+train steps per execution; and which GPU each of N local worker
 processes was given and saw. The defaults finish in under 5 minutes on one GPU; on a CPU use a small
 setting:
 
@@ -99,21 +100,50 @@ def fine_tune_row(args: argparse.Namespace, precision: str, xla: bool) -> None:
     keras.backend.clear_session()
 
 
+def small_data(n: int = 36):
+    """`n` generated 64 px images of 3 colour classes, a train part of two interleaved folds."""
+    from core.training.trial import TrialData
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 3
+    images = np.clip(rng.normal(80 * labels[:, None, None, None], 30, (n, 64, 64, 3)), 0, 255).astype(np.uint8)
+    train, test = np.arange(n * 4 // 5), np.arange(n * 4 // 5, n)
+    folds = [(train[train % 2 != k], train[train % 2 == k]) for k in (0, 1)]
+    return TrialData(images=images, labels=labels, classes=["a", "b", "c"], train_rows=train, test_rows=test,
+                     folds=folds, fingerprint=f"bench-device-{n}")
+
+
+def steps_row() -> None:
+    """A head's trial on cached activations (1,000 images, batch 32, 2 folds x 10 epochs), timed with one train
+    step per execution and with the device's count (`TRANSFERLAB_STEPS_PER_EXECUTION`, 16 on a GPU)."""
+    import dataclasses
+
+    from core.models.accelerator import GPU_STEPS_PER_EXECUTION
+    from core.training.activations import ActivationCache
+    from core.training.trial import TrialRunner
+    params = TrialParams(backbone="mobilenetv2", weights="none", image_size=64, epochs=10, batch_size=32,
+                         early_stopping=0, reduce_lr=0)
+    with tempfile.TemporaryDirectory() as cache:
+        runner = TrialRunner(small_data(1000), ActivationCache(Path(cache)))
+        counts = sorted({1, runner.device.steps_per_execution, GPU_STEPS_PER_EXECUTION})
+        row = []
+        for timed in (False, True):                  # first the cache and each setting's first traces
+            for steps in counts:
+                runner.device = dataclasses.replace(runner.device, steps_per_execution=steps)
+                started = time.perf_counter()
+                runner.run(params if timed else dataclasses.replace(params, epochs=1))
+                row += [f"{steps}: {time.perf_counter() - started:.1f} s"] if timed else []
+    print(f"a head's trial on cached activations, by train steps per execution: {', '.join(row)}")
+
+
 def retrace_row(device_precision: str) -> None:
     """Retraces of a small cached sweep as the trials run it: 4 trials x 2 folds on 36 generated images."""
     import keras
 
     from core.training.activations import ActivationCache
     from core.training.tracing import retraces, traced_shapes
-    from core.training.trial import TrialData, TrialRunner
+    from core.training.trial import TrialRunner
     keras.mixed_precision.set_global_policy(device_precision)
-    rng = np.random.default_rng(0)
-    labels = np.arange(36) % 3
-    images = np.clip(rng.normal(80 * labels[:, None, None, None], 30, (36, 64, 64, 3)), 0, 255).astype(np.uint8)
-    train, test = np.arange(29), np.arange(29, 36)
-    folds = [(train[train % 2 != k], train[train % 2 == k]) for k in (0, 1)]
-    data = TrialData(images=images, labels=labels, classes=["a", "b", "c"], train_rows=train, test_rows=test,
-                     folds=folds, fingerprint="bench-device")
+    data = small_data()
     with tempfile.TemporaryDirectory() as cache, traced_shapes() as shapes:
         runner = TrialRunner(data, ActivationCache(Path(cache)))
         for trainable, rate in [(0, 1e-3), (0, 1e-2), (2, 1e-3), (2, 1e-2)]:
@@ -171,6 +201,7 @@ def main() -> None:
     else:
         print("peak GPU memory: no GPU seen")
     retrace_row(device.precision)
+    steps_row()
     if args.workers:
         worker_rows(args.workers)
     print(f"\ntook {time.perf_counter() - began:.0f} s")

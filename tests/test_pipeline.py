@@ -2,11 +2,17 @@
 epoch, the same batches for the same seed, the views drawn, and a fit on it equal to a fit on the arrays."""
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
 from core.models.augment import augmenter
+from core.training.activations import ActivationCache
 from core.training.pipeline import training_batches
+from core.training.tracing import retraces, traced_shapes
+from core.training.trial import TrialRunner
+from trials import small_params
 
 ROWS = np.arange(3, 40)
 
@@ -73,3 +79,18 @@ def test_a_fit_on_the_pipeline_equals_a_fit_on_its_batches_as_arrays():
         models.append(model)
     for a, b in zip(*(m.get_weights() for m in models)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_trial_with_several_train_steps_per_execution_learns_what_it_learns_with_one(trial_data, tmp_path):
+    """A GPU runs 16 steps per call into the compiled function; the folds' curves stay those of one step."""
+    runner = TrialRunner(trial_data, cache=ActivationCache(tmp_path))
+    params = small_params(trainable_layers=3, epochs=3)
+    results = []
+    for steps in (1, 4):
+        runner.device = dataclasses.replace(runner.device, steps_per_execution=steps)
+        with traced_shapes() as shapes:
+            results.append(runner.run(params))
+        assert retraces(shapes) == 0, shapes
+    for one, several in zip(*(r.folds for r in results)):
+        np.testing.assert_allclose(several.curves["loss"], one.curves["loss"], rtol=1e-3)
+        np.testing.assert_allclose(several.curves["val_loss"], one.curves["val_loss"], rtol=1e-3)

@@ -77,11 +77,17 @@ def gpu_count() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
+GPU_STEPS_PER_EXECUTION = 16
+"""Train steps per call into the compiled function on a GPU: a trial's top on cached activations is small,
+so one step's launch overhead rivals its compute; a CPU runs one (its steps are long enough)."""
+
+
 @dataclass(frozen=True)
 class DeviceSetup:
     gpus: int
     precision: str
     xla: bool
+    steps_per_execution: int = 1
 
     @property
     def mixed_precision(self) -> bool:
@@ -99,7 +105,8 @@ class DeviceSetup:
 
     def describe(self) -> str:
         where = f"{self.gpus} GPU(s)" if self.gpus else "CPU"
-        return f"{where}; precision {self.precision}; XLA {'on' if self.xla else 'off'}"
+        return (f"{where}; precision {self.precision}; XLA {'on' if self.xla else 'off'}; "
+                f"{self.steps_per_execution} train step(s) per execution")
 
 
 def _flag(name: str, default: bool, environ: dict[str, str] | None = None) -> bool:
@@ -138,4 +145,7 @@ def configure_device() -> DeviceSetup:
         tf.config.experimental.set_memory_growth(gpu, True)
     precision = chosen_precision(this_hardware(gpus))
     keras.mixed_precision.set_global_policy(precision)
-    return DeviceSetup(gpus=len(gpus), precision=precision, xla=_flag("TRANSFERLAB_XLA", bool(gpus)))
+    steps = os.environ.get("TRANSFERLAB_STEPS_PER_EXECUTION", "").strip()
+    return DeviceSetup(gpus=len(gpus), precision=precision, xla=_flag("TRANSFERLAB_XLA", bool(gpus)),
+                       steps_per_execution=max(1, int(steps)) if steps.isdigit() else
+                       GPU_STEPS_PER_EXECUTION if gpus else 1)

@@ -266,7 +266,8 @@ class TrialRunner:
         traced train step serve all folds: tracing costs more than a small head's whole fit.
         """
         model.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=self.device.xla)
+                      metrics=["accuracy"], jit_compile=self.device.xla,
+                      steps_per_execution=self.device.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
         weights = model.get_weights()
         slots = [v.numpy() for v in model.optimizer.variables]
