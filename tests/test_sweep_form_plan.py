@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.search.budget import Data, plan_budget
 from core.search.sweep_plan import SweepPlan
 from core.spec.fields import form_values
-from core.spec.sweep import SweepSpec
+from core.spec.sweep import SweepSpec, load_yaml
 
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
 
@@ -86,3 +86,10 @@ def test_the_speed_is_measured_in_a_process_of_its_own(tiny_dataset: Path) -> No
     spec = SweepSpec.from_dict({"name": "speed", "data": {"dataset": str(tiny_dataset)}})
     sizes, speed = measure_elsewhere(spec)
     assert sizes == Data(train=30, test=6, classes=3, folds=3) and speed > 0
+
+
+def test_the_plan_counts_the_frozen_features_svm_once_in_a_grid_over_depth() -> None:
+    data = load_yaml(PRESET.read_text())
+    data["search"]["space"] = {"kind": ["network", "svm"], "trainable_layers": [40, 60]}
+    assert SweepPlan.of(SweepSpec.from_dict(data)).describe().startswith(
+        "3 trials x 3 folds = 9 trainings (1 more grid point the same fit as another, not fitted again); ")

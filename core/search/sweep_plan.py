@@ -27,6 +27,7 @@ class SweepPlan:
     refit: bool
     stages: str                           # how a network fold trains; "" when no trial trains a network
     time_limit_s: float = 0.0
+    repeats: int = 0                      # grid points that fit what another already fits (`kinds.same_work`)
 
     @classmethod
     def of(cls, spec: SweepSpec) -> SweepPlan:
@@ -36,7 +37,8 @@ class SweepPlan:
         trains = any(dataclasses.replace(spec.params, kind=k).trains_network for k in kinds)
         return cls(trials=spec.planned_trials(), folds=spec.folds, fold_models=keeps,
                    refit_kinds=tuple(k for k in kinds if k not in keeps), ensemble=spec.ensemble, refit=spec.refit,
-                   stages=_stages(spec) if trains else "", time_limit_s=spec.search.time_limit_s)
+                   stages=_stages(spec) if trains else "", time_limit_s=spec.search.time_limit_s,
+                   repeats=_repeats(spec))
 
     def final(self) -> str:
         """What becomes the final model, as `refit.finalize` decides it."""
@@ -53,13 +55,29 @@ class SweepPlan:
 
     def describe(self) -> str:
         """One paragraph: trials x folds, how each network fold trains, the final model, the time limit."""
-        trainings = (f"{self.trials} trial{'s' * (self.trials != 1)} x {self.folds} folds = "
-                     f"{self.trials * self.folds} trainings")
+        fitted = self.trials - self.repeats
+        trainings = (f"{fitted} trial{'s' * (fitted != 1)} x {self.folds} folds = {fitted * self.folds} trainings")
+        if self.repeats:
+            trainings += (f" ({self.repeats} more grid point{'s' * (self.repeats != 1)} the same fit as another, "
+                          "not fitted again)")
         parts = [trainings, self.stages, self.final()]
         if self.time_limit_s:
             parts.append(f"within {self.time_limit_s / 60:.0f} min: no trial starts that cannot finish, and a "
                          "running one ends its current stage at an epoch's end")
         return "; ".join(p for p in parts if p)
+
+
+def _repeats(spec: SweepSpec) -> int:
+    """A grid's points whose trial fits what an earlier one fits (the worker leaves them unfitted)."""
+    from core.training.kinds import same_work
+    if spec.search.method != "grid":
+        return 0
+    seen: list = []
+    for point in spec.grid()[:spec.planned_trials()]:
+        params = spec.trial_params(point)
+        if not any(same_work(params, other) for other in seen):
+            seen.append(params)
+    return spec.planned_trials() - len(seen)
 
 
 def _values(spec: SweepSpec, name: str) -> tuple:
