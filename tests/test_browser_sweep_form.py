@@ -9,6 +9,7 @@ import pytest
 from browser import SHOTS, serve, server_env, settle, shoot
 from conftest import COLOURS, make_image
 from PIL import ImageDraw
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +22,20 @@ def write_marked_classes(root: Path, per_class: int) -> None:
             image = make_image(colour, seed=100 * c + i, size=(96, 96))
             ImageDraw.Draw(image).line([(14, 14), (14, 60), (44, 60)], fill="white", width=9)
             image.save(root / name / f"{name}_{i:02d}.png")
+
+
+def switch_on(page, label: str, tries: int = 3) -> None:
+    """Click a toggle's label until its switch reads on: on a loaded CI machine a click landing while the
+    page re-rendered was dropped once, and the preview it asks for never came."""
+    switch = page.get_by_role("switch", name=label)
+    for _ in range(tries):
+        page.get_by_text(label).click()
+        try:
+            expect(switch).to_be_checked(timeout=10_000)
+            return
+        except AssertionError:
+            continue
+    expect(switch).to_be_checked(timeout=1)
 
 
 def test_the_sweep_form_plans_the_preset_and_previews_its_augmentation(tmp_path: Path, chromium) -> None:
@@ -38,7 +53,7 @@ def test_the_sweep_form_plans_the_preset_and_previews_its_augmentation(tmp_path:
         shoot(page, "sweep-form-planned")
         assert page.get_by_role("button", name="Launch").is_enabled()
         page.get_by_text("Augmentation preview").click()
-        page.get_by_text("Show training images through the augmentation").click()
+        switch_on(page, "Show training images through the augmentation")
         settle(page, timeout_ms=300_000)
         page.get_by_text("standard, draw 2").first.wait_for(timeout=60_000)
         preview = page.locator('[data-testid="stExpander"]').filter(has_text="Augmentation preview")
