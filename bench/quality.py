@@ -20,6 +20,11 @@ macro F1 and wall time side by side.
     .venv/bin/python bench/quality.py ../shared/datasets/flowers5
     .venv/bin/python bench/quality.py DATASET --runs probe default svm --train-per-class 60
     .venv/bin/python bench/quality.py DATASET --runs budget --budgets 15 --train-per-class 60 --clean
+    .venv/bin/python bench/quality.py DATASET --runs preset --precisions float32 mixed_bfloat16
+
+With `--precisions float32 mixed_bfloat16` every run is made once per Keras dtype policy
+(TRANSFERLAB_PRECISION, for the workers and this process alike), rows side by side: whether bf16 keeps the
+accuracy float32 gets, and what it saves (issue 22).
 
 `--train-per-class` is the small-data regime: the same split, its test part whole, N training images per
 class; `--max-per-class` cuts the dataset before the split (the test part shrinks with it).
@@ -41,6 +46,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from core.models.accelerator import PRECISION_VARIABLE, PRECISIONS, configure_device  # noqa: E402
 from core.runs.evaluation import Evaluation  # noqa: E402
 from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
 from core.training.features_kinds import SVM_SPACE  # noqa: E402
@@ -62,6 +68,8 @@ def parse_args() -> argparse.Namespace:
                    help="training images per class after the split, the test part whole (0 = all)")
     p.add_argument("--clean", action="store_true",
                    help="after each budget run, accept the suspects cleanlab flags and run that budget again")
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=[],
+                   help="run each once per dtype policy (default: the one TRANSFERLAB_PRECISION picks)")
     return p.parse_args()
 
 
@@ -154,28 +162,33 @@ def main() -> None:
         raise SystemExit(f"no preset at {args.preset}")
     rows = []
     names = [n for n in args.runs if n != "budget"] + [f"budget{m:g}" for m in args.budgets if "budget" in args.runs]
-    for name in names:
+    precisions = args.precisions or [None]
+    for name, precision in ((n, p) for n in names for p in precisions):
+        if precision is not None:
+            os.environ[PRECISION_VARIABLE] = precision      # the sweep's workers inherit it
+            configure_device.cache_clear()                  # and this process sets it again
+        label = name if len(precisions) == 1 else f"{name}@{precision}"
         with tempfile.TemporaryDirectory() as home:      # cold caches, fresh store
             os.environ.update({"TRANSFERLAB_CACHE": str(Path(home) / "cache"),
                                "TRANSFERLAB_STORAGE": f"sqlite:///{Path(home) / 'runs.db'}",
                                "TRANSFERLAB_HOME": home})
             started = time.perf_counter()
             evaluation = budgeted(args, float(name[6:])) if name.startswith("budget") else run(name, args)
-            rows.append(row(name, evaluation, time.perf_counter() - started))
+            rows.append(row(label, evaluation, time.perf_counter() - started))
             if args.clean and name.startswith("budget"):
                 relabelled = accept_suspects(args, name)
                 print(f"  {name}: accepted the {relabelled} suspects cleanlab flags (relabelled as suggested)",
                       file=sys.stderr)
                 started = time.perf_counter()
                 evaluation = budgeted(args, float(name[6:]), suffix="-clean")
-                rows.append(row(f"{name}+clean", evaluation, time.perf_counter() - started))
-    probe_accuracy = next((r[1] for r in rows if r[0] == "probe"), None)
+                rows.append(row(f"{label}+clean", evaluation, time.perf_counter() - started))
+    probe_accuracy = next((r[1] for r in rows if r[0].partition("@")[0] == "probe"), None)
     regime = f", {args.train_per_class} training images per class" if args.train_per_class else ""
     print(f"\n{args.dataset.name}: seed {args.seed}, test fraction {args.test_fraction}{regime}")
-    print(f"{'run':<16}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
+    print(f"{'run':<24}{'test acc':>10}{'macro F1':>10}{'minutes':>10}{'test n':>8}{'vs probe':>10}")
     for name, accuracy, f1, seconds, n in rows:
         gain = f"{(accuracy - probe_accuracy) * 100:+.1f} pt" if probe_accuracy is not None else "-"
-        print(f"{name:<16}{accuracy:>10.4f}{f1:>10.4f}{seconds / 60:>10.1f}{n:>8}{gain:>10}")
+        print(f"{name:<24}{accuracy:>10.4f}{f1:>10.4f}{seconds / 60:>10.1f}{n:>8}{gain:>10}")
 
 
 if __name__ == "__main__":

@@ -73,8 +73,9 @@ class _Extractor:
 
 
 @lru_cache(maxsize=4)
-def _extractor(backbone: str, image_size: int, weights: str, seed: int) -> _Extractor:
-    """One backbone per process and configuration; trials reset its weights, not rebuild it."""
+def _extractor(backbone: str, image_size: int, weights: str, seed: int, policy: str) -> _Extractor:
+    """One backbone per process, configuration and dtype policy (a process that changes the policy, as
+    bench/quality.py --precisions does, gets a backbone built in it); trials reset its weights."""
     keras.utils.set_random_seed(seed)
     model = build_feature_extractor(backbone, image_size, weights=None if weights == "none" else weights)
     return _Extractor(model, model.get_weights())
@@ -90,7 +91,8 @@ def build_classifier(params: TrialParams, num_classes: int, seed: int = 0, head_
     its output is a fixed function of the image.
     `seed` fixes the backbone (it matters for random weights), `head_seed` the head's init.
     """
-    extractor = _extractor(params.backbone, params.image_size, params.weights, seed)
+    extractor = _extractor(params.backbone, params.image_size, params.weights, seed,
+                           keras.mixed_precision.global_policy().name)
     extractor.model.set_weights(extractor.initial_weights)
     keras.utils.set_random_seed(seed if head_seed is None else head_seed)
     outputs = build_head(extractor.model.output, num_classes, params)
