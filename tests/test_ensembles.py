@@ -103,21 +103,25 @@ def test_without_refit_the_final_model_is_the_best_trials_own_fold_models(tiny_d
     best = min(trials, key=lambda t: t.value).number
     kept = store.fold_models_dir("own", best)
     assert sorted(p.name for p in kept.glob("*.keras")) == ["fold1.keras", "fold2.keras"]
-    assert not any(store.fold_models_dir("own", t.number) for t in trials if t.number != best)
-    folds = [load_model(path).model for path in sorted(kept.glob("*.keras"))]
+    folds = {t.number: [load_model(path).model for path in sorted(store.fold_models_dir("own", t.number)
+                                                                  .glob("*.keras"))] for t in trials}
     said: list[str] = []
     final = finalize(store, "own", say=said.append)
+    members = final.ensemble_trials or [best]
+    assert members[0] == best and set(members) <= {t.number for t in trials}
     assert not any("training them again" in line or "refitting" in line for line in said)
     assert [v.name for v in final.variants] == ["ensemble", "ensemble_tta"]
     assert final.chosen == "ensemble" and final.epochs == 0 and final.model_path.endswith("best-ensemble.keras")
     assert [Path(f).name for f in final.model_files()] == ["best-ensemble.keras", "best-ensemble_tta.keras"]
     images = SweepData(spec).runner(spec.params).data.images[:6].astype(np.float32)
-    expected = np.mean([m.predict_on_batch(images) for m in folds], axis=0)
+    expected = np.mean([m.predict_on_batch(images) for t in members for m in folds[t]], axis=0)
     ensemble = load_model(store.model_file(final.model_path)).model
     assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)   # those very weights
     assert final.train["y_true"] == store.oof("own", best).labels.tolist() and final.train["y_true"]
+    oof = np.mean([store.oof("own", t).scores for t in members], axis=0)
+    assert np.allclose(final.train["scores"], oof, atol=1e-5)
     assert "no refit" in final.describe() and store.final("own").model_path == final.model_path
-    assert store.fold_models_dir("own", best) is None        # kept only until the final model is made
+    assert not any(store.fold_models_dir("own", t.number) for t in trials)   # kept until the final model is made
     version = store.version("own")
     chosen = store.choose_final_variant("own", "ensemble_tta")
     assert chosen.model_path.endswith("best-ensemble_tta.keras") and chosen.test == final.variants[1].test
@@ -136,7 +140,7 @@ def test_a_trial_without_kept_folds_trains_them_again(tiny_dataset, store):
     spec = ensemble_spec(tiny_dataset, "again")
     store.create_sweep(spec)
     run_worker(store, "again")
-    store.drop_fold_models("again", keep_best=False)
+    store.drop_fold_models("again")
     said: list[str] = []
     final = finalize(store, "again", say=said.append)
     assert any("training them again" in line for line in said)

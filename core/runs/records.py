@@ -236,7 +236,7 @@ class FinalModel:
     """The best configuration refit on the whole train part, and how it did on test.
 
     With the sweep's `ensemble` option, `variants` also holds the K fold models' average with and
-    without flip TTA. `model_path`, `test` and `test_accuracy` are always those of the `chosen`
+    without flip TTA (of the best trial and the partners in `ensemble_trials`, when any joined). `model_path`, `test` and `test_accuracy` are always those of the `chosen`
     variant, which Predict and export use: the single refit until the user picks another (the test
     split is for reporting; choosing by it would make its figure optimistic). `train` is the single
     refit's. Without a refit (`epochs` 0, no "single" variant) the fold ensemble is chosen, and
@@ -254,6 +254,7 @@ class FinalModel:
     created: str
     variants: list[ModelVariant] = field(default_factory=list)   # empty: the single refit only
     chosen: str = "single"
+    ensemble_trials: list[int] = field(default_factory=list)     # trials whose fold models the ensemble averages
 
     @property
     def label(self) -> str:
@@ -263,7 +264,8 @@ class FinalModel:
     def describe(self) -> str:
         """How the final model was made, for the pages."""
         if self.variants and all(v.name != "single" for v in self.variants):
-            made = f"trial {self.trial}'s own fold models, no refit"
+            made = (f"the fold models of trials {', '.join(map(str, self.ensemble_trials))}, no refit"
+                    if len(self.ensemble_trials) > 1 else f"trial {self.trial}'s own fold models, no refit")
         elif self.epochs:
             made = f"refit on the whole train part for {self.epochs} epochs"
         else:
@@ -304,9 +306,11 @@ class FinalModel:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FinalModel:
         """Also reads records written before variants existed."""
-        plain = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in ("variants", "chosen")}
+        later = ("variants", "chosen", "ensemble_trials")
+        plain = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in later}
         return cls(**plain, variants=[ModelVariant.from_json(v) for v in data.get("variants", [])],
-                   chosen=str(data.get("chosen", "single")))
+                   chosen=str(data.get("chosen", "single")),
+                   ensemble_trials=[int(t) for t in data.get("ensemble_trials", [])])
 
 
 @dataclass

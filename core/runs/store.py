@@ -301,13 +301,12 @@ class RunStore:
         the artifact store, whichever machine ran it); None when it kept none or they were dropped."""
         return self.artifacts.fold_folder(self._frozen_trial(name, number), name)
 
-    def drop_fold_models(self, name: str, keep_best: bool = True) -> None:
-        """Delete the fold models of every finished trial but (with `keep_best`) the best complete one; a
-        running trial's stay."""
+    def drop_fold_models(self, name: str, keep: int = 0) -> None:
+        """Delete the fold models of every finished trial but the `keep` best complete ones (the final
+        ensemble's candidates); a running trial's stay."""
         trials = self.trials(name)
-        ranking = ranked(trials)
-        best = ranking[0].number if ranking and keep_best else None
-        done = {t.number for t in trials if t.state != TrialState.RUNNING and t.number != best}
+        kept = {t.number for t in ranked(trials)[:keep]}
+        done = {t.number for t in trials if t.state != TrialState.RUNNING and t.number not in kept}
         for t in self._frozen(name):
             if t.number in done:
                 self.artifacts.drop_folds(t, name)

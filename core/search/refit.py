@@ -1,8 +1,9 @@
 """The final model: the best configuration refit on the whole train part, tested, saved with its card.
 
 With the sweep's `ensemble` option (network trials), the best trial's K fold models, kept as the
-trial trained them, become two more variants: their average, and that average with horizontal-flip
-test-time augmentation; each is tested, and the single refit stays the chosen one. Without `refit`
+trial trained them (with those of the next best trials whose out-of-fold scores say they help:
+`core.search.ensemble_members`), become two more variants: their average, and that average with
+horizontal-flip test-time augmentation; each is tested, and the single refit stays the chosen one. Without `refit`
 the plain ensemble is the chosen one, and nothing trains after the sweep.
 """
 from __future__ import annotations
@@ -14,11 +15,14 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from core.progress import Say
 from core.search.final_unknowns import carry_unknowns
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
 from core.runs.store import RunStore
 from core.search.deadline import refit_deadline, refit_noted, refit_skipped
+from core.search.ensemble_members import ensemble_members
 from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
 from core.training.kinds import keeps_fold_models, refit_description, refit_trial, run_trial
@@ -55,16 +59,23 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     data = data or SweepData.of_sweep(store, name, say=say)
     card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
     keeps_folds = spec.ensemble and keeps_fold_models(params)
-    ensemble = fold_variants(store, name, data, best, params, card, say) if keeps_folds else []
+    members = ensemble_members(store, name, best) if keeps_folds else [best]
+    if len(members) > 1:
+        card |= {"ensemble_trials": [t.number for t in members]}
+        say("the ensemble averages the fold models of trials " + ", ".join(str(t.number) for t in members)
+            + " (together their out-of-fold predictions beat the best trial's alone)")
+    ensemble = fold_variants(store, name, data, members, params, card, say) if keeps_folds else []
     if ensemble and (not spec.refit or refit_skipped(store, name)):      # no refit asked, or no time for it
-        record = _ensemble_record(store, name, best, params, ensemble)
+        record = _ensemble_record(store, name, members, params, ensemble)
     else:
         record = _refit(store, name, data, best, params, card, say)
         if ensemble:
             record.variants = [ModelVariant("single", record.model_path, record.test, record.test_accuracy),
                                *ensemble]
+    if ensemble and len(members) > 1:
+        record.ensemble_trials = [t.number for t in members]
     store.set_final(name, record)
-    store.drop_fold_models(name, keep_best=False)
+    store.drop_fold_models(name)
     return carry_unknowns(store, name, record, data, say)   # its open-set detector and temperature, in every file
 
 
@@ -92,29 +103,33 @@ def _refit(store: RunStore, name: str, data: SweepData, best: TrialRecord, param
                       test_accuracy=test.accuracy(), created=_now())
 
 
-def _ensemble_record(store: RunStore, name: str, best: TrialRecord, params: TrialParams,
+def _ensemble_record(store: RunStore, name: str, members: list[TrialRecord], params: TrialParams,
                      variants: list[ModelVariant]) -> FinalModel:
-    """The fold ensemble as the final model (no refit): its train evaluation is the trial's out-of-fold
-    scores, each training image scored by the fold model that did not see it."""
+    """The fold ensemble as the final model (no refit): its train evaluation is its trials' out-of-fold
+    scores averaged, each training image scored by the fold models that did not see it."""
     from core.runs.evaluation import Evaluation
 
-    oof = store.oof(name, best.number)
-    train = Evaluation(oof.classes, oof.labels, oof.scores, paths=oof.paths).to_json() if oof else {}
+    best = members[0]
+    oofs = [store.oof(name, t.number) for t in members]
+    oof = oofs[0]
+    scores = np.mean([o.scores for o in oofs], axis=0) if oof else None
+    train = Evaluation(oof.classes, oof.labels, scores, paths=oof.paths).to_json() if oof else {}
     first = variants[0]
     return FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
                       epochs=0, model_path=first.model_path, test=first.test, train=train,
                       test_accuracy=first.test_accuracy, created=_now(), variants=variants, chosen=first.name)
 
 
-def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord, params: TrialParams,
+def fold_variants(store: RunStore, name: str, data: SweepData, members: list[TrialRecord], params: TrialParams,
                   card: dict[str, Any], say: Say) -> list[ModelVariant]:
-    """The best trial's K fold models (trained again when the trial did not keep them), averaged; saved and
-    tested without and with flip TTA."""
+    """The fold models of the best trial (trained again when it did not keep them) and of its ensemble
+    partners (`ensemble_members`), averaged; saved and tested without and with flip TTA."""
     from core.inference.model_card import save_model
     from core.runs.evaluation import Evaluation
-    from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, save_fold_model
+    from core.training.ensembles import flip_tta, fold_ensemble, load_fold_models, lowest_cut, save_fold_model
     from core.training.predictions import predict_scores
 
+    best = members[0]
     runner = data.runner(params)
     folder = store.fold_models_dir(name, best.number)
     kept = load_fold_models(folder, len(data.folds)) if folder else None
@@ -125,6 +140,9 @@ def fold_variants(store: RunStore, name: str, data: SweepData, best: TrialRecord
         with _steps(store, name, label, total) as report, store.artifacts.scratch() as folder:
             run_trial(runner, params, data.base_cut(params), report, on_fold=partial(save_fold_model, folder))
             kept = load_fold_models(folder, len(data.folds))
+    for partner in members[1:]:
+        models, cut = load_fold_models(store.fold_models_dir(name, partner.number), len(data.folds))
+        kept = [*kept[0], *models], lowest_cut(kept[0][0], kept[1], cut)
     ensemble = fold_ensemble(*kept)
     rows, trial_data = data.test_rows, runner.data
     paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None

@@ -31,14 +31,27 @@ def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] 
     """The K fold models `save_fold_model` kept and their cut; None when any is missing."""
     import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
 
-    paths = [folder / fold_file(k) for k in range(folds)]
-    if not (folder / CUT_FILE).exists() or not all(path.exists() for path in paths):
+    if not has_fold_models(folder, folds):
         return None
-    return [keras.saving.load_model(path) for path in paths], (folder / CUT_FILE).read_text()
+    return [keras.saving.load_model(folder / fold_file(k)) for k in range(folds)], (folder / CUT_FILE).read_text()
+
+
+def has_fold_models(folder: Path | None, folds: int) -> bool:
+    """Whether `folder` holds all K fold models `save_fold_model` keeps, and their cut."""
+    return folder is not None and all((folder / name).exists()
+                                      for name in (CUT_FILE, *(fold_file(k) for k in range(folds))))
+
+
+def lowest_cut(model: keras.Model, *cuts: str) -> str:
+    """Of the cuts of fold models on one backbone, the one nearest the input: every model's trained part
+    lies above it, so the part below it can be shared."""
+    order = {layer.name: i for i, layer in enumerate(model.layers)}
+    return min(cuts, key=order.__getitem__)
 
 
 def fold_ensemble(models: list[keras.Model], cut: str) -> keras.Model:
-    """Average of the fold classifiers' probabilities; layers up to `cut` shared (taken from the first)."""
+    """Average of the fold classifiers' probabilities; layers up to `cut` shared (taken from the first: below
+    `cut` every model holds the same frozen backbone)."""
     first = models[0]
     shared = first.get_layer(cut).output
     tops = [keras.Model(model.get_layer(cut).output, model.output, name=f"fold{k + 1}")
