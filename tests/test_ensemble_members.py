@@ -2,11 +2,13 @@
 their fold models averaged in one Keras model though they train from different depths."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from core.inference.model_card import load_model
-from core.runs.records import ranked
+from core.runs.records import FinalModel, ModelVariant, ranked
 from core.runs.store import RunStore
 from core.search.ensemble_members import ENSEMBLE_TRIALS, select_members
 from core.search.refit import fold_variants
@@ -66,3 +68,17 @@ def test_fold_models_of_two_depths_average_in_one_model(two_depths):
     expected = np.mean([m.predict_on_batch(images) for t in members for m in folds[t.number]], axis=0)
     assert sum(layer.name.startswith("fold") and layer.name != "fold_average" for layer in ensemble.layers) == 4
     assert np.allclose(ensemble.predict_on_batch(images), expected, atol=1e-5)
+
+
+def test_the_average_of_two_trials_out_of_fold_scores_stands_for_their_ensemble(two_depths):
+    store, _ = two_depths
+    first, second = (store.oof("depths", t.number) for t in store.trials("depths"))
+    both = store.oof("depths", 0, 1)
+    assert np.allclose(both.scores, (first.scores + second.scores) / 2) and both.paths == first.paths
+    final = FinalModel(trial=1, cv_error=0.1, params={}, epochs=0, model_path="e.keras", test={}, train={},
+                       test_accuracy=0.9, created="", variants=[ModelVariant("ensemble", "e.keras", {}, 0.9)],
+                       chosen="ensemble", ensemble_trials=[1, 0])
+    assert final.oof_trials() == [1, 0]              # the detector and temperature fit the ensemble's scores
+    refit = dataclasses.replace(final, variants=[ModelVariant("single", "s.keras", {}, 0.9), *final.variants])
+    assert refit.oof_trials() == [1]                 # with a refit, the one trial refit
+    assert FinalModel.from_json(final.to_json()) == final

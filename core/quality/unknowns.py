@@ -66,19 +66,20 @@ def frozen(params: TrialParams) -> TrialParams:
     return dataclasses.replace(params, trainable_layers=0, augmentation="none")
 
 
-def sweep_detector(store: RunStore, sweep: str, accept: float = ACCEPT, trial: int | None = None,
+def sweep_detector(store: RunStore, sweep: str, accept: float = ACCEPT, trials: list[int] | None = None,
                    data: SweepData | None = None) -> tuple[OpenSetDetector, TrialParams]:
-    """The detector of `trial` (default: the best trial with out-of-fold scores), and the params its features
-    need. `data`: the sweep's loaded dataset, when the caller has it."""
+    """The detector of the average of `trials` (a final ensemble's members, the first giving the features;
+    default: the best trial with out-of-fold scores), and the params its features need. `data`: the sweep's
+    loaded dataset, when the caller has it."""
     from core.quality.suspects import scored_trials
     from core.training.plan import SweepData
-    if trial is None:
+    if trials is None:
         record, oof = scored_trials(store, sweep)[0]
     else:
-        record = next((t for t in store.trials(sweep) if t.number == trial), None)
-        oof = store.oof(sweep, trial) if record else None
+        record = next((t for t in store.trials(sweep) if t.number == trials[0]), None)
+        oof = store.oof(sweep, *trials) if record else None
         if oof is None:
-            raise ValueError(f"trial {trial} kept no out-of-fold scores to fit it on")
+            raise ValueError(f"trial {', '.join(map(str, trials))} kept no out-of-fold scores to fit it on")
     params = frozen(store.spec(sweep).trial_params(record.params))
     data = data or SweepData.of_sweep(store, sweep)
     features = data.runner(params).pooled_features(params)
@@ -150,8 +151,9 @@ def carried(card: dict[str, Any], arrays: Callable[[], bytes]) -> tuple[CarriedD
         return None, f"its detector cannot be read ({error})"
 
 
-def sweep_temperature(store: RunStore, sweep: str, trial: int) -> float | None:
-    """The temperature fitted on `trial`'s out-of-fold scores (None without them), as the Results page shows."""
+def sweep_temperature(store: RunStore, sweep: str, trials: list[int]) -> float | None:
+    """The temperature fitted on the out-of-fold scores of the average of `trials` (one trial, or a final
+    ensemble's members; None without them), as the Results page shows."""
     from core.results.calibration import fit_temperature
-    oof = store.oof(sweep, trial)
+    oof = store.oof(sweep, *trials)
     return None if oof is None else fit_temperature(_logits_of(oof.scores), oof.labels)

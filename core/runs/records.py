@@ -272,6 +272,12 @@ class FinalModel:
             made = "fitted on the whole train part"
         return made + (f"; chosen: {self.label}" if self.variants else "")
 
+    def oof_trials(self) -> list[int]:
+        """The trials whose out-of-fold scores, averaged, stand for this model's: the ensemble's members when
+        there is no refit (the fold ensemble is the model), else the one trial refit."""
+        no_refit = self.variants and all(v.name != "single" for v in self.variants)
+        return self.ensemble_trials if no_refit and self.ensemble_trials else [self.trial]
+
     def evaluation(self, split: str) -> Evaluation | None:
         """The typed evaluation of `split`: "test" (the chosen variant's) or "train" (the single refit's fit,
         or without a refit the trial's out-of-fold scores); None where the record holds none."""

@@ -9,6 +9,7 @@ source of truth, and the only code that knows how a record is kept: it hands out
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.artifacts.exceptions import ArtifactNotFound
@@ -285,10 +287,13 @@ class RunStore:
                    "cache": result.cache}
         trial.set_user_attr(Attr.RESULT, self.artifacts.outline(result.to_json(), Attr.RESULT, summary))
 
-    def oof(self, name: str, number: int) -> OutOfFold | None:
-        """A completed trial's out-of-fold scores (None for trials run before they were kept)."""
-        path = self.artifacts.oof_file(self._frozen_trial(name, number), name)
-        return OutOfFold.load(path) if path else None
+    def oof(self, name: str, *numbers: int) -> OutOfFold | None:
+        """A completed trial's out-of-fold scores, or several trials' averaged; None where one kept none."""
+        paths = [self.artifacts.oof_file(self._frozen_trial(name, number), name) for number in numbers]
+        if not paths or not all(paths):
+            return None
+        oofs = [OutOfFold.load(path) for path in paths]
+        return dataclasses.replace(oofs[0], scores=np.mean([oof.scores for oof in oofs], axis=0))
 
     def keep_fold_files(self, trial: optuna.Trial, folder: Path) -> None:
         """Put the files of a fold model the running trial just trained (written in `folder`) in the

@@ -1,5 +1,6 @@
 """The end of a sweep gives its final model what it needs to know what it does not know: the open-set
-detector and the temperature fitted on the final trial's out-of-fold scores (`core.quality.unknowns`),
+detector and the temperature fitted on the final trial's out-of-fold scores (averaged with its ensemble partners'
+when the final model is their fold ensemble) (`core.quality.unknowns`),
 written into each of its files (the card's `open_set` and `temperature`, the detector's arrays as one more
 zip entry). A detector that cannot be fitted leaves its reason in the card instead; the final model stays."""
 from __future__ import annotations
@@ -23,9 +24,10 @@ def carry_unknowns(store: RunStore, sweep: str, record: FinalModel, data: SweepD
                    say: Callable[[str], None] = lambda _: None) -> FinalModel:
     """Each file of the final model `record` again, its card carrying the temperature and the detector fitted
     on the trial's out-of-fold scores (or why there is none): kept as the sweep's final model, returned."""
-    fitted, reason = _attempt("open-set detector", lambda: sweep_detector(store, sweep, trial=record.trial, data=data),
+    trials = record.oof_trials()
+    fitted, reason = _attempt("open-set detector", lambda: sweep_detector(store, sweep, trials=trials, data=data),
                               say)
-    temperature, _ = _attempt("temperature", lambda: sweep_temperature(store, sweep, record.trial), say)
+    temperature, _ = _attempt("temperature", lambda: sweep_temperature(store, sweep, trials), say)
     open_set, entries = {"reason": reason}, {}
     if fitted:
         detector, params = fitted

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-import numpy as np
-
 from core.progress import Say
 from core.search.final_unknowns import carry_unknowns
 from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
@@ -110,10 +108,8 @@ def _ensemble_record(store: RunStore, name: str, members: list[TrialRecord], par
     from core.runs.evaluation import Evaluation
 
     best = members[0]
-    oofs = [store.oof(name, t.number) for t in members]
-    oof = oofs[0]
-    scores = np.mean([o.scores for o in oofs], axis=0) if oof else None
-    train = Evaluation(oof.classes, oof.labels, scores, paths=oof.paths).to_json() if oof else {}
+    oof = store.oof(name, *(t.number for t in members))
+    train = Evaluation(oof.classes, oof.labels, oof.scores, paths=oof.paths).to_json() if oof else {}
     first = variants[0]
     return FinalModel(trial=best.number, cv_error=float(best.value), params=dataclasses.asdict(params),
                       epochs=0, model_path=first.model_path, test=first.test, train=train,
