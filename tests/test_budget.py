@@ -40,24 +40,24 @@ def test_a_dataset_with_short_epochs_gets_more_of_them_and_more_views():
     assert plan.seconds <= 30 * 60 * MARGIN
 
 
-def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_a_second_configuration():
+def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_more_configurations():
     plan = plan_budget(FLOWERS5, GPU, 30 * 60)
     assert plan.backbone == "efficientnet_lite2" and plan.image_size == 260
-    assert plan.trainable_layers == 80 and plan.second_layers == 53
+    assert plan.trainable_layers == 80 and plan.more_layers == (53, 27)     # the other depths, ensemble candidates
     assert plan.seconds <= 30 * 60 * MARGIN
 
 
 @pytest.mark.parametrize("data, speed, minutes, chosen", [
     # 30 images per class: epochs are short, so the most of them, 4 views, and the biggest backbone fit
-    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, 53)),
-    (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, 0)),
+    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, (53,))),
+    (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, ())),
     # 50,000 images: an hour on 2 cores is not enough to fine-tune; a GPU's 30 minutes are, for a few epochs
-    (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, 0)),
-    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, 0)),
+    (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, ())),
+    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, ())),
 ])
 def test_the_plan_follows_the_datasets_size_and_the_machines_speed(data, speed, minutes, chosen):
     plan = plan_budget(data, speed, minutes * 60)
-    assert (plan.backbone, plan.trainable_layers, plan.epochs, plan.augment_views, plan.second_layers) == chosen
+    assert (plan.backbone, plan.trainable_layers, plan.epochs, plan.augment_views, plan.more_layers) == chosen
     assert not plan.fine_tunes or plan.seconds <= plan.budget_s * MARGIN
 
 
@@ -77,7 +77,8 @@ def test_the_estimate_grows_with_each_choice():
     assert base < estimate_seconds(FLOWERS5, CPU, lite0, 60, 8, 2) < estimate_seconds(FLOWERS5, CPU, lite2, 80, 8, 2)
     assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 12, 2)
     assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 4)
-    assert base < estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2, second_depth=60)
+    one_more = estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2, more_depths=(60,))
+    assert base < one_more < estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2, more_depths=(60, 20))
     assert estimate_seconds(FLOWERS5, 2 * CPU, lite0, 40, 8, 2) < base
 
 
@@ -89,7 +90,7 @@ def test_a_plan_becomes_the_preset_with_its_choices():
     assert (spec.params.backbone, spec.params.image_size, spec.params.trainable_layers) == ("efficientnet_lite2", 260, 80)
     assert spec.params.head == base.params.head and spec.params.augmentation == base.params.augmentation
     assert spec.search.space["kind"].values == ("network", "svm")
-    assert spec.search.space["trainable_layers"].values == (80, 53)
+    assert spec.search.space["trainable_layers"].values == (80, 53, 27)
     plan = plan_budget(FLOWERS5, GPU, 30 * 60)
     assert (spec.search.time_limit_s, spec.search.plan, spec.search.plan_s) == (1800, plan.describe(),
                                                                                 round(plan.seconds, 1))

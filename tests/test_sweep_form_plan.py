@@ -91,5 +91,8 @@ def test_the_speed_is_measured_in_a_process_of_its_own(tiny_dataset: Path) -> No
 def test_the_plan_counts_the_frozen_features_svm_once_in_a_grid_over_depth() -> None:
     data = load_yaml(PRESET.read_text())
     data["search"]["space"] = {"kind": ["network", "svm"], "trainable_layers": [40, 60]}
-    assert SweepPlan.of(SweepSpec.from_dict(data)).describe().startswith(
+    plan = SweepPlan.of(SweepSpec.from_dict(data))
+    assert plan.describe().startswith(
         "3 trials x 3 folds = 9 trainings (1 more grid point the same fit as another, not fitted again); ")
+    assert plan.final().startswith("the best trial's 3 fold models (with the next best trials' where their "
+                                   "out-of-fold scores say they help) kept as the final model")

@@ -64,8 +64,8 @@ def budgeted(spec: SweepSpec) -> SweepSpec | None:
     minutes = int(left.number_input("Time budget (minutes)", min_value=1, max_value=24 * 60, value=15, step=5,
                                     key=BUDGET_KEY,
                                     help="the best model in this many minutes: the planner fits the recommended "
-                                         "preset (backbone, unfrozen layers, epochs, augmented views, a second "
-                                         "configuration) to this dataset and this machine's measured speed"))
+                                         "preset (backbone, unfrozen layers, epochs, augmented views, other "
+                                         "depths for the ensemble) to this dataset and this machine's measured speed"))
     key, measured = _measure_key(spec), _measured()
     if key not in measured:
         slot = right.empty()

@@ -6,7 +6,8 @@ forward pass at 224 px (the backbone pass a sweep runs first measures it: `Trial
 and the budget. It starts from the recommended preset (examples/recommended.yaml: staged fine-tuning, the
 fold models kept as the final model against an SVM on the frozen features) and picks the backbone
 (Lite0/1/2), how many top layers unfreeze, the epochs of each stage, the cached augmentation views, and
-whether a second network configuration fits; fold ensemble and flip TTA come with any network plan.
+whether more network configurations fit (other depths, whose fold models join the final ensemble where their
+out-of-fold scores help: `core.search.ensemble_members`); fold ensemble and flip TTA come with any network plan.
 
 The cost model counts Lite0-forward-equivalents of work: the cache pass runs the frozen part (below the cut)
 over every image and view once; a training image costs three forward passes of the trained part (forward
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.search.ensemble_members import ENSEMBLE_TRIALS
 from core.search.time_left import describe_seconds
 from core.spec.sweep import SweepSpec
 
@@ -82,7 +84,7 @@ class BudgetPlan:
     stage1_epochs: int = 0
     epochs: int = 0
     augment_views: int = 0
-    second_layers: int = 0                        # a second network configuration's depth (0: none)
+    more_layers: tuple[int, ...] = ()             # further network configurations' depths (ensemble candidates)
 
     @property
     def fine_tunes(self) -> bool:
@@ -96,7 +98,9 @@ class BudgetPlan:
                     "cut short)" if self.seconds > self.budget_s else "")
             return (f"{minutes}: frozen {self.backbone} features, a linear head (its convex fit) against an "
                     f"SVM; too little time to fine-tune{over}")
-        second = f", and {self.second_layers} layers as a second configuration" if self.second_layers else ""
+        configurations = "another configuration" if len(self.more_layers) == 1 else "other configurations"
+        second = (f", and {' and '.join(map(str, self.more_layers))} layers as {configurations} (in the ensemble "
+                  "where they help)" if self.more_layers else "")
         return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
                 f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
                 "augmented views, the fold models as an ensemble with flip TTA, against an SVM")
@@ -114,8 +118,8 @@ class BudgetPlan:
         params |= {"trainable_layers": self.trainable_layers, "stage1_epochs": self.stage1_epochs,
                    "epochs": self.epochs, "augment_views": self.augment_views}
         space: dict = {"kind": ["network", "svm"]}
-        if self.second_layers:
-            space["trainable_layers"] = [self.trainable_layers, self.second_layers]
+        if self.more_layers:
+            space["trainable_layers"] = [self.trainable_layers, *self.more_layers]
         return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False)
 
 
@@ -127,12 +131,12 @@ def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit
 
 
 def estimate_seconds(data: Data, images_per_s: float, backbone: Backbone, depth: int, epochs: int, views: int,
-                     second_depth: int = 0) -> float:
+                     more_depths: tuple[int, ...] = ()) -> float:
     """Seconds of a fine-tuning plan (its network trials, the SVM and the ensemble's test) on this machine."""
     share = dict(zip(backbone.depths, backbone.top_share))
     passes = data.images * (1 + views)                     # every image and cached view, once
     work = data.images * DECODE_COST + passes * backbone.cost   # to the deepest cut, then on to the pooled one
-    for layers in (depth, second_depth) if second_depth else (depth,):
+    for layers in (depth, *more_depths):
         trained = share[layers] * backbone.cost
         validation = data.train - data.fold_train
         work += data.folds * epochs * (data.fold_train * TRAIN_COST + validation) * trained
@@ -152,12 +156,12 @@ def wanted_epochs(data: Data) -> int:
 
 def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     """The plan that spends `budget_s` best: the preset at the epochs the data wants, cut down until it fits,
-    else grown (a larger backbone, deeper unfreezing, a second configuration) while it still fits."""
+    else grown (a larger backbone, deeper unfreezing, more configurations) while it still fits."""
     limit = budget_s * MARGIN
     views = 4 if data.fold_train / data.classes < FEW_PER_CLASS else 2
 
-    def cost(b: Backbone, depth: int, epochs: int, second: int = 0) -> float:
-        return estimate_seconds(data, images_per_s, b, depth, epochs, views, second)
+    def cost(b: Backbone, depth: int, epochs: int, more: tuple[int, ...] = ()) -> float:
+        return estimate_seconds(data, images_per_s, b, depth, epochs, views, more)
 
     lite0 = BACKBONES[0]
     epochs, depth = wanted_epochs(data), lite0.depths[1]
@@ -176,9 +180,12 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     if level + 1 < len(backbone.depths) and cost(backbone, backbone.depths[level + 1], epochs) <= limit:
         depth = backbone.depths[level + 1]
     neighbours = sorted((d for d in backbone.depths if d != depth), key=lambda d: (abs(d - depth), -d))
-    second = next((d for d in neighbours if cost(backbone, depth, epochs, d) <= limit), 0)
-    return BudgetPlan(budget_s, cost(backbone, depth, epochs, second), backbone.name, backbone.image_size, depth,
-                      STAGE1_EPOCHS, epochs, views, second)
+    more: tuple[int, ...] = ()
+    for other in neighbours[:ENSEMBLE_TRIALS - 1]:
+        if cost(backbone, depth, epochs, (*more, other)) <= limit:
+            more = (*more, other)
+    return BudgetPlan(budget_s, cost(backbone, depth, epochs, more), backbone.name, backbone.image_size, depth,
+                      STAGE1_EPOCHS, epochs, views, more)
 
 
 def parse_budget(text: str) -> float:

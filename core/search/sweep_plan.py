@@ -28,6 +28,7 @@ class SweepPlan:
     stages: str                           # how a network fold trains; "" when no trial trains a network
     time_limit_s: float = 0.0
     repeats: int = 0                      # grid points that fit what another already fits (`kinds.same_work`)
+    partners: bool = False                # more than one trial may keep fold models: the ensemble may join them
 
     @classmethod
     def of(cls, spec: SweepSpec) -> SweepPlan:
@@ -38,7 +39,7 @@ class SweepPlan:
         return cls(trials=spec.planned_trials(), folds=spec.folds, fold_models=keeps,
                    refit_kinds=tuple(k for k in kinds if k not in keeps), ensemble=spec.ensemble, refit=spec.refit,
                    stages=_stages(spec) if trains else "", time_limit_s=spec.search.time_limit_s,
-                   repeats=_repeats(spec))
+                   repeats=_repeats(spec), partners=_fold_model_trials(spec) > 1)
 
     def final(self) -> str:
         """What becomes the final model, as `refit.finalize` decides it."""
@@ -47,6 +48,8 @@ class SweepPlan:
         if not (self.ensemble and self.fold_models):
             return f"then {refit}"
         folds = f"the best trial's {self.folds} fold models"
+        if self.partners:
+            folds += " (with the next best trials' where their out-of-fold scores say they help)"
         if not self.refit:
             kept = f"{folds} kept as the final model (no refit)"
             return f"{kept}; if the best trial is of kind {others}, {refit}" if others else kept
@@ -78,6 +81,15 @@ def _repeats(spec: SweepSpec) -> int:
         if not any(same_work(params, other) for other in seen):
             seen.append(params)
     return spec.planned_trials() - len(seen)
+
+
+def _fold_model_trials(spec: SweepSpec) -> int:
+    """How many of the sweep's trials may keep fold models (`ensemble_members`' candidates)."""
+    from core.training.kinds import keeps_fold_models
+    if spec.search.method != "grid":
+        return spec.planned_trials() if keeps_fold_models(spec.params) or "kind" in spec.search.space else 0
+    points = spec.grid()[:spec.planned_trials()]
+    return sum(keeps_fold_models(spec.trial_params(point)) for point in points)
 
 
 def _values(spec: SweepSpec, name: str) -> tuple:
