@@ -46,6 +46,12 @@ def fold_file(fold: int) -> str:
     return f"fold{fold + 1}.keras"
 
 
+def has_fold_models(folder: Path | None, folds: int) -> bool:
+    """Whether `folder` holds all K kept fold models and their cut."""
+    return folder is not None and all((folder / name).exists()
+                                      for name in (CUT_FILE, *(fold_file(k) for k in range(folds))))
+
+
 def is_fold_file(name: str) -> bool:
     return name == CUT_FILE or re.fullmatch(r"fold\d+\.keras", name) is not None
 

@@ -236,11 +236,11 @@ class FinalModel:
     """The best configuration refit on the whole train part, and how it did on test.
 
     With the sweep's `ensemble` option, `variants` also holds the K fold models' average with and
-    without flip TTA (of the best trial and the partners in `ensemble_trials`, when any joined). `model_path`, `test` and `test_accuracy` are always those of the `chosen`
-    variant, which Predict and export use: the single refit until the user picks another (the test
-    split is for reporting; choosing by it would make its figure optimistic). `train` is the single
-    refit's. Without a refit (`epochs` 0, no "single" variant) the fold ensemble is chosen, and
-    `train` holds the trial's out-of-fold scores.
+    without flip TTA (of the best trial and the partners in `ensemble_trials`, when any joined).
+    `model_path`, `test` and `test_accuracy` are always those of the `chosen` variant, which Predict and
+    export use: the single refit until the user picks another (the test split is for reporting; choosing
+    by it would make its figure optimistic). `train` is the single refit's. Without a refit (`epochs` 0,
+    no "single" variant) the fold ensemble is chosen, and `train` holds its trials' out-of-fold scores.
     """
 
     trial: int

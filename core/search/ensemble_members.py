@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.runs.artifacts import has_fold_models
 from core.runs.records import TrialRecord, ranked
 from core.runs.store import RunStore
 from core.spec.sweep import TrialParams
-from core.training.ensembles import has_fold_models
 from core.training.kinds import keeps_fold_models
 
 ENSEMBLE_TRIALS = 3

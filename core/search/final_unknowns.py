@@ -1,8 +1,8 @@
 """The end of a sweep gives its final model what it needs to know what it does not know: the open-set
-detector and the temperature fitted on the final trial's out-of-fold scores (averaged with its ensemble partners'
-when the final model is their fold ensemble) (`core.quality.unknowns`),
-written into each of its files (the card's `open_set` and `temperature`, the detector's arrays as one more
-zip entry). A detector that cannot be fitted leaves its reason in the card instead; the final model stays."""
+detector and the temperature fitted on the final trial's out-of-fold scores, averaged with its ensemble
+partners' when the final model is their fold ensemble (`core.quality.unknowns`), written into each of its
+files (the card's `open_set` and `temperature`, the detector's arrays as one more zip entry). A detector
+that cannot be fitted leaves its reason in the card instead; the final model stays."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -3,8 +3,8 @@
 With the sweep's `ensemble` option (network trials), the best trial's K fold models, kept as the
 trial trained them (with those of the next best trials whose out-of-fold scores say they help:
 `core.search.ensemble_members`), become two more variants: their average, and that average with
-horizontal-flip test-time augmentation; each is tested, and the single refit stays the chosen one. Without `refit`
-the plain ensemble is the chosen one, and nothing trains after the sweep.
+horizontal-flip test-time augmentation; each is tested, and the single refit stays the chosen one.
+Without `refit` the plain ensemble is the chosen one, and nothing trains after the sweep.
 """
 from __future__ import annotations
 

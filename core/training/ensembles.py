@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from core.runs.artifacts import CUT_FILE, fold_file
+from core.runs.artifacts import CUT_FILE, fold_file, has_fold_models
 from core.training.trial import TrainedFold
 
 
@@ -34,12 +34,6 @@ def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] 
     if not has_fold_models(folder, folds):
         return None
     return [keras.saving.load_model(folder / fold_file(k)) for k in range(folds)], (folder / CUT_FILE).read_text()
-
-
-def has_fold_models(folder: Path | None, folds: int) -> bool:
-    """Whether `folder` holds all K fold models `save_fold_model` keeps, and their cut."""
-    return folder is not None and all((folder / name).exists()
-                                      for name in (CUT_FILE, *(fold_file(k) for k in range(folds))))
 
 
 def lowest_cut(model: keras.Model, *cuts: str) -> str:
