@@ -58,9 +58,10 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
     card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
     keeps_folds = spec.ensemble and keeps_fold_models(params)
     members = ensemble_members(store, name, best) if keeps_folds else [best]
-    if len(members) > 1:
-        card |= {"ensemble_trials": [t.number for t in members]}
-        say("the ensemble averages the fold models of trials " + ", ".join(str(t.number) for t in members)
+    joined = [t.number for t in members] if len(members) > 1 else []
+    if joined:
+        card |= {"ensemble_trials": joined}
+        say("the ensemble averages the fold models of trials " + ", ".join(map(str, joined))
             + " (together their out-of-fold predictions beat the best trial's alone)")
     ensemble = fold_variants(store, name, data, members, params, card, say) if keeps_folds else []
     if ensemble and (not spec.refit or refit_skipped(store, name)):      # no refit asked, or no time for it
@@ -70,8 +71,8 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
         if ensemble:
             record.variants = [ModelVariant("single", record.model_path, record.test, record.test_accuracy),
                                *ensemble]
-    if ensemble and len(members) > 1:
-        record.ensemble_trials = [t.number for t in members]
+    if ensemble:
+        record.ensemble_trials = joined
     store.set_final(name, record)
     store.drop_fold_models(name)
     return carry_unknowns(store, name, record, data, say)   # its open-set detector and temperature, in every file
@@ -128,7 +129,7 @@ def fold_variants(store: RunStore, name: str, data: SweepData, members: list[Tri
     best = members[0]
     runner = data.runner(params)
     folder = store.fold_models_dir(name, best.number)
-    kept = load_fold_models(folder, len(data.folds)) if folder else None
+    kept = load_fold_models(folder, len(data.folds))
     if kept is None:
         say(f"trial {best.number} kept no fold models: training them again for the ensemble")
         total = len(data.folds) * planned_epochs(params)
@@ -136,10 +137,11 @@ def fold_variants(store: RunStore, name: str, data: SweepData, members: list[Tri
         with _steps(store, name, label, total) as report, store.artifacts.scratch() as folder:
             run_trial(runner, params, data.base_cut(params), report, on_fold=partial(save_fold_model, folder))
             kept = load_fold_models(folder, len(data.folds))
+    models, cut = kept
     for partner in members[1:]:
-        models, cut = load_fold_models(store.fold_models_dir(name, partner.number), len(data.folds))
-        kept = [*kept[0], *models], lowest_cut(kept[0][0], kept[1], cut)
-    ensemble = fold_ensemble(*kept)
+        more, other = load_fold_models(store.fold_models_dir(name, partner.number), len(data.folds))
+        models, cut = [*models, *more], lowest_cut(models[0], cut, other)
+    ensemble = fold_ensemble(models, cut)
     rows, trial_data = data.test_rows, runner.data
     paths = [trial_data.paths[r] for r in rows] if trial_data.paths else None
     variants = []

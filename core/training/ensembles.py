@@ -27,8 +27,8 @@ def save_fold_model(folder: Path, trained: TrainedFold) -> None:
     (folder / CUT_FILE).write_text(trained.cut)
 
 
-def load_fold_models(folder: Path, folds: int) -> tuple[list[keras.Model], str] | None:
-    """The K fold models `save_fold_model` kept and their cut; None when any is missing."""
+def load_fold_models(folder: Path | None, folds: int) -> tuple[list[keras.Model], str] | None:
+    """The K fold models `save_fold_model` kept and their cut; None when any is missing (or no folder)."""
     import core.models.preprocessing  # noqa: F401  (registers the custom layers saved models refer to)
 
     if not has_fold_models(folder, folds):
