@@ -44,20 +44,30 @@ def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_more_configurations():
     plan = plan_budget(FLOWERS5, GPU, 30 * 60)
     assert plan.backbone == "efficientnet_lite2" and plan.image_size == 260
     assert plan.trainable_layers == 80 and plan.more_layers == (53, 27)     # the other depths, ensemble candidates
-    assert plan.seconds <= 30 * 60 * MARGIN
+    assert plan.folds == 5 and plan.seconds <= 30 * 60 * MARGIN
+
+
+def test_time_left_after_the_depth_buys_more_folds_before_other_depths():
+    plans = {minutes: plan_budget(TINY, CPU, minutes * 60) for minutes in (15, 20, 30)}
+    assert (plans[15].folds, plans[15].more_layers) == (3, (53,))    # 5 folds cost more than a second depth
+    assert (plans[20].folds, plans[20].more_layers) == (5, ())       # 5 folds fit: they come first
+    assert (plans[30].folds, plans[30].more_layers) == (5, (53,))
+    assert "5 folds whose models are the ensemble" in plans[20].describe()
+    assert all(p.seconds <= p.budget_s * MARGIN for p in plans.values())
 
 
 @pytest.mark.parametrize("data, speed, minutes, chosen", [
     # 30 images per class: epochs are short, so the most of them, 4 views, and the biggest backbone fit
-    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, (53,))),
-    (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, ())),
+    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, (53,), 3)),
+    (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, (), 3)),
     # 50,000 images: an hour on 2 cores is not enough to fine-tune; a GPU's 30 minutes are, for a few epochs
-    (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, ())),
-    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, ())),
+    (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, (), 3)),
+    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, (), 3)),
 ])
 def test_the_plan_follows_the_datasets_size_and_the_machines_speed(data, speed, minutes, chosen):
     plan = plan_budget(data, speed, minutes * 60)
-    assert (plan.backbone, plan.trainable_layers, plan.epochs, plan.augment_views, plan.more_layers) == chosen
+    assert (plan.backbone, plan.trainable_layers, plan.epochs, plan.augment_views, plan.more_layers,
+            plan.folds) == chosen
     assert not plan.fine_tunes or plan.seconds <= plan.budget_s * MARGIN
 
 
@@ -86,7 +96,7 @@ def test_a_plan_becomes_the_preset_with_its_choices():
     base = SweepSpec.from_yaml(PRESET.read_text())
     base.data.dataset = "mine"
     spec = plan_budget(FLOWERS5, GPU, 30 * 60).spec(base)
-    assert spec.data.dataset == "mine" and spec.ensemble and not spec.refit
+    assert spec.data.dataset == "mine" and spec.ensemble and not spec.refit and spec.folds == 5
     assert (spec.params.backbone, spec.params.image_size, spec.params.trainable_layers) == ("efficientnet_lite2", 260, 80)
     assert spec.params.head == base.params.head and spec.params.augmentation == base.params.augmentation
     assert spec.search.space["kind"].values == ("network", "svm")
@@ -96,7 +106,7 @@ def test_a_plan_becomes_the_preset_with_its_choices():
                                                                                 round(plan.seconds, 1))
     assert SweepSpec.from_yaml(spec.to_yaml()) == spec            # the plan and its budget travel with the YAML
     frozen = plan_budget(FLOWERS5, LOADED, 15 * 60).spec(base)
-    assert (frozen.params.trainable_layers, frozen.params.head, frozen.refit) == (0, "linear", True)
+    assert (frozen.params.trainable_layers, frozen.params.head, frozen.refit, frozen.folds) == (0, "linear", True, 3)
 
 
 @pytest.mark.parametrize("text, seconds", [("30m", 1800), ("1h", 3600), ("90s", 90), ("15", 900), ("2.5 min", 150)])

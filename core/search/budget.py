@@ -21,7 +21,7 @@ and `trial_cost`; the training wing knows one trial.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.search.ensemble_members import ENSEMBLE_TRIALS
 from core.search.time_left import describe_seconds
@@ -36,6 +36,8 @@ EPOCHS = (3, 25)             # the least and most stage-2 epochs a plan gives
 STAGE1_EPOCHS = 2
 BATCH = 32
 FEW_PER_CLASS = 150          # fewer training images per class than this: more augmented views
+MORE_FOLDS = 5               # time left after the depth: this many folds (each model sees 80% of the train
+                             # part, not 67%, and the final ensemble has 5 members), before other depths
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class BudgetPlan:
     epochs: int = 0
     augment_views: int = 0
     more_layers: tuple[int, ...] = ()             # further network configurations' depths (ensemble candidates)
+    folds: int = 3
 
     @property
     def fine_tunes(self) -> bool:
@@ -103,7 +106,7 @@ class BudgetPlan:
                   "where they help)" if self.more_layers else "")
         return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
                 f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
-                "augmented views, the fold models as an ensemble with flip TTA, against an SVM")
+                f"augmented views, {self.folds} folds whose models are the ensemble, with flip TTA, against an SVM")
 
     def spec(self, base: SweepSpec) -> SweepSpec:
         """`base` (the recommended preset with the user's data) with this plan's choices, its time limit (the
@@ -120,14 +123,15 @@ class BudgetPlan:
         space: dict = {"kind": ["network", "svm"]}
         if self.more_layers:
             space["trainable_layers"] = [self.trainable_layers, *self.more_layers]
-        return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False)
+        return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False, folds=self.folds)
 
 
-def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool) -> SweepSpec:
+def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool,
+              folds: int | None = None) -> SweepSpec:
     data = base.to_dict()
     data["params"] |= params
     data["search"] |= search
-    return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit})
+    return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit, "folds": folds or base.folds})
 
 
 def estimate_seconds(data: Data, images_per_s: float, backbone: Backbone, depth: int, epochs: int, views: int,
@@ -160,8 +164,8 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     limit = budget_s * MARGIN
     views = 4 if data.fold_train / data.classes < FEW_PER_CLASS else 2
 
-    def cost(b: Backbone, depth: int, epochs: int, more: tuple[int, ...] = ()) -> float:
-        return estimate_seconds(data, images_per_s, b, depth, epochs, views, more)
+    def cost(b: Backbone, depth: int, epochs: int, more: tuple[int, ...] = (), folds: int = data.folds) -> float:
+        return estimate_seconds(replace(data, folds=folds), images_per_s, b, depth, epochs, views, more)
 
     lite0 = BACKBONES[0]
     epochs, depth = wanted_epochs(data), lite0.depths[1]
@@ -179,13 +183,16 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     depth = backbone.depths[level]
     if level + 1 < len(backbone.depths) and cost(backbone, backbone.depths[level + 1], epochs) <= limit:
         depth = backbone.depths[level + 1]
+    folds = data.folds
+    if folds < MORE_FOLDS and cost(backbone, depth, epochs, folds=MORE_FOLDS) <= limit:
+        folds = MORE_FOLDS
     neighbours = sorted((d for d in backbone.depths if d != depth), key=lambda d: (abs(d - depth), -d))
     more: tuple[int, ...] = ()
     for other in neighbours[:ENSEMBLE_TRIALS - 1]:
-        if cost(backbone, depth, epochs, (*more, other)) <= limit:
+        if cost(backbone, depth, epochs, (*more, other), folds) <= limit:
             more = (*more, other)
-    return BudgetPlan(budget_s, cost(backbone, depth, epochs, more), backbone.name, backbone.image_size, depth,
-                      STAGE1_EPOCHS, epochs, views, more)
+    return BudgetPlan(budget_s, cost(backbone, depth, epochs, more, folds), backbone.name, backbone.image_size,
+                      depth, STAGE1_EPOCHS, epochs, views, more, folds)
 
 
 def parse_budget(text: str) -> float:
