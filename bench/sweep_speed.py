@@ -1,8 +1,12 @@
 """How much the activation cache saves: one grid run the naive way and the cached way.
 
 Both runs use the same images, folds, seeds and configurations in one process. Prints wall
-times, their ratio, the one-forward-pass floor (images/s), sweep time over the floor, peak
-memory, and the CV errors of both side by side.
+times, their ratio, two floors and the sweep's time over each, peak memory, and the CV errors of
+both side by side. The forward floor is one pass of the whole backbone over every image (images/s).
+The training floor is the least compute the grid needs: that pass (the cache), then for every
+configuration, fold and epoch the trained part's compiled train steps and validation forward pass,
+timed alone on random activations of the cached shape (no model builds, compiles, input pipeline or
+callbacks); the sweep's time over it is what overheads cost.
 
     .venv/bin/python bench/sweep_speed.py --backbone efficientnet_lite0 --per-class 60
     .venv/bin/python bench/sweep_speed.py --backbone resnet50v2 --weights none --per-class 40 \
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
 import os
 import resource
 import sys
@@ -31,8 +36,11 @@ from core.models.classifier import build_classifier  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
 from core.training.plan import SweepData  # noqa: E402
+from core.models.accelerator import batch_sizes, gpu_count  # noqa: E402
 from core.training.predictions import predict_scores  # noqa: E402
-from core.training.trial import TrialData, TrialRunner  # noqa: E402
+from core.training.trial import TrialData, TrialRunner, make_optimizer  # noqa: E402
+
+TIMED_STEPS = 5
 
 FLOWERS5 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flowers5"
 
@@ -59,6 +67,44 @@ def floor_seconds(params: TrialParams, data: TrialData, classes: int) -> float:
     start = time.perf_counter()
     predict_scores(model, data.images, np.arange(len(data.images)))
     return time.perf_counter() - start
+
+
+def step_seconds(params: TrialParams, classes: int) -> tuple[float, float]:
+    """Seconds of one compiled train step of `params`' trained part at its batch size, and of one forward pass
+    at the prediction batch size, on random activations of the shape it reads from the cache."""
+    top = build_classifier(params, classes).top_model()
+    top.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+
+    def batch(size: int) -> np.ndarray | list[np.ndarray]:
+        arrays = [rng.random((size, *t.shape[1:]), dtype=np.float32) for t in top.inputs]
+        return arrays[0] if len(arrays) == 1 else arrays     # as the model's input structure is
+
+    x, y = batch(params.batch_size), np.zeros(params.batch_size, "int32")
+    predict_x = batch(batch_sizes(gpu_count())[1])
+    for _ in range(2):                                       # warm-up: tracing
+        top.train_on_batch(x, y), top.predict_on_batch(predict_x)
+    start = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        top.train_on_batch(x, y)
+    train_s = (time.perf_counter() - start) / TIMED_STEPS
+    start = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        top.predict_on_batch(predict_x)
+    return train_s, (time.perf_counter() - start) / TIMED_STEPS
+
+
+def training_floor_seconds(grid: list[TrialParams], data: TrialData, classes: int, epochs: int,
+                           cache_s: float) -> float:
+    """The cache pass (`cache_s`), then each configuration's train steps and validation passes, fold by fold."""
+    predict_size = batch_sizes(gpu_count())[1]
+    total = cache_s
+    for params in grid:
+        train_s, forward_s = step_seconds(params, classes)
+        for train_rows, val_rows in data.folds:
+            steps = math.ceil(len(train_rows) / params.batch_size)
+            total += epochs * (steps * train_s + math.ceil(len(val_rows) / predict_size) * forward_s)
+    return total
 
 
 def run_grid(runner: TrialRunner, grid: list[TrialParams], base_cut: str | None = None
@@ -95,10 +141,13 @@ def report(args: argparse.Namespace, sweep: SweepData, data: TrialData, base: Tr
 
     floor = floor_seconds(base, data, len(dataset.classes))
     print(f"floor: one forward pass {floor:.1f}s = {len(dataset) / floor:.1f} images/s")
+    training_floor = training_floor_seconds(grid, data, len(dataset.classes), args.epochs, floor)
+    print(f"training floor: that pass, then the grid's train steps and validation passes {training_floor:.1f}s")
 
     # As a sweep does: the backbone runs once, up to the deepest configuration's cut.
     cached_s, cached_err, cached_t = run_grid(sweep.runner(base, cached=True), grid, sweep.base_cut(base))
-    print(f"cached sweep: {cached_s:.1f}s = {cached_s / floor:.2f} x floor")
+    print(f"cached sweep: {cached_s:.1f}s = {cached_s / floor:.2f} x forward floor, "
+          f"{cached_s / training_floor:.2f} x training floor")
     naive_s, naive_err, naive_t = (None, [None] * len(grid), [None] * len(grid))
     if not args.skip_naive:
         naive_s, naive_err, naive_t = run_grid(sweep.runner(base, cached=False), grid)
