@@ -96,7 +96,7 @@ def step_seconds(params: TrialParams, classes: int) -> tuple[float, float]:
 
 def training_floor_seconds(grid: list[TrialParams], data: TrialData, classes: int, epochs: int,
                            cache_s: float) -> float:
-    """The cache pass (`cache_s`), then each configuration's train steps and validation passes, fold by fold."""
+    """The cache pass (`cache_s`), then each configuration's train steps and validation passes, by fold."""
     predict_size = batch_sizes(gpu_count())[1]
     total = cache_s
     for params in grid:

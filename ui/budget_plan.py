@@ -34,7 +34,8 @@ def _measure_key(spec: SweepSpec) -> tuple:
 
 def follows_preset(spec: SweepSpec) -> bool:
     """Whether the form holds the recommended preset's model, search and final model (what a plan rewrites);
-    the data, folds and name are the user's either way."""
+    the data and name are the user's either way, and the folds at least (a plan with time left raises them to
+    `core.search.budget.MORE_FOLDS`)."""
     preset, mine = SweepSpec.from_yaml(PRESET.read_bytes()).to_dict(), spec.to_dict()
 
     def rewritten(data: dict) -> tuple:
@@ -64,8 +65,9 @@ def budgeted(spec: SweepSpec) -> SweepSpec | None:
     minutes = int(left.number_input("Time budget (minutes)", min_value=1, max_value=24 * 60, value=15, step=5,
                                     key=BUDGET_KEY,
                                     help="the best model in this many minutes: the planner fits the recommended "
-                                         "preset (backbone, unfrozen layers, epochs, augmented views, other "
-                                         "depths for the ensemble) to this dataset and this machine's measured speed"))
+                                         "preset (backbone, unfrozen layers, epochs, augmented views, 5 folds "
+                                         "rather than 3, other depths for the ensemble) to this dataset and this "
+                                         "machine's measured speed"))
     key, measured = _measure_key(spec), _measured()
     if key not in measured:
         slot = right.empty()

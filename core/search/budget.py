@@ -106,7 +106,8 @@ class BudgetPlan:
                   "where they help)" if self.more_layers else "")
         return (f"{minutes}: {self.backbone} at {self.image_size} px, head {self.stage1_epochs} epochs then "
                 f"the top {self.trainable_layers} layers {self.epochs} more{second}, {self.augment_views} "
-                f"augmented views, {self.folds} folds whose models are the ensemble, with flip TTA, against an SVM")
+                f"augmented views, {self.folds} folds whose models are the ensemble, with flip TTA, "
+                "against an SVM")
 
     def spec(self, base: SweepSpec) -> SweepSpec:
         """`base` (the recommended preset with the user's data) with this plan's choices, its time limit (the
@@ -123,7 +124,8 @@ class BudgetPlan:
         space: dict = {"kind": ["network", "svm"]}
         if self.more_layers:
             space["trainable_layers"] = [self.trainable_layers, *self.more_layers]
-        return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False, folds=self.folds)
+        return _replaced(base, params, search | {"space": space}, ensemble=True, refit=False,
+                         folds=self.folds)
 
 
 def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool,
@@ -164,7 +166,8 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     limit = budget_s * MARGIN
     views = 4 if data.fold_train / data.classes < FEW_PER_CLASS else 2
 
-    def cost(b: Backbone, depth: int, epochs: int, more: tuple[int, ...] = (), folds: int = data.folds) -> float:
+    def cost(b: Backbone, depth: int, epochs: int, more: tuple[int, ...] = (),
+             folds: int = data.folds) -> float:
         return estimate_seconds(replace(data, folds=folds), images_per_s, b, depth, epochs, views, more)
 
     lite0 = BACKBONES[0]
