@@ -21,6 +21,7 @@ from core.spec.sweep import SweepSpec, TrialParams
 from core.training.stages import Deadline, Stage
 
 KINDS = optuna.distributions.CategoricalDistribution(["network", "svm"])
+LAYERS = optuna.distributions.CategoricalDistribution([80, 27])
 
 
 class Ticks:
@@ -88,13 +89,17 @@ def timed(store, request) -> str:
     return name
 
 
-def add_trial(store: RunStore, name: str, kind: str, started: float, seconds: float) -> None:
-    """A completed trial of `kind` that started at `started` and ran `seconds`."""
+def add_trial(store: RunStore, name: str, kind: str, started: float, seconds: float, layers: int = 0) -> None:
+    """A completed trial of `kind` (training its backbone's top `layers`) that started at `started` and ran
+    `seconds`."""
     start = dt.datetime.fromtimestamp(started)
+    params, distributions = {"kind": kind}, {"kind": KINDS}
+    if layers:
+        params["trainable_layers"], distributions["trainable_layers"] = layers, LAYERS
     store.study(name).add_trial(optuna.trial.FrozenTrial(
         number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=0.1, datetime_start=start,
-        datetime_complete=start + dt.timedelta(seconds=seconds), params={"kind": kind},
-        distributions={"kind": KINDS}, user_attrs={}, system_attrs={}, intermediate_values={}))
+        datetime_complete=start + dt.timedelta(seconds=seconds), params=params,
+        distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values={}))
 
 
 def test_a_resume_counts_the_time_spent_before_it_but_not_the_pause(store, timed):
@@ -116,6 +121,23 @@ def test_no_trial_starts_whose_estimate_does_not_fit_and_none_after_it(store, ti
     with pytest.raises(budget.OutOfTime):                    # closed: not even a short one starts now
         budget.trial_deadline(store, timed, 99, svm, folds=3)
     assert budget.spent(store, timed)
+
+
+def test_a_fine_tuning_trial_at_a_new_depth_is_estimated_by_the_layers_it_trains(store, timed):
+    store.set_clock(timed, BudgetClock(time.time() - 50))   # 40 s for trials
+    add_trial(store, timed, "network", time.time() - 48, 45.0, layers=80)
+    spec, trials = store.spec(timed), store.trials(timed)
+
+    def estimate(**params) -> float | None:
+        return budget.estimate(spec, trials, TrialParams(kind="network", **params))
+    assert estimate(trainable_layers=80) == pytest.approx(45.0)
+    assert estimate(trainable_layers=27) == pytest.approx(45.0 * 27 / 80)
+    assert estimate(trainable_layers=160) == pytest.approx(90.0)
+    assert estimate(trainable_layers=0) == pytest.approx(45.0)       # a frozen network: no depth to scale by
+    assert budget.estimate(spec, trials, TrialParams(kind="svm")) is None
+    assert budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=27), folds=3)
+    with pytest.raises(budget.OutOfTime, match="the next trial needs about 45 s"):
+        budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=80), folds=3)
 
 
 def test_a_trial_that_fits_trains_to_the_budgets_end_less_the_final_models_reserve(store, timed):
