@@ -5,8 +5,8 @@ A pure function of the dataset's size and class count, the measured images/s of 
 forward pass at 224 px (the backbone pass a sweep runs first measures it: `TrialResult.backbone_images_per_s`)
 and the budget. It starts from the recommended preset (examples/recommended.yaml: staged fine-tuning, the
 fold models kept as the final model against an SVM on the frozen features) and picks the backbone
-(Lite0/1/2), how many top layers unfreeze, the epochs of each stage, the cached augmentation views, and
-whether more network configurations fit (other depths, whose fold models join the final ensemble where their
+(Lite0/1/2), how many top layers unfreeze, the epochs of each stage, the cached augmentation views, whether
+5 folds fit rather than 3, and whether more network configurations fit (other depths, whose fold models join the final ensemble where their
 out-of-fold scores help: `core.search.ensemble_members`); fold ensemble and flip TTA come with any network plan.
 
 The cost model counts Lite0-forward-equivalents of work: the cache pass runs the frozen part (below the cut)
