@@ -1,6 +1,6 @@
 """A sweep keeps and spends its time budget (issue 20): stages end at an epoch boundary by their fold's share of
-the time, no trial starts that cannot finish, a resume counts what was spent, the live time left is measured
-against the budget, and a sweep with a tiny budget ends inside it with a final model."""
+the time, no trial starts with less than half its estimated time left, a resume counts what was spent, the live
+time left is measured against the budget, and a sweep with a tiny budget ends inside it with a final model."""
 from __future__ import annotations
 
 import datetime as dt
@@ -111,13 +111,15 @@ def test_a_resume_counts_the_time_spent_before_it_but_not_the_pause(store, timed
     assert store.sweep(timed).clock.origin == resumed.origin
 
 
-def test_no_trial_starts_whose_estimate_does_not_fit_and_none_after_it(store, timed):
+def test_no_trial_starts_with_less_than_half_its_estimate_left_and_none_after_it(store, timed):
     store.set_clock(timed, BudgetClock(time.time() - 50))   # 50 s of 100 left, 10 kept: 40 s for trials
-    add_trial(store, timed, "network", time.time() - 48, 45.0)      # a network trial takes 45 s
+    add_trial(store, timed, "network", time.time() - 48, 70.0)      # a network trial takes 70 s: 35 s is half
     network, svm = TrialParams(kind="network"), TrialParams(kind="svm")
-    with pytest.raises(budget.OutOfTime, match="budget reached after 1 of 2 trials: the next trial needs about 45 s"):
+    assert budget.trial_deadline(store, timed, 99, network, folds=3) is not None    # starts; its stages end in time
+    add_trial(store, timed, "network", time.time() - 48, 90.0)      # now 80 s typical: 40 s is half, and too little
+    with pytest.raises(budget.OutOfTime, match="budget reached after 2 of 2 trials: the next trial needs about 80 s"):
         budget.trial_deadline(store, timed, 99, network, folds=3)
-    assert store.sweep(timed).clock.note == "budget reached after 1 of 2 trials"
+    assert store.sweep(timed).clock.note == "budget reached after 2 of 2 trials"
     with pytest.raises(budget.OutOfTime):                    # closed: not even a short one starts now
         budget.trial_deadline(store, timed, 99, svm, folds=3)
     assert budget.spent(store, timed)
@@ -125,18 +127,18 @@ def test_no_trial_starts_whose_estimate_does_not_fit_and_none_after_it(store, ti
 
 def test_a_fine_tuning_trial_at_a_new_depth_is_estimated_by_the_layers_it_trains(store, timed):
     store.set_clock(timed, BudgetClock(time.time() - 50))   # 40 s for trials
-    add_trial(store, timed, "network", time.time() - 48, 45.0, layers=80)
+    add_trial(store, timed, "network", time.time() - 48, 100.0, layers=80)
     spec, trials = store.spec(timed), store.trials(timed)
 
     def estimate(**params) -> float | None:
         return budget.estimate(spec, trials, TrialParams(kind="network", **params))
-    assert estimate(trainable_layers=80) == pytest.approx(45.0)
-    assert estimate(trainable_layers=27) == pytest.approx(45.0 * 27 / 80)
-    assert estimate(trainable_layers=160) == pytest.approx(90.0)
-    assert estimate(trainable_layers=0) == pytest.approx(45.0)       # a frozen network: no depth to scale by
+    assert estimate(trainable_layers=80) == pytest.approx(100.0)
+    assert estimate(trainable_layers=27) == pytest.approx(100.0 * 27 / 80)
+    assert estimate(trainable_layers=160) == pytest.approx(200.0)
+    assert estimate(trainable_layers=0) == pytest.approx(100.0)      # a frozen network: no depth to scale by
     assert budget.estimate(spec, trials, TrialParams(kind="svm")) is None
     assert budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=27), folds=3)
-    with pytest.raises(budget.OutOfTime, match="the next trial needs about 45 s"):
+    with pytest.raises(budget.OutOfTime, match="the next trial needs about 100 s"):
         budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=80), folds=3)
 
 

@@ -6,7 +6,8 @@ starts again, moves the origin on by the pause (from the last activity its trial
 
 Three rules spend it, each leaving the final model its reserve (`Budget.reserve_s`):
 
-- no trial starts whose estimate (the finished trials of its sort: `trial_cost`) does not fit in the time left;
+- no trial starts with less than half its estimate (the finished trials of its sort: `trial_cost`) left: one
+  that gets more starts, and its stages end by the deadline, where refusing it would leave that time unused;
   the first refusal closes the budget (its note says after how many trials), and the driver starts no worker;
   the first trial always starts (without a completed trial there is no final model);
 - a running trial trains to a `Deadline` (the budget's end less the reserve): each stage ends at an epoch
@@ -29,10 +30,11 @@ from core.training.stages import Deadline
 
 FINAL_SHARE = 0.1            # of the budget, kept for the final model (its test passes, saves, a short refit)
 FINAL_MIN_S = 5.0            # ... and at least this (building and saving a model), at most half the budget
+START_SHARE = 0.5            # a trial starts when this share of its estimate is left (its stages end in time)
 
 
 class OutOfTime(Exception):
-    """The trial about to start cannot finish inside the sweep's time budget."""
+    """The trial about to start would get too little of the time it needs in the sweep's time budget."""
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,13 @@ def estimate(spec: SweepSpec, trials: list[TrialRecord], params: TrialParams) ->
 
 def trial_deadline(store: RunStore, name: str, number: int, params: TrialParams, folds: int) -> Deadline | None:
     """The deadline trial `number`, about to start, trains to (None without a time limit); OutOfTime, after
-    closing the budget, when the budget is spent or the trial's estimate does not fit in the time left."""
+    closing the budget, when the budget is spent or less than `START_SHARE` of the trial's estimate is left."""
     budget = sweep_budget(store, name)
     if budget is None:
         return None
     spec, others = store.spec(name), [t for t in store.trials(name) if t.number != number]
     left, cost = budget.for_trials(), estimate(spec, others, params)
-    if _spent(store, name, budget, others) or (cost is not None and cost > left):
+    if _spent(store, name, budget, others) or (cost is not None and START_SHARE * cost > left):
         note = closed_note(others, spec)
         close(store, name, note)
         raise OutOfTime(f"{note}: the next trial needs about {cost or 0:.0f} s, {max(left, 0):.0f} s are left")

@@ -65,8 +65,8 @@ class SweepPlan:
                           "not fitted again)")
         parts = [trainings, self.stages, self.final()]
         if self.time_limit_s:
-            parts.append(f"within {self.time_limit_s / 60:.0f} min: no trial starts that cannot finish, and a "
-                         "running one ends its current stage at an epoch's end")
+            parts.append(f"within {self.time_limit_s / 60:.0f} min: no trial starts with less than half its "
+                         "estimated time left, and a running one ends its current stage at an epoch's end")
         return "; ".join(p for p in parts if p)
 
 

@@ -147,7 +147,7 @@ class Objective:
             raise optuna.TrialPruned(f"the same fit as trial {twin}")
         try:
             deadline = trial_deadline(self.store, self.name, trial.number, params, len(self.data.folds))
-        except OutOfTime as out:            # the time budget: this trial would not finish, none starts after it
+        except OutOfTime as out:            # the time budget: too little left for this trial, none starts after it
             self.watch.say(str(out))
             self.store.mark_surplus(trial)
             trial.study.stop()

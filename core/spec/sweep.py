@@ -165,8 +165,9 @@ class SearchSpec:
     budget: int = spec_field(0, "maximum trials (0 = the whole grid; required for random / tpe)", low=0)
     pruning: bool = spec_field(False, "stop hopeless trials early (successive halving on epoch errors)")
     time_limit_s: float = spec_field(0.0, "time budget in seconds, counted from the sweep's start (0 = none): no "
-                                     "trial starts that cannot finish in it, a running one ends its current stage "
-                                     "at an epoch boundary, and the best so far becomes the final model",
+                                     "trial starts with less than half its estimated time left, a running one "
+                                     "ends its current stage at an epoch boundary, and the best so far becomes "
+                                     "the final model",
                                      low=0.0)
     plan: str = spec_field("", "what the time-budget planner chose for the machine it measured, and why (its "
                            "own words; for reading)")
