@@ -39,6 +39,9 @@ def test_the_sweep_page_shows_the_cache_pass_the_position_and_the_time_left(serv
                        "epochs": 40, "batch_size": 32, "early_stopping": 0, "reduce_lr": 0},
             "search": {"method": "grid", "space": {"learning_rate": [0.01, 0.003]}}}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    # The pages' imports load before the sweep starts: on a busy machine a first page run loading them outlasted
+    # the whole cache pass, and the test never saw its bar.
+    AppTest.from_file(APP, default_timeout=60).run().switch_page("views/2_Sweep.py").run()
     sweep = subprocess.Popen([sys.executable, "-m", "core", "sweep", str(tmp_path / "spec.yaml")], cwd=REPO,
                              env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: list[str] = []
