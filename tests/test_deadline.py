@@ -21,7 +21,6 @@ from core.spec.sweep import SweepSpec, TrialParams
 from core.training.stages import Deadline, Stage
 
 KINDS = optuna.distributions.CategoricalDistribution(["network", "svm"])
-LAYERS = optuna.distributions.CategoricalDistribution([80, 27])
 
 
 class Ticks:
@@ -89,17 +88,13 @@ def timed(store, request) -> str:
     return name
 
 
-def add_trial(store: RunStore, name: str, kind: str, started: float, seconds: float, layers: int = 0) -> None:
-    """A completed trial of `kind` (training its backbone's top `layers`) that started at `started` and ran
-    `seconds`."""
+def add_trial(store: RunStore, name: str, kind: str, started: float, seconds: float) -> None:
+    """A completed trial of `kind` that started at `started` and ran `seconds`."""
     start = dt.datetime.fromtimestamp(started)
-    params, distributions = {"kind": kind}, {"kind": KINDS}
-    if layers:
-        params["trainable_layers"], distributions["trainable_layers"] = layers, LAYERS
     store.study(name).add_trial(optuna.trial.FrozenTrial(
         number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=0.1, datetime_start=start,
-        datetime_complete=start + dt.timedelta(seconds=seconds), params=params,
-        distributions=distributions, user_attrs={}, system_attrs={}, intermediate_values={}))
+        datetime_complete=start + dt.timedelta(seconds=seconds), params={"kind": kind},
+        distributions={"kind": KINDS}, user_attrs={}, system_attrs={}, intermediate_values={}))
 
 
 def test_a_resume_counts_the_time_spent_before_it_but_not_the_pause(store, timed):
@@ -116,30 +111,13 @@ def test_no_trial_starts_with_less_than_half_its_estimate_left_and_none_after_it
     add_trial(store, timed, "network", time.time() - 48, 70.0)      # a network trial takes 70 s: 35 s is half
     network, svm = TrialParams(kind="network"), TrialParams(kind="svm")
     assert budget.trial_deadline(store, timed, 99, network, folds=3) is not None    # starts; its stages end in time
-    add_trial(store, timed, "network", time.time() - 48, 90.0)      # now 80 s typical: 40 s is half, and too little
-    with pytest.raises(budget.OutOfTime, match="budget reached after 2 of 2 trials: the next trial needs about 80 s"):
+    add_trial(store, timed, "network", time.time() - 48, 100.0)     # now 85 s typical: half is more than 40 s
+    with pytest.raises(budget.OutOfTime, match="budget reached after 2 of 2 trials: the next trial needs about 85 s"):
         budget.trial_deadline(store, timed, 99, network, folds=3)
     assert store.sweep(timed).clock.note == "budget reached after 2 of 2 trials"
     with pytest.raises(budget.OutOfTime):                    # closed: not even a short one starts now
         budget.trial_deadline(store, timed, 99, svm, folds=3)
     assert budget.spent(store, timed)
-
-
-def test_a_fine_tuning_trial_at_a_new_depth_is_estimated_by_the_layers_it_trains(store, timed):
-    store.set_clock(timed, BudgetClock(time.time() - 50))   # 40 s for trials
-    add_trial(store, timed, "network", time.time() - 48, 100.0, layers=80)
-    spec, trials = store.spec(timed), store.trials(timed)
-
-    def estimate(**params) -> float | None:
-        return budget.estimate(spec, trials, TrialParams(kind="network", **params))
-    assert estimate(trainable_layers=80) == pytest.approx(100.0)
-    assert estimate(trainable_layers=27) == pytest.approx(100.0 * 27 / 80)
-    assert estimate(trainable_layers=160) == pytest.approx(200.0)
-    assert estimate(trainable_layers=0) == pytest.approx(100.0)      # a frozen network: no depth to scale by
-    assert budget.estimate(spec, trials, TrialParams(kind="svm")) is None
-    assert budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=27), folds=3)
-    with pytest.raises(budget.OutOfTime, match="the next trial needs about 100 s"):
-        budget.trial_deadline(store, timed, 99, TrialParams(kind="network", trainable_layers=80), folds=3)
 
 
 def test_a_trial_that_fits_trains_to_the_budgets_end_less_the_final_models_reserve(store, timed):

@@ -17,7 +17,6 @@ Three rules spend it, each leaving the final model its reserve (`Budget.reserve_
 """
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -131,18 +130,12 @@ def _spent(store: RunStore, name: str, budget: Budget, trials: list[TrialRecord]
 
 def estimate(spec: SweepSpec, trials: list[TrialRecord], params: TrialParams) -> float | None:
     """Seconds a trial with `params` should take: the typical finished trial of its sort (training a network or
-    not; None before one has finished). A fine-tuning trial at a depth no finished trial trained scales the
-    fine-tuning trials' time by its trained layers: their steps cost about in proportion (EfficientNet-Lite2's
-    top 27, 53 and 80 layers hold 18, 31 and 49% of its multiply-adds), and a deeper trial's time estimated
-    from shallower ones would overrun."""
-    alike = [(t, p) for t in trials if t.state in FINISHED
-             for p in [spec.trial_params(t.params)] if p.trains_network == params.trains_network]
-    same = [t for t, p in alike if p.trainable_layers == params.trainable_layers]
-    tuned = [(t, p.trainable_layers) for t, p in alike if p.trainable_layers > 0]
-    if same or params.trainable_layers <= 0 or not tuned:
-        return trial_cost(same or [t for t, _ in alike])
-    cost = trial_cost([t for t, _ in tuned])
-    return None if cost is None else cost * params.trainable_layers / statistics.median(d for _, d in tuned)
+    not); None before one has finished. Not scaled by the layers a trial trains: the first network trial's time
+    holds the backbone pass that later ones read from the cache, and scaled by depth (80 / 27 layers) a 27-layer
+    trial's 349 s, pass included, refused the 80-layer one as needing 1034 s."""
+    alike = [t for t in trials
+             if t.state in FINISHED and spec.trial_params(t.params).trains_network == params.trains_network]
+    return trial_cost(alike)
 
 
 def trial_deadline(store: RunStore, name: str, number: int, params: TrialParams, folds: int) -> Deadline | None:
