@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from core.models.accelerator import batch_sizes, gpu_count  # noqa: E402
 from core.models.classifier import build_classifier  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from core.spec.sweep import SweepSpec, TrialParams  # noqa: E402
 from core.training.plan import SweepData  # noqa: E402
-from core.models.accelerator import batch_sizes, gpu_count  # noqa: E402
 from core.training.predictions import predict_scores  # noqa: E402
 from core.training.trial import TrialData, TrialRunner, make_optimizer  # noqa: E402
 
@@ -69,7 +69,7 @@ def floor_seconds(params: TrialParams, data: TrialData, classes: int) -> float:
     return time.perf_counter() - start
 
 
-def step_seconds(params: TrialParams, classes: int) -> tuple[float, float]:
+def step_seconds(params: TrialParams, classes: int, predict_size: int) -> tuple[float, float]:
     """Seconds of one compiled train step of `params`' trained part at its batch size, and of one forward pass
     at the prediction batch size, on random activations of the shape it reads from the cache."""
     top = build_classifier(params, classes).top_model()
@@ -81,7 +81,7 @@ def step_seconds(params: TrialParams, classes: int) -> tuple[float, float]:
         return arrays[0] if len(arrays) == 1 else arrays     # as the model's input structure is
 
     x, y = batch(params.batch_size), np.zeros(params.batch_size, "int32")
-    predict_x = batch(batch_sizes(gpu_count())[1])
+    predict_x = batch(predict_size)
     for _ in range(2):                                       # warm-up: tracing
         top.train_on_batch(x, y), top.predict_on_batch(predict_x)
     start = time.perf_counter()
@@ -100,7 +100,7 @@ def training_floor_seconds(grid: list[TrialParams], data: TrialData, classes: in
     predict_size = batch_sizes(gpu_count())[1]
     total = cache_s
     for params in grid:
-        train_s, forward_s = step_seconds(params, classes)
+        train_s, forward_s = step_seconds(params, classes, predict_size)
         for train_rows, val_rows in data.folds:
             steps = math.ceil(len(train_rows) / params.batch_size)
             total += epochs * (steps * train_s + math.ceil(len(val_rows) / predict_size) * forward_s)

@@ -6,8 +6,8 @@ forward pass at 224 px (the backbone pass a sweep runs first measures it: `Trial
 and the budget. It starts from the recommended preset (examples/recommended.yaml: staged fine-tuning, the
 fold models kept as the final model against an SVM on the frozen features) and picks the backbone
 (Lite0/1/2), how many top layers unfreeze, the epochs of each stage, the cached augmentation views, whether
-5 folds fit rather than 3, and whether more network configurations fit (other depths, whose fold models join the final ensemble where their
-out-of-fold scores help: `core.search.ensemble_members`); fold ensemble and flip TTA come with any network plan.
+5 folds fit rather than 3, and whether more network configurations fit (other depths, whose fold models join
+the final ensemble where their out-of-fold scores help: `core.search.ensemble_members`); fold ensemble and flip TTA come with any network plan.
 
 The cost model counts Lite0-forward-equivalents of work: the cache pass runs the frozen part (below the cut)
 over every image and view once; a training image costs three forward passes of the trained part (forward
@@ -118,7 +118,7 @@ class BudgetPlan:
         if not self.fine_tunes:
             params |= {"trainable_layers": 0, "head": "linear", "stage1_epochs": 0, "augmentation": "none"}
             return _replaced(base, params, search | {"space": {"kind": ["network", "svm"]}}, ensemble=False,
-                             refit=True)
+                             refit=True, folds=self.folds)
         params |= {"trainable_layers": self.trainable_layers, "stage1_epochs": self.stage1_epochs,
                    "epochs": self.epochs, "augment_views": self.augment_views}
         space: dict = {"kind": ["network", "svm"]}
@@ -129,11 +129,11 @@ class BudgetPlan:
 
 
 def _replaced(base: SweepSpec, params: dict, search: dict, ensemble: bool, refit: bool,
-              folds: int | None = None) -> SweepSpec:
+              folds: int) -> SweepSpec:
     data = base.to_dict()
     data["params"] |= params
     data["search"] |= search
-    return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit, "folds": folds or base.folds})
+    return SweepSpec.from_dict(data | {"ensemble": ensemble, "refit": refit, "folds": folds})
 
 
 def estimate_seconds(data: Data, images_per_s: float, backbone: Backbone, depth: int, epochs: int, views: int,
@@ -177,7 +177,7 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     if cost(lite0, depth, epochs) > limit:
         depth = lite0.depths[0]
     if cost(lite0, depth, epochs) > limit:
-        return BudgetPlan(budget_s, frozen_seconds(data, images_per_s))
+        return BudgetPlan(budget_s, frozen_seconds(data, images_per_s), folds=data.folds)
     level = lite0.depths.index(depth)
     backbone = lite0
     for bigger in BACKBONES[1:]:
