@@ -263,10 +263,14 @@ class TrialRunner:
         """Compile once per trial and return a reset to the untrained state for each fold.
 
         Every fold starts from the same weights and a fresh optimizer, but one model and one
-        traced train step serve all folds: tracing costs more than a small head's whole fit.
+        traced train step serve all folds: tracing costs more than a small head's whole fit. The metric is
+        an object made here, not the string "accuracy": Keras makes a named metric's variables inside the
+        first trace of the train step, and TensorFlow then traces it a second time (under XLA, compiles it
+        twice) because a first trace made variables.
         """
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         model.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=self.device.xla,
+                      metrics=[accuracy], jit_compile=self.device.xla,
                       steps_per_execution=self.device.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
         weights = model.get_weights()
