@@ -188,3 +188,17 @@ def layer_names(model) -> set[str]:
     for layer in model.layers:
         names |= layer_names(layer) if isinstance(layer, keras.Model) else {layer.name}
     return names
+
+
+def test_out_of_fold_scores_are_what_the_kept_epoch_predicts(trial_data, tmp_path):
+    """A fold's out-of-fold scores come from the validation of its best epoch (not a prediction after the
+    fit): they must be what the restored model predicts, also where the best epoch is not the last."""
+    from core.training.predictions import predict_scores
+
+    predicted = []
+    result = TrialRunner(trial_data, cache=ActivationCache(tmp_path)).run(
+        small_params(trainable_layers=2, epochs=5, optimizer="sgd", momentum=0.9, learning_rate=0.5),
+        on_fold=lambda t: predicted.append(predict_scores(t.model, trial_data.images, trial_data.folds[t.fold][1])))
+    assert any(fold.best_epoch < 4 for fold in result.folds), [f.best_epoch for f in result.folds]
+    for fold, scores in zip(result.folds, predicted):
+        np.testing.assert_allclose(result.oof.scores[result.oof.folds == fold.fold], scores, atol=1e-5)

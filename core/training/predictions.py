@@ -25,6 +25,9 @@ def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> 
     """Class probabilities for `rows` of `source`, in batches of one shape, sized to the device (faster than
     model.predict)."""
     size = batch_sizes(gpu_count())[1]
-    out = [predict_fixed(model, np.asarray(source[rows[i:i + size]], dtype=np.float32), size)
-           for i in range(0, len(rows), size)]
+    out = []
+    for i in range(0, len(rows), size):
+        part = rows[i:i + size]
+        filled = np.concatenate([part, np.repeat(part[-1:], size - len(part))])    # padded by row, read once
+        out.append(predict_fixed(model, np.asarray(source[filled], dtype=np.float32), size)[:len(part)])
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))

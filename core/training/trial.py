@@ -89,9 +89,10 @@ class _Validation(keras.callbacks.Callback):
     def __init__(self, source: np.ndarray, labels: np.ndarray, rows: np.ndarray):
         super().__init__()
         self.source, self.labels, self.rows = source, labels[rows], rows
+        self.probabilities: np.ndarray | None = None       # of the model as last scored
 
     def scores(self, model: keras.Model) -> dict[str, float]:
-        probabilities = predict_scores(model, self.source, self.rows)
+        probabilities = self.probabilities = predict_scores(model, self.source, self.rows)
         picked = np.clip(probabilities[np.arange(len(self.rows)), self.labels], 1e-7, 1 - 1e-7)
         penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
         return {"val_loss": float(-np.log(picked).mean()) + penalty,
@@ -103,31 +104,45 @@ class _Validation(keras.callbacks.Callback):
 
 
 class _BestEpoch(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the lowest validation loss and restore them at the end.
+    """Keep the weights of the epoch with the lowest validation loss and restore them at the end, with that
+    epoch's validation scores (`probabilities`: the fold's out-of-fold scores, without predicting again).
 
     `start`: the model as it starts (a convex start, `linear_start`) is kept unless an epoch beats it on
     validation loss without losing validation accuracy; then the best epoch is -1 (before the first).
     """
 
-    def __init__(self, start: tuple[keras.Model, _Validation] | None = None):
+    def __init__(self, validation: _Validation, model: keras.Model | None = None):
         super().__init__()
+        self.validation = validation
         self.best_loss, self.best_epoch, self.weights = np.inf, 0, None
+        self.probabilities: np.ndarray | None = None
         self.floor = -np.inf            # the validation accuracy an epoch must keep
-        if start is not None:
-            model, validation = start
+        if model is not None:
             logs = validation.scores(model)
-            self.best_loss, self.best_epoch, self.weights = logs["val_loss"], -1, model.get_weights()
-            self.floor = logs["val_accuracy"]
+            self.best_loss, self.best_epoch, self.weights = logs["val_loss"], -1, _snapshot(model.weights)
+            self.floor, self.probabilities = logs["val_accuracy"], validation.probabilities
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         loss = logs.get("val_loss", np.inf)
         if loss < self.best_loss and logs.get("val_accuracy", np.inf) >= self.floor:
-            self.best_loss, self.best_epoch, self.weights = loss, epoch, self.model.get_weights()
+            self.best_loss, self.best_epoch, self.weights = loss, epoch, _snapshot(self.model.weights)
+            self.probabilities = self.validation.probabilities
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.weights is not None:
-            self.model.set_weights(self.weights)
+            _restore(self.model.weights, self.weights)
+
+
+def _snapshot(variables: list) -> list:
+    """Copies of `variables`' values, kept as tensors: restoring them is an assign each, where
+    `set_weights` converts every numpy array into a new tensor first."""
+    return [keras.ops.copy(variable.value) for variable in variables]
+
+
+def _restore(variables: list, values: list) -> None:
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 class _EpochReport(keras.callbacks.Callback):
@@ -150,6 +165,16 @@ def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
         "nadam": lambda: keras.optimizers.Nadam(lr),
         "adadelta": lambda: keras.optimizers.Adadelta(lr),
     }[params.optimizer]()
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A fold's fit: its curves, its best epoch, and its validation rows' scores as the fit ends (None where
+    nothing kept them: no validation rows or no best epoch kept)."""
+
+    curves: dict[str, list[float]]
+    best_epoch: int
+    val_scores: np.ndarray | None
 
 
 @dataclass
@@ -192,9 +217,10 @@ class TrialRunner:
         folds, oof = [], []
         for fold, (train_rows, val_rows) in enumerate(self.data.folds):
             restart()
-            curves, best_epoch = self._fit(model, params, sources, transform, train_rows, val_rows,
-                                           fold, reporter, head)
-            scores = predict_scores(model, sources[0], val_rows)
+            fitted = self._fit(model, params, sources, transform, train_rows, val_rows, fold, reporter, head)
+            curves, best_epoch = fitted.curves, fitted.best_epoch
+            scores = fitted.val_scores if fitted.val_scores is not None else predict_scores(
+                model, sources[0], val_rows)
             evaluation = Evaluation(self.data.classes, self.data.labels[val_rows], scores)
             folds.append(FoldResult(fold=fold, val_error=1.0 - evaluation.accuracy(), best_epoch=best_epoch,
                                     curves=curves, summary=evaluation.summary()))
@@ -273,14 +299,9 @@ class TrialRunner:
                       metrics=[accuracy], jit_compile=self.device.xla,
                       steps_per_execution=self.device.steps_per_execution)
         model.optimizer.build(model.trainable_variables)
-        weights = model.get_weights()
-        slots = [v.numpy() for v in model.optimizer.variables]
-
-        def restart() -> None:
-            model.set_weights(weights)
-            for variable, value in zip(model.optimizer.variables, slots):
-                variable.assign(value)
-        return restart
+        variables = [*model.weights, *model.optimizer.variables]
+        start = _snapshot(variables)
+        return lambda: _restore(variables, start)
 
     def _head(self, clf: Classifier, params: TrialParams, base_cut: str | None) -> _Head | None:
         """Stage 1 of a staged trial, compiled (before any fit: its reset must hold untrained weights);
@@ -299,7 +320,7 @@ class TrialRunner:
 
     def _fit(self, model: keras.Model, params: TrialParams, sources: list[np.ndarray], transform,
              train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
-             reporter: Reporter | None, head: _Head | None = None) -> tuple[dict[str, list[float]], int]:
+             reporter: Reporter | None, head: _Head | None = None) -> _Fitted:
         """One fold's fit: stage 1 on `head` first when the trial is staged, then `model`; the curves of
         both stages joined, the best epoch numbered across them."""
         first: dict[str, list[float]] = {}
@@ -308,15 +329,16 @@ class TrialRunner:
         if head is not None:
             head.restart()
             with untrainable(head.frozen):
-                first, _ = self._fit_stage(head.model, head.stage, head.sources, head.transform, train_rows,
-                                           val_rows, fold, reporter)
-        curves, best_epoch = self._fit_stage(model, fine_tune_stage(params), sources, transform, train_rows,
-                                             val_rows, fold, reporter)
-        return {key: first.get(key, []) + values for key, values in curves.items()}, best_epoch
+                first = self._fit_stage(head.model, head.stage, head.sources, head.transform, train_rows,
+                                        val_rows, fold, reporter).curves
+        fitted = self._fit_stage(model, fine_tune_stage(params), sources, transform, train_rows, val_rows, fold,
+                                 reporter)
+        return dataclasses.replace(fitted, curves={key: first.get(key, []) + values
+                                                   for key, values in fitted.curves.items()})
 
     def _fit_stage(self, model: keras.Model, stage: Stage, sources: list[np.ndarray], transform,
                    train_rows: np.ndarray, val_rows: np.ndarray | None, fold: int,
-                   reporter: Reporter | None) -> tuple[dict[str, list[float]], int]:
+                   reporter: Reporter | None) -> _Fitted:
         params = stage.params
         train = training_batches(sources, self.data.labels, train_rows, params.batch_size,
                                  seed=self.seed + fold, transform=transform)
@@ -328,7 +350,7 @@ class TrialRunner:
             validation = _Validation(sources[0], self.data.labels, val_rows)
             callbacks.insert(0, validation)                 # its logs first, for every callback after it
             if stage.restore_best:
-                best = _BestEpoch((model, validation) if starts_convex(stage.trial) else None)
+                best = _BestEpoch(validation, model if starts_convex(stage.trial) else None)
                 callbacks.append(best)
             if params.early_stopping:
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.early_stopping))
@@ -343,7 +365,9 @@ class TrialRunner:
         history = model.fit(train, initial_epoch=stage.first_epoch,
                             epochs=stage.last_epoch + 1, callbacks=callbacks, shuffle=False, verbose=0)   # shuffled by the pipeline
         curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-        return curves, (best.best_epoch if best is not None else stage.last_epoch)
+        if best is None:
+            return _Fitted(curves, stage.last_epoch, None)
+        return _Fitted(curves, best.best_epoch, best.probabilities)
 
 
 def _trained(fold: int, clf: Classifier, fitted: keras.Model, source: np.ndarray) -> TrainedFold:
