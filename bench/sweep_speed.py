@@ -69,8 +69,8 @@ def floor_seconds(params: TrialParams, data: TrialData, classes: int) -> float:
     return time.perf_counter() - start
 
 
-def step_seconds(params: TrialParams, classes: int, predict_size: int) -> tuple[float, float]:
-    """Seconds of one compiled train step of `params`' trained part at its batch size, and of one forward pass
+def step_seconds(params: TrialParams, classes: int, batch_size: int, predict_size: int) -> tuple[float, float]:
+    """Seconds of one compiled train step of `params`' trained part at `batch_size`, and of one forward pass
     at the prediction batch size, on random activations of the shape it reads from the cache."""
     top = build_classifier(params, classes).top_model()
     top.compile(optimizer=make_optimizer(params), loss="sparse_categorical_crossentropy")
@@ -80,7 +80,7 @@ def step_seconds(params: TrialParams, classes: int, predict_size: int) -> tuple[
         arrays = [rng.random((size, *t.shape[1:]), dtype=np.float32) for t in top.inputs]
         return arrays[0] if len(arrays) == 1 else arrays     # as the model's input structure is
 
-    x, y = batch(params.batch_size), np.zeros(params.batch_size, "int32")
+    x, y = batch(batch_size), np.zeros(batch_size, "int32")
     predict_x = batch(predict_size)
     for _ in range(2):                                       # warm-up: tracing
         top.train_on_batch(x, y), top.predict_on_batch(predict_x)
@@ -95,12 +95,14 @@ def step_seconds(params: TrialParams, classes: int, predict_size: int) -> tuple[
 
 
 def training_floor_seconds(grid: list[TrialParams], data: TrialData, classes: int, epochs: int) -> list[float]:
-    """Each configuration's train steps and validation passes over its folds (the cache pass not counted)."""
+    """Each configuration's train steps and validation passes over its folds (the cache pass not counted). A
+    batch larger than a fold's train part is that part, as the training pipeline makes it."""
     predict_size = batch_sizes(gpu_count())[1]
     floors = []
     for params in grid:
-        train_s, forward_s = step_seconds(params, classes, predict_size)
-        floors.append(sum(epochs * (math.ceil(len(train_rows) / params.batch_size) * train_s
+        batch = min(params.batch_size, min(len(train_rows) for train_rows, _ in data.folds))
+        train_s, forward_s = step_seconds(params, classes, batch, predict_size)
+        floors.append(sum(epochs * (math.ceil(len(train_rows) / batch) * train_s
                                     + math.ceil(len(val_rows) / predict_size) * forward_s)
                           for train_rows, val_rows in data.folds))
     return floors
