@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.search.budget import MARGIN, Data, estimate_seconds, parse_budget, plan_budget
+from core.search.budget import BACKBONES, MARGIN, Data, estimate_seconds, parse_budget, plan_budget
 from core.spec.sweep import SweepSpec
 
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
@@ -47,22 +47,28 @@ def test_a_fast_machine_gets_a_bigger_backbone_deeper_and_more_configurations():
     assert plan.folds == 5 and plan.seconds <= 30 * 60 * MARGIN
 
 
-def test_time_left_after_the_depth_buys_more_folds_before_other_depths():
-    plans = {minutes: plan_budget(TINY, CPU, minutes * 60) for minutes in (15, 20, 30)}
-    assert (plans[15].folds, plans[15].more_layers) == (3, (53,))    # 5 folds cost more than a second depth
-    assert (plans[20].folds, plans[20].more_layers) == (5, ())       # 5 folds fit: they come first
-    assert (plans[30].folds, plans[30].more_layers) == (5, (53,))
-    assert "5 folds whose models are the ensemble" in plans[20].describe()
-    assert all(p.seconds <= p.budget_s * MARGIN for p in plans.values())
+def test_time_left_after_lite0_fits_buys_5_folds_before_a_bigger_backbone():
+    """All of flowers5 at the speed the backbone pass measured on 2 cores: 30 minutes would fit Lite2 with 3
+    folds, but 5 Lite0 folds come first (and take the time)."""
+    measured = 150.0
+    short, long = plan_budget(FLOWERS5, measured, 15 * 60), plan_budget(FLOWERS5, measured, 30 * 60)
+    assert (short.backbone, short.trainable_layers, short.folds) == ("efficientnet_lite0", 40, 3)
+    assert (long.backbone, long.folds) == ("efficientnet_lite0", 5) and long.trainable_layers >= 40
+    assert estimate_seconds(FLOWERS5, measured, BACKBONES[2], 53, long.epochs, 2) <= 30 * 60 * MARGIN
+    assert "5 folds whose models are the ensemble" in long.describe()
+    tiny = {minutes: plan_budget(TINY, CPU, minutes * 60) for minutes in (15, 30)}
+    assert tiny[15].folds == 5 and tiny[15].more_layers == ()        # 5 folds before a second depth too
+    assert tiny[30].folds == 5 and tiny[30].more_layers == (53,)
+    assert all(p.seconds <= p.budget_s * MARGIN for p in (short, long, *tiny.values()))
 
 
 @pytest.mark.parametrize("data, speed, minutes, chosen", [
     # 30 images per class: epochs are short, so the most of them, 4 views, and the biggest backbone fit
-    (TINY, CPU, 15, ("efficientnet_lite2", 80, 25, 4, (53,), 3)),
+    (TINY, CPU, 15, ("efficientnet_lite2", 53, 25, 4, (), 5)),
     (TINY, LOADED, 5, ("efficientnet_lite0", 40, 6, 4, (), 3)),
     # 50,000 images: an hour on 2 cores is not enough to fine-tune; a GPU's 30 minutes are, for a few epochs
     (LARGE, CPU, 60, ("efficientnet_lite0", 0, 0, 0, (), 3)),
-    (LARGE, GPU, 30, ("efficientnet_lite1", 53, 6, 2, (), 3)),
+    (LARGE, GPU, 30, ("efficientnet_lite0", 40, 6, 2, (), 5)),
 ])
 def test_the_plan_follows_the_datasets_size_and_the_machines_speed(data, speed, minutes, chosen):
     plan = plan_budget(data, speed, minutes * 60)
@@ -81,7 +87,6 @@ def test_more_time_never_plans_less_work(data, speed):
 
 
 def test_the_estimate_grows_with_each_choice():
-    from core.search.budget import BACKBONES
     lite0, lite2 = BACKBONES[0], BACKBONES[2]
     base = estimate_seconds(FLOWERS5, CPU, lite0, 40, 8, 2)
     assert base < estimate_seconds(FLOWERS5, CPU, lite0, 60, 8, 2) < estimate_seconds(FLOWERS5, CPU, lite2, 80, 8, 2)

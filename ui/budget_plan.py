@@ -65,8 +65,8 @@ def budgeted(spec: SweepSpec) -> SweepSpec | None:
     minutes = int(left.number_input("Time budget (minutes)", min_value=1, max_value=24 * 60, value=15, step=5,
                                     key=BUDGET_KEY,
                                     help="the best model in this many minutes: the planner fits the recommended "
-                                         "preset (backbone, unfrozen layers, epochs, augmented views, 5 folds "
-                                         "rather than 3, other depths for the ensemble) to this dataset and this "
+                                         "preset (epochs, augmented views, 5 folds rather than 3, backbone, "
+                                         "unfrozen layers, other depths for the ensemble) to this dataset and this "
                                          "machine's measured speed"))
     key, measured = _measure_key(spec), _measured()
     if key not in measured:
