@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
 
 from core.search.budget import BACKBONES, MARGIN, Data, estimate_seconds, parse_budget, plan_budget
+from core.search.oracle import make_sampler, suggest
 from core.spec.sweep import SweepSpec
 
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
@@ -113,6 +115,16 @@ def test_a_plan_becomes_the_preset_with_its_choices():
     frozen = plan_budget(FLOWERS5, LOADED, 15 * 60).spec(base)
     assert (frozen.params.trainable_layers, frozen.params.head, frozen.refit) == (0, "linear", True)
     assert frozen.folds == 3
+
+
+def test_the_plans_main_configuration_runs_first_and_the_svm_last():
+    """Its deepest network trial is what the plan is for: a budget that runs short must cut the others."""
+    base = SweepSpec.from_yaml(PRESET.read_text())
+    spec = plan_budget(FLOWERS5, GPU, 30 * 60).spec(base)
+    study = optuna.create_study(sampler=make_sampler(spec))
+    order = []
+    study.optimize(lambda trial: order.append(tuple(suggest(trial, spec).values())) or 0.5)
+    assert order == [("network", 80), ("network", 53), ("network", 27), ("svm", 80), ("svm", 53), ("svm", 27)]
 
 
 @pytest.mark.parametrize("text, seconds", [("30m", 1800), ("1h", 3600), ("90s", 90), ("15", 900), ("2.5 min", 150)])

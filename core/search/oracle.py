@@ -5,6 +5,8 @@ Counting lives here once: the worker, the driver, the lifecycle and the pages al
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +17,23 @@ from core.spec.sweep import SweepSpec, TrialParams
 from core.training.kinds import same_work
 
 
+class ListedGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, visiting the grid in the order its values are listed (every parameter's first
+    value first) instead of a seeded shuffle: a budget plan lists its main configuration first so that it runs
+    first, and a grid runs in the order its user wrote it. Concurrent workers past the grid's size still draw
+    from the unvisited points at random, as Optuna does."""
+
+    def __init__(self, search_space: Mapping[str, Sequence[Any]]) -> None:
+        super().__init__(search_space)
+        # Optuna keeps the shuffled grid here (parameters sorted by name); the pinned version is tested for it.
+        self._all_grids = list(itertools.product(*self._search_space.values()))
+
+
 def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     """Grid, random or TPE. A grid with nothing swept is one trial: any sampler serves, none is asked."""
     seed = spec.data.seed
     if spec.search.method == "grid" and spec.search.space:
-        grid = {name: dim.optuna_values for name, dim in spec.search.space.items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return ListedGridSampler({name: dim.optuna_values for name, dim in spec.search.space.items()})
     if spec.search.method == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
