@@ -25,7 +25,7 @@ class ListedGridSampler(optuna.samplers.GridSampler):
 
     def __init__(self, search_space: Mapping[str, Sequence[Any]]) -> None:
         super().__init__(search_space)
-        # Optuna keeps the shuffled grid here (parameters sorted by name); the pinned version is tested for it.
+        # Optuna keeps its shuffled grid here (parameters sorted by name); tested on the pinned version.
         self._all_grids = list(itertools.product(*self._search_space.values()))
 
 
