@@ -48,6 +48,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from core.models.accelerator import PRECISION_VARIABLE, PRECISIONS, configure_device  # noqa: E402
 from core.runs.evaluation import Evaluation  # noqa: E402
+from core.runs.records import TrialRecord  # noqa: E402
 from core.spec.sweep import SweepSpec, load_yaml  # noqa: E402
 from core.training.features_kinds import SVM_SPACE  # noqa: E402
 
@@ -99,6 +100,8 @@ def sweep(spec: SweepSpec) -> Evaluation:
     final = run_sweep(store, spec.name, say=lambda line: print(f"  {line}", file=sys.stderr))
     if final is None:
         raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
+    for trial in store.trials(spec.name):
+        print(f"  {spec.name} {trial_line(trial)}", file=sys.stderr)
     for variant in final.variants:
         print(f"  {spec.name} {variant.label}: test accuracy {variant.test_accuracy:.4f}", file=sys.stderr)
     if spec.search.time_limit_s:
@@ -106,6 +109,16 @@ def sweep(spec: SweepSpec) -> Evaluation:
         note = budget_note(store.sweep(spec.name), store.trials(spec.name))
         print(f"  {spec.name} time budget: {note or 'not reached'}", file=sys.stderr)
     return Evaluation.from_json(final.test)
+
+
+def trial_line(trial: TrialRecord) -> str:
+    """A trial as the table under its sweep reads: what it tried, how it ended, its folds' best epochs."""
+    line = f"trial {trial.number} {trial.params}: {trial.state.name.lower()}"
+    if trial.result is not None:
+        line += (f", CV error {trial.result.value:.4f} +- {trial.result.value_std:.4f}, best epochs "
+                 f"{[f.best_epoch for f in trial.result.folds]}, {trial.result.duration_s / 60:.1f} min")
+        line += f", {trial.result.stopped_early}" if trial.result.stopped_early else ""
+    return line + (f", {trial.error}" if trial.error else "")
 
 
 def run(name: str, args: argparse.Namespace) -> Evaluation:
