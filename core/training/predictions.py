@@ -16,9 +16,14 @@ def predict_fixed(model, x: np.ndarray, size: int) -> np.ndarray:
     """`model`'s outputs (float32) for the rows of `x`, at most `size` of them, from one batch of exactly `size`
     rows (the last row repeated to fill it): its compiled predict step is traced for one input shape, where a
     partial last batch would trace it again (and under XLA compile it again)."""
-    n = len(x)
-    full = x if n == size else np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])
-    return np.asarray(model.predict_on_batch(full), dtype=np.float32)[:n]
+    return np.asarray(model.predict_on_batch(_filled(x, size)), dtype=np.float32)[:len(x)]
+
+
+def _filled(rows: np.ndarray, size: int) -> np.ndarray:
+    """`rows` (indices or arrays) with the last one repeated up to `size`."""
+    if len(rows) == size:
+        return rows
+    return np.concatenate([rows, np.repeat(rows[-1:], size - len(rows), axis=0)])
 
 
 def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -28,6 +33,6 @@ def predict_scores(model: keras.Model, source: np.ndarray, rows: np.ndarray) -> 
     out = []
     for i in range(0, len(rows), size):
         part = rows[i:i + size]
-        filled = np.concatenate([part, np.repeat(part[-1:], size - len(part))])    # padded by row, read once
-        out.append(predict_fixed(model, np.asarray(source[filled], dtype=np.float32), size)[:len(part)])
+        rows_read = _filled(part, size)                      # padded by row index, so each row is read once
+        out.append(predict_fixed(model, np.asarray(source[rows_read], dtype=np.float32), size)[:len(part)])
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
