@@ -57,3 +57,30 @@ def test_predict_captions_show_crafted_class_and_file_names_as_text(tmp_path: Pa
     shown = captions(at)
     assert len(shown) == 2 and shown[1].startswith("Grad-CAM for "), shown      # the photo, its heat map
     assert all(inert(c, IMAGE, BOLD, LINK) for c in shown), shown
+
+
+def _confusion_cell_page(model_path: str, image_path: str, classes: list[str]) -> None:
+    """One confusion cell (true 0, predicted 1) holding one image, with the final model's heat maps offered."""
+    import numpy as np
+
+    from core.runs.evaluation import Evaluation
+    from ui.confusion_cells import cell_images
+    ev = Evaluation(classes, np.array([0]), np.array([[0.2, 0.8]]), paths=[image_path])
+    cell_images(ev, (0, 1), "cell", model_path=model_path)
+
+
+def test_confusion_cell_heat_map_captions_show_crafted_class_and_file_names_as_text(tmp_path: Path) -> None:
+    pixels = keras.Input((16, 16, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    model = keras.Model(pixels, keras.layers.Dense(2, activation="softmax")(features))
+    classes = [f"{LINK} {IMAGE}", f"{IMAGE} {BOLD}"]
+    path = save_model(model, tmp_path / "m.keras", classes=classes, image_size=16)
+    image = tmp_path / f"{IMAGE} {BOLD}.png"
+    make_image((200, 40, 40), seed=3).save(image)
+    at = AppTest.from_function(_confusion_cell_page, args=(str(path), str(image), classes), default_timeout=120)
+    at.run()
+    next(t for t in at.toggle if t.label == "Grad-CAM").set_value(True).run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    shown = captions(at)
+    assert len(shown) == 2 and "where it sees" in shown[1], shown      # the cell's image, its heat map
+    assert all(inert(c, IMAGE, BOLD, LINK) for c in shown), shown

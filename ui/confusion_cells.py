@@ -85,9 +85,9 @@ def _heat_maps(model_path: Path, paths: list[str], class_name: str) -> None:
                 continue
             cam = heatmap(model_path, loaded, prediction.image, loaded.classes.index(class_name), "gradcam")
             images.append(overlay(prediction.image, cam))
-            captions.append(plain(f"{Path(prediction.name).name}: where it sees {class_name}"))
+            captions.append(f"{Path(prediction.name).name}: where it sees {class_name}")
     if images:
-        st.image(images, caption=captions, width=CELL_SIDE)
+        st.image(images, caption=[plain(c) for c in captions], width=CELL_SIDE)
 
 
 def validation_confusion(result: TrialResult, oof: OutOfFold | None, key: str, model_path: str | None) -> None:
