@@ -198,6 +198,8 @@ def cmd_results(args: argparse.Namespace) -> int:
             low, high = test.accuracy_interval()
             print(f"\nfinal model: trial {final.trial}, test accuracy {final.test_accuracy:.4f} (95% interval "
                   f"{low:.4f}-{high:.4f}, {len(test.y_true)} images), {final.model_path}")
+            if final.why:
+                print(f"why trial {final.trial}: {final.why}")
         if note := budget_note(sweep, store.trials(args.name)):
             print(f"\ntime budget: {note}")
         if sweep.failure:

@@ -43,7 +43,8 @@ def _summary_line() -> None:
     from ui.evaluation import final_headline
     test = Evaluation(["iris", "tulip"], np.zeros(32, int), np.array([[0.97, 0.03]] * 32)).to_json()
     final_headline(FinalModel(trial=3, cv_error=0.054, params={}, epochs=0, model_path="m.keras", test=test,
-                              train=test, test_accuracy=1.0, created="now"), "*flowers*")
+                              train=test, test_accuracy=1.0, created="now",
+                              why="trial 4 (svm) had the lowest CV error, within the noise"), "*flowers*")
 
 
 def test_the_final_models_accuracy_sits_beside_the_cross_validated_estimate() -> None:
@@ -52,3 +53,4 @@ def test_the_final_models_accuracy_sits_beside_the_cross_validated_estimate() ->
     line = at.caption[0].value
     assert "100.0% (95% interval 89.3-100.0%, 32 images)" in line and "cross-validated error 0.054" in line
     assert "\\*flowers\\*" in line          # the sweep's name is text, not Markdown
+    assert at.caption[1].value.startswith("Why trial 3: trial 4 \\(svm\\) had the lowest CV error")

@@ -53,6 +53,8 @@ def final_headline(final: FinalModel, name: str) -> None:
     accuracy = test.accuracy_text() if test else f"{final.test_accuracy:.1%}"
     st.caption(f"**{plain(name)}**: final model's test accuracy {accuracy}; "
                f"cross-validated error {final.cv_error:.3f} (trial {final.trial}).")
+    if final.why:
+        st.caption(f"Why trial {final.trial}: {plain(final.why)}.")
 
 
 def train_split_label(final: FinalModel) -> str:

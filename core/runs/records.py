@@ -255,6 +255,7 @@ class FinalModel:
     variants: list[ModelVariant] = field(default_factory=list)   # empty: the single refit only
     chosen: str = "single"
     ensemble_trials: list[int] = field(default_factory=list)     # trials whose fold models the ensemble averages
+    why: str = ""                      # why `trial` is not the lowest CV error (`core.search.final_trial`)
 
     @property
     def label(self) -> str:
@@ -312,11 +313,12 @@ class FinalModel:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FinalModel:
         """Also reads records written before variants existed."""
-        later = ("variants", "chosen", "ensemble_trials")
+        later = ("variants", "chosen", "ensemble_trials", "why")
         plain = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in later}
         return cls(**plain, variants=[ModelVariant.from_json(v) for v in data.get("variants", [])],
                    chosen=str(data.get("chosen", "single")),
-                   ensemble_trials=[int(t) for t in data.get("ensemble_trials", [])])
+                   ensemble_trials=[int(t) for t in data.get("ensemble_trials", [])],
+                   why=str(data.get("why", "")))
 
 
 @dataclass

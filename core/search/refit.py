@@ -17,10 +17,11 @@ from typing import Any
 
 from core.progress import Say
 from core.search.final_unknowns import carry_unknowns
-from core.runs.records import FinalModel, ModelVariant, TrialRecord, ranked
+from core.runs.records import FinalModel, ModelVariant, TrialRecord
 from core.runs.store import RunStore
 from core.search.deadline import refit_deadline, refit_noted, refit_skipped
 from core.search.ensemble_members import ensemble_members
+from core.search.final_trial import final_trial
 from core.search.worker import sweep_step
 from core.spec.sweep import TrialParams
 from core.training.kinds import keeps_fold_models, refit_description, refit_trial, run_trial
@@ -38,21 +39,24 @@ def refit_epochs(trial: TrialRecord) -> int:
 
 def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData | None = None
              ) -> FinalModel | None:
-    """The best configuration's final model, tested and saved: the refit, its fold ensemble, or both.
+    """The best configuration's final model, tested and saved: the refit, its fold ensemble, or both. The
+    best is the lowest CV error, but for a lead within the noise of a network's fold ensemble (`final_trial`).
 
-    Skipped when the stored final model already belongs to the current best trial. `data`: the
+    Skipped when the stored final model already belongs to that trial. `data`: the
     sweep's loaded and split dataset, when the caller already has it.
     """
     say = say or (lambda _: None)
     spec = store.spec(name)
-    ranking = ranked(store.trials(name))
-    if not ranking:
+    chosen = final_trial(store, name)
+    if chosen is None:
         say("no completed trial to refit")
         return None
-    best = ranking[0]
+    best, why = chosen
     current = store.final(name)
     if current and current.trial == best.number:
         return current
+    if why:
+        say(f"the final model comes from trial {best.number}: {why}")
     params = spec.trial_params(best.params)
     data = data or SweepData.of_sweep(store, name, say=say)
     card = {"sweep": name, "trial": best.number, "kind": params.kind, "params": dataclasses.asdict(params)}
@@ -73,6 +77,7 @@ def finalize(store: RunStore, name: str, say: Say | None = None, data: SweepData
                                *ensemble]
     if ensemble:
         record.ensemble_trials = joined
+    record.why = why
     store.set_final(name, record)
     store.drop_fold_models(name)
     return carry_unknowns(store, name, record, data, say)   # its open-set detector and temperature, in every file
