@@ -35,11 +35,12 @@ def result(scores: OutOfFold) -> TrialResult:
     return TrialResult(folds=folds, cache="off", cut="", duration_s=1.0, oof=scores)
 
 
-def sweep_of(tmp_path, network_wrong: set[int], svm_wrong: set[int], ensemble: bool = True) -> RunStore:
+def sweep_of(tmp_path, network_wrong: set[int], svm_wrong: set[int], ensemble: bool = True,
+             refit: bool = False) -> RunStore:
     """A sweep whose network trial (0) and svm trial (1) finished with these out-of-fold mistakes."""
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
     store.create_sweep(SweepSpec.from_dict({"name": "s", "data": {"dataset": "d"}, "folds": 2, "ensemble": ensemble,
-                                            "search": {"space": {"kind": ["network", "svm"]}}}))
+                                            "refit": refit, "search": {"space": {"kind": ["network", "svm"]}}}))
     study = store.study("s")
     for kind, wrong in (("network", network_wrong), ("svm", svm_wrong)):
         study.enqueue_trial({"kind": kind})
@@ -72,8 +73,10 @@ def test_an_svm_ahead_beyond_the_noise_makes_the_final_model(tmp_path):
     assert (trial.number, why) == (1, "")
 
 
-def test_without_a_fold_ensemble_the_lowest_cv_error_makes_the_final_model(tmp_path):
-    store = sweep_of(tmp_path, network_wrong={0, 1, 2, 3, 4, 5}, svm_wrong={6, 7, 8, 9}, ensemble=False)
+@pytest.mark.parametrize("ensemble, refit", [(False, True), (True, True)])
+def test_unless_the_fold_ensemble_is_the_final_model_the_lowest_cv_error_makes_it(tmp_path, ensemble, refit):
+    store = sweep_of(tmp_path, network_wrong={0, 1, 2, 3, 4, 5}, svm_wrong={6, 7, 8, 9}, ensemble=ensemble,
+                     refit=refit)
     trial, why = final_trial(store, "s")
     assert (trial.number, why) == (1, "")
 

@@ -1,9 +1,9 @@
-"""Which trial the final model comes from: the lowest CV error, except that a kind whose final model is one
-fit on fixed features (svm / logreg) does not displace a network trial whose fold models make the final
-ensemble, when its lead on out-of-fold error is within the noise.
+"""Which trial the final model comes from: the lowest CV error, except that a kind that keeps no fold models
+(svm / logreg: its final model is one fit) does not displace a network trial whose fold ensemble is the final
+model (`ensemble: true`, `refit: false`), when its lead on out-of-fold error is within the noise.
 
-Why: a network trial's CV error is that of its single fold models, while with `ensemble` its final model is
-their average (and flip TTA). An SVM on frozen features has no such ensemble. In flowers5's 60-per-class
+Why: a network trial's CV error is that of its single fold models, while its final model is then their
+average (and flip TTA). An SVM has no such ensemble. In flowers5's 60-per-class
 regime (three seeds, 3 folds) the network's fold ensemble tested 2.0 to 2.5 points above the SVM's refit each
 time, once where CV had ranked the SVM 2 images of 300 ahead. The noise is the paired difference of the
 two trials' per-image correctness on the same out-of-fold images: the lead must exceed its standard error.
@@ -30,7 +30,7 @@ def final_trial(store: RunStore, name: str) -> tuple[TrialRecord, str] | None:
         return None
     spec = store.spec(name)
     best = ranking[0]
-    if not spec.ensemble or keeps_fold_models(spec.trial_params(best.params)):
+    if not spec.ensemble or spec.refit or keeps_fold_models(spec.trial_params(best.params)):
         return best, ""
     network = next((t for t in ranking if keeps_fold_models(spec.trial_params(t.params))), None)
     if network is None:
