@@ -9,6 +9,7 @@ from optuna.distributions import CategoricalDistribution
 from core.runs.evaluation import Evaluation
 from core.runs.records import FinalModel, FoldResult, OutOfFold, TrialResult
 from core.runs.store import RunStore
+from core.search.ensemble_members import ENSEMBLE_TRIALS, ensemble_candidates
 from core.search.final_trial import final_trial, paired_lead
 from core.spec.sweep import SweepSpec
 
@@ -38,11 +39,17 @@ def result(scores: OutOfFold) -> TrialResult:
 def sweep_of(tmp_path, network_wrong: set[int], svm_wrong: set[int], ensemble: bool = True,
              refit: bool = False) -> RunStore:
     """A sweep whose network trial (0) and svm trial (1) finished with these out-of-fold mistakes."""
+    return sweep_with(tmp_path, [("network", network_wrong), ("svm", svm_wrong)], ensemble, refit)
+
+
+def sweep_with(tmp_path, trials: list[tuple[str, set[int]]], ensemble: bool = True,
+               refit: bool = False) -> RunStore:
+    """A sweep whose trials, numbered in order, are of these kinds and finished with these mistakes."""
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}", artifacts_dir=tmp_path / "artifacts")
     store.create_sweep(SweepSpec.from_dict({"name": "s", "data": {"dataset": "d"}, "folds": 2, "ensemble": ensemble,
                                             "refit": refit, "search": {"space": {"kind": ["network", "svm"]}}}))
     study = store.study("s")
-    for kind, wrong in (("network", network_wrong), ("svm", svm_wrong)):
+    for kind, wrong in trials:
         study.enqueue_trial({"kind": kind})
         trial = study.ask({"kind": CategoricalDistribution(["network", "svm"])})
         done = result(oof(wrong))
@@ -86,3 +93,10 @@ def test_why_is_kept_with_the_final_model():
                        test_accuracy=0.9, created="", why="trial 1 (svm) ...")
     assert FinalModel.from_json(final.to_json()) == final
     assert FinalModel.from_json({k: v for k, v in final.to_json().items() if k != "why"}).why == ""
+
+
+def test_an_svm_ranked_first_takes_no_networks_place_among_the_ensembles_candidates(tmp_path):
+    store = sweep_with(tmp_path, [("network", set(range(8))), ("network", set(range(6))), ("svm", set(range(5))),
+                                  ("network", set(range(10))), ("network", set(range(12)))])
+    assert [t.number for t in ensemble_candidates(store, "s")] == [1, 0, 3] and ENSEMBLE_TRIALS == 3
+    assert final_trial(store, "s")[0].number == 1       # within the noise: the network the ensemble starts from

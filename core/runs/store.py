@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +40,6 @@ from core.runs.records import (
     TrialRecord,
     TrialResult,
     TrialState,
-    ranked,
 )
 from core.runs.store_attrs import BAD_RECORD, Attr, spec_as_read_now, sweep_record, trial_record, why_unreadable
 from core.runs.store_messages import StoreError, url_for_humans
@@ -306,12 +305,10 @@ class RunStore:
         the artifact store, whichever machine ran it); None when it kept none or they were dropped."""
         return self.artifacts.fold_folder(self._frozen_trial(name, number), name)
 
-    def drop_fold_models(self, name: str, keep: int = 0) -> None:
-        """Delete the fold models of every finished trial but the `keep` best complete ones (the final
-        ensemble's candidates); a running trial's stay."""
-        trials = self.trials(name)
-        kept = {t.number for t in ranked(trials)[:keep]}
-        done = {t.number for t in trials if t.state != TrialState.RUNNING and t.number not in kept}
+    def drop_fold_models(self, name: str, keep: Collection[int] = ()) -> None:
+        """Delete the fold models of every finished trial but those numbered in `keep` (the final ensemble's
+        candidates); a running trial's stay."""
+        done = {t.number for t in self.trials(name) if t.state != TrialState.RUNNING and t.number not in keep}
         for t in self._frozen(name):
             if t.number in done:
                 self.artifacts.drop_folds(t, name)

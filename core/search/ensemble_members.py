@@ -21,6 +21,15 @@ ENSEMBLE_TRIALS = 3
 """The best trial and at most two partners; the sweep keeps the fold models of this many best trials."""
 
 
+def ensemble_candidates(store: RunStore, name: str) -> list[TrialRecord]:
+    """The `ENSEMBLE_TRIALS` best complete trials of a kind whose fold models an ensemble averages, best
+    first: the ones whose fold models the sweep keeps. An SVM ranked among them keeps none, so it takes no
+    network's place."""
+    spec = store.spec(name)
+    keep = [t for t in ranked(store.trials(name)) if keeps_fold_models(spec.trial_params(t.params))]
+    return keep[:ENSEMBLE_TRIALS]
+
+
 def _error(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(scores.argmax(axis=1) != labels))
 
@@ -43,17 +52,17 @@ def select_members(oofs: list[np.ndarray], labels: np.ndarray) -> list[int]:
 
 def ensemble_members(store: RunStore, name: str, best: TrialRecord) -> list[TrialRecord]:
     """The trials whose fold models the final ensemble averages: `best` first, then the partners
-    `select_members` accepts among the next best that kept fold models on the same input and out-of-fold
-    scores on the same images."""
+    `select_members` accepts among the `ensemble_candidates` that kept fold models on the same input and
+    out-of-fold scores on the same images."""
     spec = store.spec(name)
     shape = _input(spec.trial_params(best.params))
     base = store.oof(name, best.number)
     if base is None:
         return [best]
     candidates, oofs = [best], [base.scores]
-    for trial in ranked(store.trials(name))[:ENSEMBLE_TRIALS]:
+    for trial in ensemble_candidates(store, name):
         params = spec.trial_params(trial.params)
-        if trial.number == best.number or not keeps_fold_models(params) or _input(params) != shape:
+        if trial.number == best.number or _input(params) != shape:
             continue
         oof = store.oof(name, trial.number)
         if (oof is None or oof.paths != base.paths

@@ -24,7 +24,7 @@ from core.progress import Progress, Say
 from core.runs.records import LiveProgress, StepProgress
 from core.runs.store import RunStore, StoreError
 from core.search.deadline import OutOfTime, trial_deadline
-from core.search.ensemble_members import ENSEMBLE_TRIALS
+from core.search.ensemble_members import ensemble_candidates
 from core.search.oracle import (is_surplus, make_pruner, make_sampler, remaining_trials, repeated_work,
                                 suggest)
 from core.search.time_left import describe_seconds, step_seconds_left
@@ -256,7 +256,7 @@ def run_worker(store: RunStore, name: str, watch: Watch | None = None, data: Swe
         ran += 1
         watch.trial_done()
         if spec.ensemble:
-            store.drop_fold_models(name, keep=ENSEMBLE_TRIALS)
+            store.drop_fold_models(name, keep={t.number for t in ensemble_candidates(store, name)})
         if remaining_trials(store.trials(name), spec) == 0:
             study.stop()
 
