@@ -18,7 +18,8 @@ from core.spec.sweep import TrialParams
 from core.training.kinds import keeps_fold_models
 
 ENSEMBLE_TRIALS = 3
-"""The best trial and at most two partners; the sweep keeps the fold models of this many best trials."""
+"""The best trial and at most two partners; the sweep keeps this many trials' fold models
+(`ensemble_candidates`)."""
 
 
 def ensemble_candidates(store: RunStore, name: str) -> list[TrialRecord]:
