@@ -92,11 +92,14 @@ def probe(args: argparse.Namespace) -> Evaluation:
 
 
 def sweep(spec: SweepSpec) -> Evaluation:
-    """The spec run to its end as `python -m core sweep` runs it, in a store of its own."""
+    """The spec run to its end as `python -m core sweep` runs it, in a store of its own: created as the CLI
+    creates it, so it trains on the dataset's latest label decisions (the `--clean` run's relabelling)."""
     from core.runs.store import RunStore
     from core.search.executors import run_sweep
+    from core.search.lifecycle import create
+    from core.settings import load_settings
     store = RunStore(os.environ["TRANSFERLAB_STORAGE"])
-    store.create_sweep(spec)
+    create(store, spec, load_settings(), confine=False)
     final = run_sweep(store, spec.name, say=lambda line: print(f"  {line}", file=sys.stderr))
     if final is None:
         raise SystemExit(f"{spec.name}: {store.sweep(spec.name).failure or 'no final model'}")
