@@ -14,7 +14,7 @@ import numpy as np
 from core.runs.artifacts import has_fold_models
 from core.runs.records import TrialRecord, ranked
 from core.runs.store import RunStore
-from core.spec.sweep import TrialParams
+from core.spec.sweep import SweepSpec, TrialParams
 from core.training.kinds import keeps_fold_models
 
 ENSEMBLE_TRIALS = 3
@@ -22,13 +22,15 @@ ENSEMBLE_TRIALS = 3
 (`ensemble_candidates`)."""
 
 
+def with_fold_models(spec: SweepSpec, trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The complete trials of a kind whose fold models an ensemble averages (not svm / logreg), best first."""
+    return [t for t in ranked(trials) if keeps_fold_models(spec.trial_params(t.params))]
+
+
 def ensemble_candidates(store: RunStore, name: str) -> list[TrialRecord]:
-    """The `ENSEMBLE_TRIALS` best complete trials of a kind whose fold models an ensemble averages, best
-    first: the ones whose fold models the sweep keeps. An SVM ranked among them keeps none, so it takes no
-    network's place."""
-    spec = store.spec(name)
-    keep = [t for t in ranked(store.trials(name)) if keeps_fold_models(spec.trial_params(t.params))]
-    return keep[:ENSEMBLE_TRIALS]
+    """The `ENSEMBLE_TRIALS` best trials `with_fold_models`: the ones whose fold models the sweep keeps. An SVM
+    ranked among the best keeps none, so it takes no network's place."""
+    return with_fold_models(store.spec(name), store.trials(name))[:ENSEMBLE_TRIALS]
 
 
 def _error(scores: np.ndarray, labels: np.ndarray) -> float:

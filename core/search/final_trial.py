@@ -16,6 +16,7 @@ import numpy as np
 
 from core.runs.records import OutOfFold, TrialRecord, ranked
 from core.runs.store import RunStore
+from core.search.ensemble_members import with_fold_models
 from core.training.kinds import keeps_fold_models
 
 STANDARD_ERRORS = 1.0
@@ -32,9 +33,10 @@ def final_trial(store: RunStore, name: str) -> tuple[TrialRecord, str] | None:
     best = ranking[0]
     if not spec.ensemble or spec.refit or keeps_fold_models(spec.trial_params(best.params)):
         return best, ""
-    network = next((t for t in ranking if keeps_fold_models(spec.trial_params(t.params))), None)
-    if network is None:
+    networks = with_fold_models(spec, ranking)
+    if not networks:
         return best, ""
+    network = networks[0]
     ahead, network_oof = store.oof(name, best.number), store.oof(name, network.number)
     if ahead is None or network_oof is None or ahead.paths != network_oof.paths:
         return best, ""
