@@ -15,6 +15,7 @@ PRESET = Path(__file__).resolve().parents[1] / "examples" / "recommended.yaml"
 FLOWERS5 = Data(train=3668, test=649, classes=5)
 FEW_PHOTOS = Data(train=1080, test=360, classes=17)   # the issue's dataset: a third of the images, 17 classes
 TINY, LARGE = Data(train=120, test=40, classes=4), Data(train=40_000, test=10_000, classes=100)
+SMALL = Data(train=300, test=649, classes=5)         # flowers5 at 60 training images per class
 CPU, LOADED, GPU = 64.0, 15.0, 1000.0                # Lite0 images/s: 2 cores, 2 busy cores, a GPU
 
 
@@ -62,6 +63,17 @@ def test_time_left_after_lite0_fits_buys_5_folds_before_a_bigger_backbone():
     assert tiny[15].folds == 5 and tiny[15].more_layers == ()        # 5 folds before a second depth too
     assert tiny[30].folds == 5 and tiny[30].more_layers == (53,)
     assert all(p.seconds <= p.budget_s * MARGIN for p in (short, long, *tiny.values()))
+
+
+def test_epochs_past_twelve_come_after_5_folds_and_a_bigger_backbone():
+    """Small data wants 25 epochs, but Lite0 scored the same at 12 and 25 on SMALL (three seeds) while a
+    bigger backbone's features scored higher: at 2 cores' speed, 5 folds and Lite1 come before more epochs."""
+    measured = 41.0                                   # Lite0 images/s, measured on SMALL on 2 cores
+    short, long = plan_budget(SMALL, measured, 15 * 60), plan_budget(SMALL, measured, 30 * 60)
+    assert (short.backbone, short.folds) == ("efficientnet_lite0", 5) and 12 <= short.epochs < 25
+    assert (long.backbone, long.trainable_layers, long.folds) == ("efficientnet_lite1", 53, 5)
+    assert 12 < long.epochs < 25                      # what time is left after the backbone buys epochs
+    assert all(p.seconds <= p.budget_s * MARGIN for p in (short, long))
 
 
 @pytest.mark.parametrize("data, speed, minutes, chosen", [

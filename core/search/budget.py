@@ -33,6 +33,7 @@ TRAIN_COST = 3.0             # a training image: forward + backward of the train
 DECODE_COST = 0.25           # decoding an image once, in Lite0 forward passes
 TARGET_STEPS = 600           # optimizer steps a fine-tuning fold wants (flowers5's preset: 8 epochs of 77)
 EPOCHS = (3, 25)             # the least and most stage-2 epochs a plan gives
+ENOUGH_EPOCHS = 12           # stage-2 epochs past this many come after 5 folds and a bigger backbone
 STAGE1_EPOCHS = 2
 BATCH = 32
 FEW_PER_CLASS = 150          # fewer training images per class than this: more augmented views
@@ -162,12 +163,19 @@ def wanted_epochs(data: Data) -> int:
 
 def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     """The plan that spends `budget_s` best: the preset at the epochs the data wants, cut down until it fits,
-    else grown while it still fits: 5 folds, then a larger backbone, deeper unfreezing, more configurations.
+    else grown while it still fits: 5 folds, then a larger backbone, epochs past 12, deeper unfreezing, more
+    configurations.
 
     5 folds come before a larger backbone. On all of flowers5 (2 cores, one split) no 30-minute plan beat the
     15-minute Lite0 one, whose runs scored 0.951 to 0.962: Lite2 with 3 folds scored 0.954 and 0.955, Lite0 with
     5 folds 0.955. Lite0 costs least for that, its estimate is the one calibrated, and each of 5 fold models
-    sees 80% of the train part rather than 67%, which counts most where the data is small."""
+    sees 80% of the train part rather than 67%, which counts most where the data is small.
+
+    5 folds and a bigger backbone are chosen at the epochs the data wants, at most `ENOUGH_EPOCHS`; the
+    time left then buys the epochs past those (a small dataset wants up to 25). On flowers5 at 60 training
+    images per class (seeds 0, 1, 2), Lite0 scored the same at 12 and 25 epochs (within 0.3 points), while
+    Lite2's frozen features beat Lite0's by 1.7 to 2.2 points and Lite2 at 12 epochs stood 2.2 to 3.1 points
+    over the probe (Lite0 at 25: 1.4 to 2.9)."""
     limit = budget_s * MARGIN
     views = 4 if data.fold_train / data.classes < FEW_PER_CLASS else 2
 
@@ -184,14 +192,16 @@ def plan_budget(data: Data, images_per_s: float, budget_s: float) -> BudgetPlan:
     if cost(lite0, depth, epochs) > limit:
         return BudgetPlan(budget_s, frozen_seconds(data, images_per_s), folds=data.folds)
     level = lite0.depths.index(depth)
+    enough = min(epochs, ENOUGH_EPOCHS)
     folds = data.folds
-    if folds < MORE_FOLDS and cost(lite0, depth, epochs, folds=MORE_FOLDS) <= limit:
+    if folds < MORE_FOLDS and cost(lite0, depth, enough, folds=MORE_FOLDS) <= limit:
         folds = MORE_FOLDS
     backbone = lite0
     for bigger in BACKBONES[1:]:
-        if cost(bigger, bigger.depths[level], epochs, folds=folds) <= limit:
+        if cost(bigger, bigger.depths[level], enough, folds=folds) <= limit:
             backbone = bigger
     depth = backbone.depths[level]
+    epochs = max(e for e in range(enough, epochs + 1) if cost(backbone, depth, e, folds=folds) <= limit)
     if level + 1 < len(backbone.depths) and cost(backbone, backbone.depths[level + 1], epochs,
                                                  folds=folds) <= limit:
         depth = backbone.depths[level + 1]
