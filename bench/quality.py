@@ -9,10 +9,12 @@
 5. budget N (`--budgets 15 30`): the preset as the time-budget planner (`core.search.budget`) fits it to N
    minutes on this machine, from Lite0's images/s measured on the dataset first (the plan is printed), run with
    that time limit (`core.search.deadline`: where the budget cut it is printed; its minutes include the measuring).
-   With `--clean`, each budget run is followed by the tool's own label cleaning: every training image cleanlab
-   flags in its suspect ranking (`core.quality.suspects`) is relabelled as suggested (a label decisions version,
-   as accepting them on the Dataset page makes), and the same budget runs again on the cleaned labels
-   ("budgetN+clean"; the test part is not touched).
+   With `--clean`, each budget and preset run is followed by the tool's own label cleaning: every training
+   image cleanlab flags in its suspect ranking (`core.quality.suspects`), or with `--clean-top N` the N ranked
+   first of them, is relabelled as suggested (a label decisions version, as accepting them on the Dataset page
+   makes), and the same run is made again on the cleaned labels ("budgetN+clean", "preset+clean"; the test
+   part is not touched). A budget run replans from a new speed measurement, so its two plans may differ; the
+   preset's are the same, so only the labels change.
 
 Each starts from cold caches (its own cache folder) and a fresh run store; prints test accuracy,
 macro F1 and wall time side by side.
@@ -20,6 +22,7 @@ macro F1 and wall time side by side.
     .venv/bin/python bench/quality.py ../shared/datasets/flowers5
     .venv/bin/python bench/quality.py DATASET --runs probe default svm --train-per-class 60
     .venv/bin/python bench/quality.py DATASET --runs budget --budgets 15 --train-per-class 60 --clean
+    .venv/bin/python bench/quality.py DATASET --runs preset --clean --clean-top 30
     .venv/bin/python bench/quality.py DATASET --runs preset --precisions float32 mixed_bfloat16
 
 With `--precisions float32 mixed_bfloat16` every run is made once per Keras dtype policy
@@ -68,7 +71,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--train-per-class", type=int, default=0,
                    help="training images per class after the split, the test part whole (0 = all)")
     p.add_argument("--clean", action="store_true",
-                   help="after each budget run, accept the suspects cleanlab flags and run that budget again")
+                   help="after each budget and preset run, accept the suspects cleanlab flags, run it again")
+    p.add_argument("--clean-top", type=int, default=0,
+                   help="with --clean, accept only the first N flagged suspects of the ranking (0 = all)")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=[],
                    help="run each once per dtype policy (default: the one TRANSFERLAB_PRECISION picks)")
     return p.parse_args()
@@ -158,13 +163,15 @@ def row(name: str, evaluation: Evaluation, seconds: float) -> tuple[str, float, 
 
 
 def accept_suspects(args: argparse.Namespace, sweep_name: str) -> int:
-    """Relabel every training image cleanlab flags in `sweep_name`'s suspect ranking as its suggested class (a
-    new decisions version of the dataset, in this run's home); returns how many."""
+    """Relabel the training images cleanlab flags in `sweep_name`'s suspect ranking (every one, or the first
+    `--clean-top` of them) as their suggested class (a new decisions version of the dataset, in this run's
+    home); returns how many."""
     from core.data.datasets import load_dataset
     from core.data.decisions import Action, Decision, DecisionLog, relative_path
     from core.quality.suspects import rank_suspects
     from core.runs.store import RunStore
     flagged = [s for s in rank_suspects(RunStore(os.environ["TRANSFERLAB_STORAGE"]), sweep_name) if s.flagged]
+    flagged = flagged[: args.clean_top or None]
     found = load_dataset(args.dataset.resolve(), decisions=False)
     DecisionLog(args.dataset.resolve()).record(
         [Decision(relative_path(found, s.path), Action.RELABEL, label=s.suggested) for s in flagged], found,
@@ -191,12 +198,13 @@ def main() -> None:
             started = time.perf_counter()
             evaluation = budgeted(args, float(name[6:])) if name.startswith("budget") else run(name, args)
             rows.append(row(label, evaluation, time.perf_counter() - started))
-            if args.clean and name.startswith("budget"):
+            if args.clean and name.startswith(("budget", "preset")):
                 relabelled = accept_suspects(args, name)
-                print(f"  {name}: accepted the {relabelled} suspects cleanlab flags (relabelled as suggested)",
+                print(f"  {name}: accepted {relabelled} suspects cleanlab flags (relabelled as suggested)",
                       file=sys.stderr)
                 started = time.perf_counter()
-                evaluation = budgeted(args, float(name[6:]), suffix="-clean")
+                evaluation = (budgeted(args, float(name[6:]), suffix="-clean") if name.startswith("budget")
+                              else sweep(preset_spec(args, "preset-clean")))
                 rows.append(row(f"{label}+clean", evaluation, time.perf_counter() - started))
     probe_accuracy = next((r[1] for r in rows if r[0].partition("@")[0] == "probe"), None)
     regime = f", {args.train_per_class} training images per class" if args.train_per_class else ""
