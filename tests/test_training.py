@@ -202,3 +202,22 @@ def test_out_of_fold_scores_are_what_the_kept_epoch_predicts(trial_data, tmp_pat
     assert any(fold.best_epoch < 4 for fold in result.folds), [f.best_epoch for f in result.folds]
     for fold, scores in zip(result.folds, predicted):
         np.testing.assert_allclose(result.oof.scores[result.oof.folds == fold.fold], scores, atol=1e-5)
+
+
+def test_restore_best_off_keeps_every_folds_last_epoch(trial_data, tmp_path):
+    """The same fit as above with `restore_best: false`: each fold keeps its last epoch (the staged trial's
+    too), and its out-of-fold scores are that model's predictions, not those of the lowest validation loss."""
+    from core.training.predictions import predict_scores
+
+    sgd = dict(trainable_layers=2, optimizer="sgd", momentum=0.9, learning_rate=0.5, restore_best=False)
+    for params in (small_params(epochs=5, **sgd),
+                   small_params(epochs=3, stage1_epochs=2, stage2_lr_factor=1.0, **sgd)):
+        predicted = []
+        result = TrialRunner(trial_data, cache=ActivationCache(tmp_path)).run(
+            params, on_fold=lambda t: predicted.append(predict_scores(t.model, trial_data.images,
+                                                                      trial_data.folds[t.fold][1])))
+        last = params.stage1_epochs + params.epochs - 1
+        assert [fold.best_epoch for fold in result.folds] == [last, last]
+        for fold, scores in zip(result.folds, predicted):
+            np.testing.assert_allclose(result.oof.scores[result.oof.folds == fold.fold], scores, atol=1e-5)
+            assert fold.val_error == pytest.approx(1 - fold.curves["val_accuracy"][-1])

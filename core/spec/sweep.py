@@ -90,6 +90,9 @@ class TrialParams:
                                      low=0, high=100)
     reduce_lr: int = spec_field(2, "halve the learning rate after this many flat epochs (0 = off)",
                                 low=0, high=100)
+    restore_best: bool = spec_field(True, "each fold keeps its epoch of lowest validation loss; off: its "
+                                    "last epoch, where a schedule ends decayed (and the CV error picks no "
+                                    "epoch on the images it scores)")
     # Staged fine-tuning (core/training/stages.py) and SGD momentum decay.
     stage1_epochs: int = spec_field(0, "staged fine-tuning: epochs training the head alone on the frozen "
                                     "backbone (at learning_rate, constant, no early stopping) before the top "

@@ -63,9 +63,9 @@ def head_stage(params: TrialParams) -> Stage:
 def fine_tune_stage(params: TrialParams) -> Stage:
     """Stage 2 of a staged trial (the lower rate, its epochs after stage 1's), or a one-stage trial's fit."""
     if not staged(params):
-        return Stage(params, params)
+        return Stage(params, params, restore_best=params.restore_best)
     own = dataclasses.replace(params, learning_rate=params.learning_rate * params.stage2_lr_factor)
-    return Stage(own, params, first_epoch=params.stage1_epochs, number=2)
+    return Stage(own, params, first_epoch=params.stage1_epochs, number=2, restore_best=params.restore_best)
 
 
 class StageMark(keras.callbacks.Callback):
